@@ -1,0 +1,20 @@
+"""Media I/O with PyAV: probe a file, decode it frame by frame, encode the result and copy the other streams."""
+
+from retime.media.decode import DecodedFrame, LumaFrame, iter_frames, iter_luma, to_rgb
+from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, check_output_path
+from retime.media.probe import StreamInfo, VideoInfo, probe
+
+__all__ = [
+    "DecodedFrame",
+    "EncodeSettings",
+    "LumaFrame",
+    "StreamInfo",
+    "VideoInfo",
+    "VideoWriter",
+    "atomic_output",
+    "check_output_path",
+    "iter_frames",
+    "iter_luma",
+    "probe",
+    "to_rgb",
+]

@@ -1,0 +1,161 @@
+"""Streaming decode of a file's first video stream: one frame at a time, memory independent of the video's length.
+
+- :func:`iter_luma` (analysis, pass 1) yields :class:`LumaFrame` — an (H, W) uint8 grey image per frame — and
+  refuses corrupted or truncated files (FFmpeg's error messages are captured while decoding, and the count of
+  decoded frames is checked against the container's count).
+- :func:`iter_frames` (rendering, pass 2) yields :class:`DecodedFrame` — the frame exactly as decoded (native
+  pixel format, so frames that are passed through are re-encoded from the very same pixels) and its RGB image on
+  demand.
+
+Timestamps are read, never assumed: ``pts`` is the stream's integer timestamp in ``time_base`` units and ``time`` its
+exact value in seconds. A frame without a PTS (raw bitstreams) gets the previous PTS plus the previous duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from retime.errors import InputError
+from retime.media.probe import open_input
+
+__all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_rgb"]
+
+
+@dataclass(frozen=True, eq=False)
+class LumaFrame:
+    """One frame for analysis: ``luma`` is (H, W) uint8 grey levels (0-255) at the stored size and orientation."""
+
+    index: int
+    pts: int
+    time: Fraction  # seconds
+    duration: int | None  # the frame's duration in time_base units, when the container says
+    luma: np.ndarray
+
+
+@dataclass(eq=False)
+class DecodedFrame:
+    """One decoded frame: ``frame`` is the :class:`av.VideoFrame` in the stream's own pixel format."""
+
+    index: int
+    pts: int
+    time: Fraction  # seconds
+    duration: int | None
+    frame: av.VideoFrame
+
+    @cached_property
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, converted once, with the colour matrix and range the frame is tagged with."""
+        return to_rgb(self.frame)
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """Convert a decoded frame to (H, W, 3) uint8 RGB using its own colour matrix and range.
+
+    PyAV treats an unset source range as limited, so the frame's range is passed explicitly: a full-range
+    ("pc"/yuvj) video would otherwise come out with crushed blacks and whites.
+    """
+    return frame.to_ndarray(format="rgb24", src_color_range=_range_or_none(frame.color_range))
+
+
+def _range_or_none(value) -> int | None:
+    return int(value) if value is not None and int(value) != 0 else None
+
+
+@contextlib.contextmanager
+def _ffmpeg_errors() -> Iterator[list]:
+    """Capture FFmpeg's ERROR-level (and worse) log messages from every thread into a list of (level, name, text).
+
+    PyAV only forwards FFmpeg's log when a level is set, so the level is set for the duration and put back after.
+    """
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            yield logs
+    finally:
+        av.logging.set_level(previous)
+
+
+class _Timeline:
+    """Turns the decoder's (possibly missing or non-increasing) PTS into a strictly increasing sequence."""
+
+    def __init__(self, time_base: Fraction, rate: Fraction) -> None:
+        self.time_base = time_base
+        self.step = max(1, round(1 / (rate * time_base))) if rate else 1  # one frame at the average rate
+        self.last: int | None = None
+        self.last_duration: int | None = None
+
+    def pts_of(self, frame: av.VideoFrame) -> int:
+        pts = frame.pts
+        if pts is None:
+            pts = self.last + (self.last_duration or self.step) if self.last is not None else 0
+        elif self.last is not None and pts <= self.last:
+            # A repeated or backwards timestamp cannot be muxed; nudge it one tick after the last one.
+            pts = self.last + 1
+        self.last = pts
+        self.last_duration = frame.duration or None
+        return pts
+
+
+def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, av.VideoFrame]]:
+    """Yield (index, pts, time_base, frame) for the first video stream; ``strict`` turns FFmpeg errors into InputError."""
+    with open_input(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads: decoding is a large share of a fix-drops run
+        time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 1000)
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        timeline = _Timeline(time_base, Fraction(rate))
+        header_count = stream.frames or 0
+        index = 0
+        guard = _ffmpeg_errors() if strict else contextlib.nullcontext([])
+        with guard as errors:
+            try:
+                for frame in container.decode(stream):
+                    if strict and errors:
+                        _raise_corrupt(path, index, errors)
+                    yield index, timeline.pts_of(frame), time_base, frame
+                    index += 1
+            except av.FFmpegError as exc:
+                raise InputError(f"{path}: corrupted video, decoding failed after {index} frames: {exc}") from None
+            if strict and errors:
+                _raise_corrupt(path, index, errors)
+        if strict and header_count and index < header_count:
+            raise InputError(
+                f"{path}: truncated video: decoded {index} of the {header_count} frames its header lists"
+            )
+
+
+def _raise_corrupt(path: Path, index: int, errors: list) -> None:
+    text = str(errors[0][2]).strip()
+    raise InputError(f"{path}: corrupted or truncated video near frame {index}: {text}")
+
+
+def iter_luma(path: str | Path) -> Iterator[LumaFrame]:
+    """Decode ``path`` to grey frames for analysis, one at a time.
+
+    Raises :class:`InputError` when the file cannot be opened, has no video stream, or is corrupted or truncated
+    (any FFmpeg error while demuxing or decoding, or fewer frames than the container lists).
+    """
+    for index, pts, time_base, frame in _decode(Path(path), strict=True):
+        luma = frame.to_ndarray(format="gray", src_color_range=_range_or_none(frame.color_range))
+        yield LumaFrame(index=index, pts=pts, time=pts * time_base, duration=frame.duration or None, luma=luma)
+
+
+def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
+    """Decode ``path``'s frames as they are stored (native pixel format), one at a time, with exact timestamps.
+
+    Raises :class:`InputError` when the file cannot be opened or decoding fails outright. Unlike :func:`iter_luma`
+    it does not police FFmpeg's log: the pipeline calls it only on a file that pass 1 already accepted.
+    """
+    for index, pts, time_base, frame in _decode(Path(path), strict=False):
+        yield DecodedFrame(index=index, pts=pts, time=pts * time_base, duration=frame.duration or None, frame=frame)
