@@ -1,0 +1,622 @@
+"""The three things retime does — :func:`analyse`, :func:`fix_drops`, :func:`upsample` — from file to file.
+
+Two passes, memory independent of the video's length:
+
+1. **Analysis**: decode grey frames (:func:`retime.media.decode.iter_luma`), score each consecutive pair
+   (:func:`retime.detect.frame_difference`), keep only the scores and the timestamps, then detect and plan.
+2. **Rendering**: decode full frames again and stream them through the plan, holding a window of at most
+   ``plan.max_lookahead`` source frames. A decode thread feeds a bounded queue, the main thread interpolates, an
+   encode thread writes; the queues are small, so memory stays bounded.
+
+Copied frames are re-encoded from the very pixels the decoder produced (native pixel format, no RGB round trip),
+so with a lossless codec they are bit-exact. Synthesized frames come from an interpolator — any object with
+``interpolate(frame0, frame1, ts) -> list[np.ndarray]`` on (H, W, 3) uint8 RGB arrays; the real
+:class:`retime.interpolate.Interpolator` is built (and torch imported) only when a plan synthesizes something and
+none was injected.
+
+Output goes to a temporary file beside the target and is renamed into place only when complete
+(:func:`retime.media.encode.atomic_output`).
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from retime import __version__
+from retime.defaults import DEFAULTS
+from retime.detect import Detection, DetectionSettings, detect, frame_difference
+from retime.errors import InputError, UsageError
+from retime.media.decode import DecodedFrame, iter_frames, iter_luma
+from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, check_output_path
+from retime.media.probe import VideoInfo, probe
+from retime.plan import Copy, FixDropsPlan, Synth, UpsamplePlan, plan_fix_drops, plan_upsample
+
+__all__ = [
+    "Analysis",
+    "FrameInterpolator",
+    "Progress",
+    "RunResult",
+    "analyse",
+    "fix_drops",
+    "upsample",
+    "upsample_rate",
+]
+
+#: Decoded frames waiting between the decode thread and the renderer, and rendered frames waiting for the encoder.
+#: Small: each is a full frame (a few MB at 1080p); 8 is enough to keep both threads busy.
+QUEUE_FRAMES = 8
+
+
+class FrameInterpolator(Protocol):
+    """What the pipeline needs from an interpolator (the real one is :class:`retime.interpolate.Interpolator`)."""
+
+    def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, ts: Sequence[float]) -> list[np.ndarray]:
+        """One (H, W, 3) uint8 RGB frame per t in ``ts`` (0 < t < 1) between two (H, W, 3) uint8 RGB frames."""
+        ...
+
+
+#: ``progress(stage, done, total)``: stage is ``"analyse"`` (pass 1) or ``"render"`` (pass 2); ``done`` frames so
+#: far; ``total`` the expected count (``None`` when unknown). Called from the calling thread.
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    pass
+
+
+# --- pass 1: analysis -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Pass 1's result: per-frame timestamps and scores, what was detected, and the fix-drops plan.
+
+    Attributes:
+        info: the input's facts.
+        pts: each frame's PTS in ``info.time_base`` units, in decode (presentation) order.
+        durations: each frame's duration in ``info.time_base`` units (from the container, else the gap to the
+            next frame; the last frame's falls back to one frame at the average rate).
+        scores: ``scores[i]`` = mean absolute grey-level difference of frames i and i + 1 (grey levels).
+        detection: duplicates, runs, freezes, scene cuts.
+        plan: the fix-drops plan for this detection.
+    """
+
+    info: VideoInfo
+    pts: tuple[int, ...]
+    durations: tuple[int, ...]
+    scores: tuple[float, ...]
+    detection: Detection
+    plan: FixDropsPlan
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.pts)
+
+    @property
+    def times(self) -> list[Fraction]:
+        """Each frame's presentation time (seconds, exact)."""
+        return [p * self.info.time_base for p in self.pts]
+
+    @property
+    def end_time(self) -> Fraction:
+        """End of the video: the last frame's time plus its duration (seconds)."""
+        return (self.pts[-1] + self.durations[-1]) * self.info.time_base
+
+    def time_of(self, index: int) -> float:
+        """Presentation time of frame ``index`` in seconds (a float, for people and JSON)."""
+        return float(self.pts[index] * self.info.time_base)
+
+    def duplicates(self) -> list[dict[str, Any]]:
+        """One entry per duplicate frame: index, time (s), score (grey levels) and what fix-drops does with it."""
+        action = {}
+        for run in self.plan.runs:
+            for i in range(run.start, run.start + run.length):
+                action[i] = run.action
+        return [{"frame": i, "time": round(self.time_of(i), 6), "score": round(self.scores[i - 1], 4),
+                 "action": action.get(i, "interpolate")} for i in self.detection.duplicates]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything pass 1 found, JSON-ready (the schema of ``retime detect --json``)."""
+        det = self.detection
+        return {
+            "retime": __version__,
+            "input": self.info.to_dict(),
+            "frames": self.n_frames,
+            "duration": float(self.end_time - self.pts[0] * self.info.time_base),
+            "duplicates": self.duplicates(),
+            "runs": [dict(run.to_dict(), time=round(self.time_of(run.start), 6)) for run in self.plan.runs],
+            "freezes": [{"frame": r.start, "length": r.length, "time": round(self.time_of(r.start), 6)}
+                        for r in det.freezes],
+            "cuts": [{"frame": c.index, "time": round(self.time_of(c.index), 6), "score": round(c.score, 4),
+                      "reason": c.reason} for c in det.cut_details],
+            "settings": det.settings.to_dict(),
+            "scores": [round(s, 4) for s in self.scores],
+            "plan": self.plan.to_dict(),
+        }
+
+
+def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info: VideoInfo | None = None,
+            progress: Progress | None = None) -> Analysis:
+    """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, plan fix-drops.
+
+    Memory: one grey frame pair plus a few numbers per frame.
+
+    Raises:
+        InputError: the file is missing, not a video, has no video stream, is corrupted or truncated, or has fewer
+            than 2 frames.
+    """
+    settings = settings or DetectionSettings()
+    info = info or probe(path)
+    progress = progress or _no_progress
+    expected = _expected_frames(info)
+    pts: list[int] = []
+    durations: list[int | None] = []
+    scores: list[float] = []
+    previous: np.ndarray | None = None
+    for frame in iter_luma(path):
+        if previous is not None:
+            if frame.luma.shape != previous.shape:
+                raise InputError(f"{path}: the frame size changes at frame {frame.index} "
+                                 f"({previous.shape[1]}x{previous.shape[0]} to "
+                                 f"{frame.luma.shape[1]}x{frame.luma.shape[0]}); retime needs one size")
+            scores.append(frame_difference(previous, frame.luma))
+        previous = frame.luma
+        pts.append(frame.pts)
+        durations.append(frame.duration)
+        progress("analyse", len(pts), expected)
+    if len(pts) < 2:
+        raise InputError(f"{path}: the video has {len(pts)} frame(s); at least 2 are needed")
+    detection = detect(scores, settings)
+    return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, info),
+                    scores=tuple(scores), detection=detection, plan=plan_fix_drops(len(pts), detection))
+
+
+def _expected_frames(info: VideoInfo) -> int | None:
+    if info.frame_count:
+        return info.frame_count
+    if info.duration:
+        return max(1, round(info.duration * info.frame_rate))
+    return None
+
+
+def _fill_durations(pts: Sequence[int], durations: Sequence[int | None], info: VideoInfo) -> tuple[int, ...]:
+    """Each frame's duration (time-base ticks): the container's where given and consistent, else the gap to the
+    next frame; the last one falls back to one frame at the average rate."""
+    nominal = max(1, round(1 / (info.frame_rate * info.time_base)))
+    out = []
+    for i, p in enumerate(pts):
+        gap = pts[i + 1] - p if i + 1 < len(pts) else None
+        given = durations[i]
+        if gap is not None:
+            out.append(gap if not given or given > gap else given)
+        else:
+            out.append(given or nominal)
+    return tuple(out)
+
+
+# --- pass 2: rendering ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What a :func:`fix_drops` or :func:`upsample` run did (``to_dict`` is the ``--report`` JSON)."""
+
+    command: str
+    input: Path
+    output: Path
+    analysis: Analysis
+    plan: FixDropsPlan | UpsamplePlan
+    frames_written: int
+    synthesized: int
+    seconds: float
+    encoder: str
+    pix_fmt: str
+    out_rate: Fraction
+    device: str | None = None
+    peak_window: int = 0  # most source frames held at once in pass 2 (bounded by plan.max_lookahead)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "retime": __version__,
+            "command": self.command,
+            "input": str(self.input),
+            "output": str(self.output),
+            "analysis": self.analysis.to_dict(),
+            "frames_in": self.analysis.n_frames,
+            "frames_out": self.frames_written,
+            "synthesized": self.synthesized,
+            "out_rate": str(self.out_rate),
+            "encoder": self.encoder,
+            "pix_fmt": self.pix_fmt,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+            "output_plan": self.plan.to_dict() if self.command == "upsample" else None,
+            **self.extra,
+        }
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+class _Prefetch:
+    """Run an iterator in a daemon thread, handing its items over through a bounded queue (the decode thread).
+
+    An exception in the thread is re-raised by the consumer; :meth:`close` stops the thread early.
+    """
+
+    def __init__(self, make: Callable[[], Iterable], maxsize: int, name: str) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, make: Callable[[], Iterable]) -> None:
+        iterator = None
+        try:
+            iterator = iter(make())
+            for item in iterator:
+                if not self._put(item):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(_Failure(exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._thread.join(timeout=0.05)
+
+
+class _Sink:
+    """Consume items in a daemon thread (the encode thread); its first exception is re-raised by the producer."""
+
+    def __init__(self, consume: Callable[[Any], None], maxsize: int, name: str) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._consume = consume
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                self._consume(item)
+        except BaseException as exc:
+            self._error = exc
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise RuntimeError("the encode thread stopped unexpectedly")
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Wait until every item is consumed; re-raise the thread's exception, if any."""
+        self.put(_END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _render(plan: FixDropsPlan | UpsamplePlan, source: Iterable[DecodedFrame],
+            interpolator: Callable[[], FrameInterpolator], emit: Callable[[int, Any], None],
+            progress: Progress) -> int:
+    """Stream decoded frames through ``plan``, calling ``emit(j, frame)`` for every output frame in order, where
+    ``frame`` is the source :class:`av.VideoFrame` (a copy) or an (H, W, 3) uint8 RGB array (synthesized).
+
+    Holds at most ``plan.max_lookahead`` source frames; returns the most it held.
+    """
+    frames = plan.frames
+    total = len(frames)
+    window: dict[int, DecodedFrame] = {}
+    prepared: dict[int, Any] = {}
+    synthesized: dict[int, np.ndarray] = {}
+    decoded = iter(source)
+    loaded = -1
+    peak = 0
+    engine: FrameInterpolator | None = None
+    for j, op in enumerate(frames):
+        highest = max(op.needs())
+        while loaded < highest:
+            item = next(decoded, None)
+            if item is None:
+                raise InputError(f"the video ended at frame {loaded + 1} in pass 2, but pass 1 decoded "
+                                 f"{plan.n_frames if isinstance(plan, FixDropsPlan) else plan.n_source}; "
+                                 f"did the file change?")
+            loaded = item.index
+            window[item.index] = item
+        peak = max(peak, len(window))
+        if isinstance(op, Copy):
+            emit(j, window[op.source].frame)
+        else:
+            if j not in synthesized:
+                if engine is None:
+                    engine = interpolator()
+                synthesized.update(_synthesize_group(engine, frames, j, window, prepared))
+            emit(j, synthesized.pop(j))
+        keep = plan.keep_from(j + 1)
+        for index in [i for i in window if i < keep]:
+            del window[index]
+            prepared.pop(index, None)
+        progress("render", j + 1, total)
+    return peak
+
+
+def _synthesize_group(engine: FrameInterpolator, frames: Sequence, j: int, window: dict[int, DecodedFrame],
+                      prepared: dict[int, Any]) -> dict[int, np.ndarray]:
+    """Synthesize output ``j`` and the following outputs between the same two source frames in one call."""
+    op = frames[j]
+    group = [j]
+    while group[-1] + 1 < len(frames):
+        nxt = frames[group[-1] + 1]
+        if not (isinstance(nxt, Synth) and (nxt.left, nxt.right) == (op.left, op.right)):
+            break
+        group.append(group[-1] + 1)
+    ts = [frames[k].t for k in group]
+    left, right = _model_input(engine, window[op.left], prepared), _model_input(engine, window[op.right], prepared)
+    outputs = engine.interpolate(left, right, ts)
+    if len(outputs) != len(ts):
+        raise RuntimeError(f"the interpolator returned {len(outputs)} frames for {len(ts)} timesteps")
+    shape = window[op.left].rgb.shape
+    result = {}
+    for k, out in zip(group, outputs):
+        out = np.asarray(out)
+        if out.shape != shape or out.dtype != np.uint8:
+            raise RuntimeError(f"the interpolator returned a {out.shape} {out.dtype} frame; expected {shape} uint8")
+        result[k] = out
+    return result
+
+
+def _model_input(engine: FrameInterpolator, frame: DecodedFrame, prepared: dict[int, Any]) -> Any:
+    """The frame as the engine takes it; engines with ``prepare`` (the real one) encode each frame once, which
+    saves work when a frame is the right end of one pair and the left end of the next (upsampling)."""
+    prepare = getattr(engine, "prepare", None)
+    if prepare is None:
+        return frame.rgb
+    if frame.index not in prepared:
+        prepared[frame.index] = prepare(frame.rgb)
+    return prepared[frame.index]
+
+
+def _default_interpolator(device: str) -> Callable[[], FrameInterpolator]:
+    def build() -> FrameInterpolator:
+        from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
+
+        return Interpolator(device=device)
+
+    return build
+
+
+def _memo(factory: Callable[[], FrameInterpolator]) -> Callable[[], FrameInterpolator]:
+    made: list[FrameInterpolator] = []
+
+    def get() -> FrameInterpolator:
+        if not made:
+            made.append(factory())
+        return made[0]
+
+    get.made = made  # type: ignore[attr-defined]
+    return get
+
+
+def _device_name(get: Callable[[], FrameInterpolator]) -> str | None:
+    made = getattr(get, "made", [])
+    return str(getattr(made[0], "device", "injected")) if made else None
+
+
+def _write_through(writer: VideoWriter, stamps: Callable[[int], tuple[int, int]], plan, source_factory,
+                   interpolator: Callable[[], FrameInterpolator], progress: Progress) -> int:
+    """Run pass 2: decode thread → render (this thread) → encode thread. Returns the peak window size."""
+    def consume(item: tuple[int, Any]) -> None:
+        j, frame = item
+        pts, duration = stamps(j)
+        if isinstance(frame, np.ndarray):
+            writer.write_rgb(frame, pts, duration)
+        else:
+            writer.write(frame, pts, duration)
+
+    decoder = _Prefetch(source_factory, QUEUE_FRAMES, "retime-decode")
+    sink = _Sink(consume, QUEUE_FRAMES, "retime-encode")
+    try:
+        peak = _render(plan, decoder, interpolator, lambda j, frame: sink.put((j, frame)), progress)
+        sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        decoder.close()
+    return peak
+
+
+def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,
+              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
+              device: str = DEFAULTS.device, overwrite: bool = False,
+              progress: Progress | None = None) -> RunResult:
+    """Replace duplicated frames with interpolated ones; every other frame, the frame count, every timestamp, the
+    duration and the frame rate stay the input's. Other streams are copied.
+
+    A run of k duplicates between distinct frames A and B becomes A, I(1/(k+1)), ..., I(k/(k+1)), B; runs longer
+    than ``detection.max_run`` (freezes), runs at the end and runs across a scene cut are kept.
+
+    Args:
+        input, output: file paths; ``output``'s extension picks the container.
+        detection: detection settings (defaults: :data:`retime.defaults.DEFAULTS`).
+        encode: codec, CRF, preset of the output.
+        interpolator: an object with ``interpolate(frame0, frame1, ts)``; ``None`` builds
+            ``Interpolator(device=device)`` if (and only if) something must be synthesized.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"`` for the default interpolator.
+        overwrite: replace an existing ``output``.
+        progress: ``progress(stage, done, total)`` callback.
+
+    Raises:
+        InputError, OutputError, ModelError, UsageError: see :mod:`retime.errors`; on any error (and on
+        KeyboardInterrupt) no output file is left behind.
+    """
+    started = time.monotonic()
+    progress = progress or _no_progress
+    encode = encode or EncodeSettings()
+    info = probe(input)
+    check_output_path(Path(output), input=Path(input), overwrite=overwrite)
+    get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device))
+    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
+        with VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate) as writer:
+            analysis = analyse(input, detection, info=info, progress=progress)
+            plan = analysis.plan
+            if plan.synthesized:
+                get_engine()  # weights are checked before the long pass, not in the middle of it
+            peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
+                                  lambda: iter_frames(input), get_engine, progress)
+        written = writer.frames_written
+    return RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
+                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
+                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=info.frame_rate,
+                     device=_device_name(get_engine), peak_window=peak)
+
+
+def upsample_rate(info: VideoInfo, *, factor: int | None = None, fps: Fraction | str | float | None = None) -> Fraction:
+    """The output frame rate: ``factor`` times the input's average rate, or ``fps`` (frames per second).
+
+    Raises:
+        UsageError: both or neither given, ``factor < 2``, or ``fps`` not a positive number.
+    """
+    if factor is not None and fps is not None:
+        raise UsageError("give either --factor or --fps, not both")
+    if fps is not None:
+        rate = parse_rate(fps)
+        return rate
+    factor = DEFAULTS.factor if factor is None else factor
+    if int(factor) != factor or factor < 2:
+        raise UsageError(f"--factor must be an integer >= 2, got {factor}")
+    return info.frame_rate * int(factor)
+
+
+def parse_rate(value: Fraction | str | float | int) -> Fraction:
+    """A frame rate from ``60``, ``"59.94"``, ``"60000/1001"`` or a Fraction (frames per second, > 0).
+
+    Raises:
+        UsageError: not a positive finite number.
+    """
+    try:
+        rate = Fraction(str(value).strip()) if not isinstance(value, Fraction) else value
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--fps must be a positive number such as 60 or 60000/1001, got {value!r}") from None
+    if rate <= 0 or rate > 1000:
+        raise UsageError(f"--fps must be in (0, 1000] frames per second, got {value!r}")
+    return rate
+
+
+def _output_timeline(rate: Fraction, start: Fraction) -> tuple[Fraction, int, int]:
+    """(time base, PTS of the first frame, ticks per frame) for a CFR output at ``rate`` starting at ``start``.
+
+    The time base is 1/L with L a multiple of the rate's numerator and of the start time's denominator, so every
+    output time ``start + j / rate`` is an exact integer PTS (60000/1001 fps from 0: time base 1/60000, 1001 ticks
+    per frame). L must fit FFmpeg's 32-bit rationals; past that the start is rounded to the nearest tick.
+    """
+    step = 1 / rate
+    denominator = math.lcm(step.denominator, start.denominator)
+    if denominator >= 2**31:
+        denominator = step.denominator
+    time_base = Fraction(1, denominator)
+    ticks = step / time_base
+    return time_base, round(start / time_base), int(ticks)
+
+
+def upsample(input: str | Path, output: str | Path, *, factor: int | None = None,
+             fps: Fraction | str | float | None = None, detection: DetectionSettings | None = None,
+             encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
+             device: str = DEFAULTS.device, overwrite: bool = False,
+             progress: Progress | None = None) -> RunResult:
+    """Raise the frame rate to ``factor`` x the input's or to ``fps``: a constant-frame-rate output of the same
+    duration, source frames passed through, frames synthesized at the exact time between each pair, nothing
+    blended across scene cuts. Other streams are copied.
+
+    Args:
+        factor: integer >= 2 (default :data:`DEFAULTS.factor` when ``fps`` is not given either).
+        fps: any positive rational rate, e.g. ``"60000/1001"``.
+        other arguments: as :func:`fix_drops`.
+
+    Raises:
+        UsageError: bad ``factor``/``fps``; and as :func:`fix_drops`.
+    """
+    started = time.monotonic()
+    progress = progress or _no_progress
+    encode = encode or EncodeSettings()
+    info = probe(input)
+    out_rate = upsample_rate(info, factor=factor, fps=fps)
+    check_output_path(Path(output), input=Path(input), overwrite=overwrite)
+    get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device))
+    get_engine()  # upsampling always synthesizes: check the weights before any work
+    start = (info.start_pts or 0) * info.time_base
+    time_base, first_pts, ticks = _output_timeline(out_rate, start)
+    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
+        with VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate) as writer:
+            analysis = analyse(input, detection, info=info, progress=progress)
+            plan = plan_upsample(analysis.times, out_rate, analysis.detection.cuts, analysis.end_time)
+            if plan.start_time != start:  # the first frame's PTS differs from the probe's: keep exact times
+                first_pts = round(plan.start_time / time_base)
+            peak = _write_through(writer, lambda j: (first_pts + j * ticks, ticks), plan,
+                                  lambda: iter_frames(input), get_engine, progress)
+        written = writer.frames_written
+    return RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
+                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
+                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=out_rate,
+                     device=_device_name(get_engine), peak_window=peak)

@@ -1,0 +1,219 @@
+"""retime.pipeline end to end on synthetic clips, with a cheap blending interpolator injected in place of the model."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from conftest import (AT_CUT, CUT, DUPLICATES, FREEZE, N_FRAMES, REPAIRABLE, BlendInterpolator, FailingInterpolator,
+                      packets, video_facts)
+from retime.detect import DetectionSettings
+from retime.errors import InputError, OutputError, UsageError
+from retime.media import EncodeSettings
+from retime.pipeline import analyse, fix_drops, parse_rate, upsample
+
+FFV1 = EncodeSettings(codec="ffv1")
+FAST = EncodeSettings(preset="ultrafast")
+
+
+def _precision_recall(found, truth):
+    found, truth = set(found), set(truth)
+    hits = len(found & truth)
+    return (hits / len(found) if found else 1.0), (hits / len(truth) if truth else 1.0)
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --- analysis -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lossless", "lossy"])
+def test_analyse_finds_every_duplicate_and_the_cut(clips, name):
+    a = analyse(clips[name].path)
+    assert a.n_frames == N_FRAMES
+    assert _precision_recall(a.detection.duplicates, DUPLICATES) == (1.0, 1.0)
+    assert a.detection.cuts == [CUT]
+    actions = {r.start: r.action for r in a.plan.runs}
+    assert actions == {5: "interpolate", 12: "interpolate", 20: "interpolate", 29: "keep-cut",
+                       34: "keep-freeze"}
+    assert a.plan.synthesized == len(REPAIRABLE)
+    assert a.times[1] == Fraction(1, 25) and a.end_time == Fraction(N_FRAMES, 25)
+
+
+def test_analyse_leaves_a_slow_shot_alone(clips):
+    a = analyse(clips["static"].path)
+    assert a.detection.duplicates == [] and a.plan.synthesized == 0
+
+
+def test_analyse_to_dict_lists_duplicates_with_times(clips):
+    data = analyse(clips["lossless"].path).to_dict()
+    assert [d["frame"] for d in data["duplicates"]] == DUPLICATES
+    first = data["duplicates"][0]
+    assert first == {"frame": 5, "time": 0.2, "score": first["score"], "action": "interpolate"}
+    assert first["score"] < 0.1
+    assert data["cuts"][0]["frame"] == CUT and data["frames"] == N_FRAMES
+    assert data["plan"]["kind"] == "fix-drops" and len(data["plan"]["frames"]) == N_FRAMES
+
+
+def test_analyse_needs_two_frames(clips):
+    with pytest.raises(InputError, match="at least 2"):
+        analyse(clips["one_frame"].path)
+
+
+# --- fix-drops ------------------------------------------------------------------------------------------------
+
+
+def test_fix_drops_lossless(clips, tmp_path, blend):
+    src = clips["lossless"].path
+    out = tmp_path / "fixed.mkv"
+    result = fix_drops(src, out, encode=FFV1, interpolator=blend)
+    a, b = video_facts(src), video_facts(out)
+    assert b["n"] == a["n"] == N_FRAMES
+    assert b["times"] == a["times"] and b["rate"] == a["rate"]
+    assert b["container_duration"] == a["container_duration"]
+    assert result.frames_written == N_FRAMES and result.synthesized == len(REPAIRABLE)
+    # every frame not repaired is bit-exact, the kept drop at the cut and the freeze included
+    for i in range(N_FRAMES):
+        if i not in REPAIRABLE:
+            assert np.array_equal(a["planes"][i], b["planes"][i]), f"frame {i} changed"
+    # repaired frames are new pictures, not the duplicate
+    for i in REPAIRABLE:
+        assert np.abs(b["planes"][i].astype(int) - a["planes"][i].astype(int)).mean() > 2, f"frame {i} not repaired"
+    # runs of k duplicates are synthesized at m / (k + 1), one call per run
+    assert blend.calls == [(0.5,), (1 / 3, 2 / 3), (0.25, 0.5, 0.75)]
+    assert packets(out, "audio") == packets(src, "audio")
+    assert _files(tmp_path) == ["fixed.mkv"]
+    # bounded memory: never more source frames held than the plan's look-ahead (k + 2 for the run of 3)
+    assert result.peak_window <= result.plan.max_lookahead == 5
+
+
+def test_fix_drops_lossy_keeps_timing_colour_and_audio(clips, tmp_path, blend):
+    src = clips["lossy"].path
+    out = tmp_path / "fixed.mp4"
+    fix_drops(src, out, encode=FAST, interpolator=blend)
+    a, b = video_facts(src), video_facts(out)
+    assert b["n"] == a["n"] and b["times"] == a["times"] and b["rate"] == a["rate"]
+    assert b["duration"] == a["duration"]
+    assert b["codec"] == "h264" and b["colour"] == (1, 1, 1, 1)
+    assert packets(out, "audio") == packets(src, "audio")
+    # after the repair, only the frames that were kept on purpose are still duplicates
+    assert analyse(out).detection.duplicates == AT_CUT + FREEZE
+
+
+def test_fix_drops_keeps_vfr_timestamps(clips, tmp_path, blend):
+    src = clips["vfr"].path
+    out = tmp_path / "vfr.mkv"
+    fix_drops(src, out, encode=FFV1, interpolator=blend)
+    assert video_facts(out)["times"] == video_facts(src)["times"]
+    assert len(blend.calls) == 2
+
+
+def test_fix_drops_keeps_ten_bits_and_rotation(clips, tmp_path, blend):
+    fix_drops(clips["tenbit"].path, tmp_path / "t.mp4", encode=FAST, interpolator=blend)
+    assert video_facts(tmp_path / "t.mp4")["pix_fmt"] == "yuv420p10le"
+    fix_drops(clips["rotated"].path, tmp_path / "r.mp4", encode=FAST, interpolator=blend)
+    assert video_facts(tmp_path / "r.mp4")["rotation"] == 90
+
+
+def test_fix_drops_without_duplicates_never_builds_a_model(clips, tmp_path):
+    # no interpolator injected: the real one would need weights and torch; nothing to synthesize, so none is built
+    result = fix_drops(clips["clean"].path, tmp_path / "c.mkv", encode=FFV1)
+    assert result.synthesized == 0 and result.device is None
+    a, b = video_facts(clips["clean"].path), video_facts(tmp_path / "c.mkv")
+    assert all(np.array_equal(x, y) for x, y in zip(a["planes"], b["planes"]))
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt(), OSError(28, "No space left on device")])
+def test_an_error_mid_run_leaves_nothing(clips, tmp_path, exc):
+    out = tmp_path / "never.mp4"
+    with pytest.raises(type(exc)):
+        fix_drops(clips["lossy"].path, out, encode=FAST, interpolator=FailingInterpolator(after=1, exc=exc))
+    assert _files(tmp_path) == []
+
+
+def test_output_refusals(clips, tmp_path, blend):
+    src = clips["lossless"].path
+    with pytest.raises(OutputError, match="is the input"):
+        fix_drops(src, src, interpolator=blend, overwrite=True)
+    existing = tmp_path / "exists.mkv"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="already exists"):
+        fix_drops(src, existing, interpolator=blend)
+    assert existing.read_bytes() == b"keep me"
+    fix_drops(src, existing, interpolator=blend, encode=FFV1, overwrite=True)
+    assert video_facts(existing)["n"] == N_FRAMES
+    with pytest.raises(OutputError, match="codec"):
+        fix_drops(src, tmp_path / "x.mkv", interpolator=blend, encode=EncodeSettings(codec="prores-ish"))
+    assert _files(tmp_path) == ["exists.mkv"]
+
+
+def test_detection_settings_are_checked():
+    with pytest.raises(UsageError, match="max_run"):
+        DetectionSettings(max_run=0)
+
+
+# --- upsample -------------------------------------------------------------------------------------------------
+
+
+def test_upsample_factor_two(clips, tmp_path, blend):
+    src = clips["lossless"].path
+    out = tmp_path / "up.mkv"
+    result = upsample(src, out, factor=2, encode=FFV1, interpolator=blend)
+    a, b = video_facts(src), video_facts(out)
+    assert b["n"] == 2 * N_FRAMES == result.frames_written
+    assert b["times"] == [Fraction(j, 50) for j in range(2 * N_FRAMES)]
+    assert b["rate"] == 50
+    assert b["container_duration"] == a["container_duration"]
+    # source frames pass through bit-exact at even outputs
+    for i in range(N_FRAMES):
+        assert np.array_equal(b["planes"][2 * i], a["planes"][i]), f"source frame {i} changed"
+    # nothing blended across the cut (between 29 and 30) nor past the last frame
+    synthesized_between = [op.left for op in result.plan.frames if hasattr(op, "t")]
+    assert CUT - 1 not in synthesized_between
+    assert len(blend.calls) == result.synthesized == N_FRAMES - 2
+    assert packets(out, "audio") == packets(src, "audio")
+
+
+def test_upsample_to_ntsc_rate(clips, tmp_path, blend):
+    src = clips["lossy"].path
+    out = tmp_path / "up.mp4"
+    upsample(src, out, fps="60000/1001", encode=FAST, interpolator=blend)
+    facts = video_facts(out)
+    expected = math.ceil(Fraction(N_FRAMES, 25) * Fraction(60000, 1001))
+    assert facts["n"] == expected
+    assert facts["times"] == [Fraction(1001 * j, 60000) for j in range(expected)]
+    assert facts["rate"] == Fraction(60000, 1001)
+    assert packets(out, "audio") == packets(src, "audio")
+
+
+def test_upsample_makes_vfr_constant(clips, tmp_path, blend):
+    out = tmp_path / "cfr.mkv"
+    upsample(clips["vfr"].path, out, fps=50, encode=FFV1, interpolator=blend)
+    times = video_facts(out)["times"]
+    assert set(np.diff(times)) == {Fraction(1, 50)}
+    end = analyse(clips["vfr"].path).end_time  # the last frame's time plus its duration, as the container says
+    assert Fraction(int(clips["vfr"].pts[-1]), 1000) < end <= Fraction(int(clips["vfr"].pts[-1]) + 67, 1000)
+    assert times[0] == 0 and times[-1] < end <= times[-1] + Fraction(1, 50)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"factor": 1}, "factor"),
+    ({"factor": 2, "fps": 50}, "either"),
+    ({"fps": "fast"}, "--fps"),
+    ({"fps": "-5"}, "--fps"),
+])
+def test_upsample_usage_errors(clips, tmp_path, blend, kwargs, words):
+    with pytest.raises(UsageError, match=words):
+        upsample(clips["clean"].path, tmp_path / "u.mkv", interpolator=blend, **kwargs)
+    assert _files(tmp_path) == []
+
+
+def test_parse_rate():
+    assert parse_rate("60000/1001") == Fraction(60000, 1001)
+    assert parse_rate("59.94") == Fraction(5994, 100)
+    assert parse_rate(60) == 60
