@@ -1,0 +1,382 @@
+"""The ``retime`` command line: parse, call :mod:`retime.pipeline`, map errors to one line and an exit code.
+
+Output streams: stdout carries only what a command is asked for (``detect``'s table, or its JSON with ``--json``);
+stderr carries the progress bar (only on a terminal), the human summary after ``fix-drops``/``upsample`` and error
+lines. ``--quiet`` prints nothing on success except ``detect --json``'s JSON, which was asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from retime import __version__
+from retime.defaults import DEFAULTS
+from retime.errors import (EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT, EXIT_USAGE,
+                           OutputError, RetimeError)
+
+EPILOG = (
+    "\b\nExit codes:\n"
+    f"  0    success\n"
+    f"  {EXIT_INTERNAL}    internal error (a bug: please report it with --debug output)\n"
+    f"  {EXIT_USAGE}    usage error (bad option or argument)\n"
+    f"  {EXIT_INPUT}    input error: missing file, a directory, not a video, no video stream,\n"
+    f"       truncated or corrupted video, fewer than 2 frames\n"
+    f"  {EXIT_OUTPUT}    output error: output exists (without --overwrite), output equals input,\n"
+    f"       output folder missing or not writable, disk full, codec unsupported\n"
+    f"  {EXIT_MODEL}    model error: weights missing, truncated or wrong\n"
+    f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no output is left behind"
+)
+
+app = typer.Typer(
+    name="retime",
+    help="Repair dropped (duplicated) frames and raise frame rates with neural frame interpolation.",
+    epilog=EPILOG,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+# --- shared options -------------------------------------------------------------------------------------------
+
+InPath = Annotated[Path, typer.Argument(metavar="IN", help="Input video file.", show_default=False)]
+OutPath = Annotated[Path, typer.Argument(metavar="OUT", help="Output video file (its extension picks the container).",
+                                         show_default=False)]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE.json",
+                                                   help="Write what was found and done as JSON.")]
+ThresholdOpt = Annotated[float, typer.Option("--threshold", metavar="GREY",
+                                             help="Duplicate ceiling: mean absolute difference per pixel in "
+                                                  "grey levels (0-255).")]
+MaxRunOpt = Annotated[int, typer.Option("--max-run", metavar="FRAMES",
+                                        help="Longer runs of duplicates are intentional freezes and are kept.")]
+SceneCutOpt = Annotated[float, typer.Option("--scene-cut", metavar="GREY",
+                                            help="Scene-cut threshold in grey levels; never interpolated across.")]
+CodecOpt = Annotated[Optional[str], typer.Option(
+    "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265) or ffv1 (lossless). "
+                    "Default: H.265 for HEVC input, else H.264.", show_default=False)]
+CrfOpt = Annotated[int, typer.Option("--crf", metavar="CRF", help="Quality for h264/h265 (0-51, lower is better).")]
+PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET", help="x264/x265 speed preset (ultrafast ... veryslow).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"retime {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Repair dropped (duplicated) frames and raise frame rates with neural frame interpolation."""
+
+
+# --- the one exit point ---------------------------------------------------------------------------------------
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, plain text (no wrapping, no markup), whatever the terminal width."""
+    sys.stderr.write(f"retime: error: {' '.join(str(message).split())}\n")
+    sys.stderr.flush()
+
+
+def exit_point(command: Callable[..., None]) -> Callable[..., None]:
+    """Run a command; map RetimeError to its exit code, KeyboardInterrupt to 130 and anything else to 1, each with
+    one line on stderr (plus the traceback with --debug)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        debug = bool(kwargs.get("debug"))
+        previous = _sigterm_as_interrupt()
+        try:
+            command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RetimeError as exc:
+            if debug:
+                traceback.print_exc()
+            _fail(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            if debug:
+                traceback.print_exc()
+            _fail("interrupted; no output was written")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:  # a bug: one line, the traceback on request
+            if debug:
+                traceback.print_exc()
+            _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            raise typer.Exit(EXIT_INTERNAL) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    return run
+
+
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (a killed run) like Ctrl-C, so the temporary output is removed. Main thread only."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. some test runners)
+        return None
+
+
+# --- progress and output --------------------------------------------------------------------------------------
+
+
+class _FpsColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:5.1f} fps", style="progress.data.speed")
+
+
+class _Bar:
+    """A Rich progress bar on stderr for pass 1 ("analysing") and pass 2 ("writing"); silent when not a terminal."""
+
+    LABELS = {"analyse": "analysing", "render": "writing"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = None
+        self.tasks: dict[str, Any] = {}
+        if enabled and _err.is_terminal:
+            self.progress = Progress(TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("frames"), _FpsColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=_err, transient=True)
+
+    def __enter__(self) -> _Bar:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if self.progress is None:
+            return
+        task = self.tasks.get(stage)
+        if task is None:
+            task = self.tasks[stage] = self.progress.add_task(self.LABELS.get(stage, stage), total=total)
+        if done % 4 == 0 or (total is not None and done >= total):  # fewer redraw requests, same picture
+            self.progress.update(task, completed=done, total=max(total or 0, done) or None)
+
+
+def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
+    if path is None:
+        return
+    for other in avoid:
+        if other is not None and path.resolve() == Path(other).resolve():
+            raise OutputError(f"{path}: the report would overwrite a video; choose another --report path")
+    tmp = path.with_name(f".{path.name}.retime-tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the report: {exc.strerror}") from None
+
+
+def _settings(threshold: float, max_run: int, scene_cut: float):
+    from retime.detect import DetectionSettings
+
+    return DetectionSettings(threshold=threshold, max_run=max_run, scene_cut=scene_cut)
+
+
+def _encode(codec: str | None, crf: int, preset: str):
+    from retime.media.encode import EncodeSettings
+
+    return EncodeSettings(codec=codec, crf=crf, preset=preset)
+
+
+def _duplicate_list(analysis, limit: int = 12) -> str:
+    dups = analysis.duplicates()
+    shown = ", ".join(f"{d['frame']} ({d['time']:.3f} s)" for d in dups[:limit])
+    more = f", ... {len(dups) - limit} more" if len(dups) > limit else ""
+    return shown + more
+
+
+def _summary(result) -> None:
+    a = result.analysis
+    det = a.detection
+    lines = [f"[bold]retime {result.command}[/] {result.input} -> {result.output}"]
+    if det.duplicates:
+        lines.append(f"  {len(det.duplicates)} duplicate frame(s): {_duplicate_list(a)}")
+    else:
+        lines.append("  no duplicate frames found")
+    kept = [r for r in a.plan.runs if r.action != "interpolate"]
+    if kept and result.command == "fix-drops":
+        lines.append("  kept: " + "; ".join(f"frames {r.start}-{r.start + r.length - 1} ({r.action})" for r in kept))
+    if det.cuts:
+        lines.append(f"  scene cuts before frame(s): {', '.join(map(str, det.cuts[:12]))}")
+    fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
+    device = f" on {result.device}" if result.device else ""
+    lines.append(f"  {a.n_frames} frames in, {result.frames_written} written ({result.synthesized} synthesized, "
+                 f"{result.encoder} {result.pix_fmt} at {result.out_rate} fps) in {result.seconds:.1f} s "
+                 f"({fps:.1f} fps{device})")
+    for line in lines:
+        _err.print(line)
+
+
+# --- commands -------------------------------------------------------------------------------------------------
+
+
+@app.command("fix-drops", epilog=EPILOG)
+@exit_point
+def fix_drops_cmd(
+    input: InPath,
+    output: OutPath,
+    threshold: ThresholdOpt = DEFAULTS.threshold,
+    max_run: MaxRunOpt = DEFAULTS.max_run,
+    scene_cut: SceneCutOpt = DEFAULTS.scene_cut,
+    codec: CodecOpt = None,
+    crf: CrfOpt = DEFAULTS.crf,
+    preset: PresetOpt = DEFAULTS.preset,
+    device: DeviceOpt = Device(DEFAULTS.device),
+    overwrite: OverwriteOpt = False,
+    report: ReportOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Find duplicated frames and replace them with interpolated ones.
+
+    Frame count, timestamps, duration and frame rate stay the input's; every other frame passes through (bit-exact
+    with --codec ffv1); audio and subtitles are copied.
+    """
+    from retime.pipeline import fix_drops
+
+    settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
+    with _Bar(not quiet) as bar:
+        result = fix_drops(input, output, detection=settings, encode=enc, device=device.value, overwrite=overwrite,
+                           progress=bar)
+    _write_report(report, result.to_dict(), avoid=(input, output))
+    if not quiet:
+        _summary(result)
+
+
+@app.command("upsample", epilog=EPILOG)
+@exit_point
+def upsample_cmd(
+    input: InPath,
+    output: OutPath,
+    factor: Annotated[Optional[int], typer.Option("--factor", "-f", help="Multiply the frame rate by N (N >= 2). "
+                                                  f"Default {DEFAULTS.factor} when --fps is not given.",
+                                                  show_default=False)] = None,
+    fps: Annotated[Optional[str], typer.Option("--fps", metavar="RATE",
+                                               help="Target frame rate, e.g. 60 or 60000/1001.")] = None,
+    threshold: ThresholdOpt = DEFAULTS.threshold,
+    max_run: MaxRunOpt = DEFAULTS.max_run,
+    scene_cut: SceneCutOpt = DEFAULTS.scene_cut,
+    codec: CodecOpt = None,
+    crf: CrfOpt = DEFAULTS.crf,
+    preset: PresetOpt = DEFAULTS.preset,
+    device: DeviceOpt = Device(DEFAULTS.device),
+    overwrite: OverwriteOpt = False,
+    report: ReportOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Raise the frame rate by synthesizing frames between each pair (constant frame rate output).
+
+    Duration kept; source frames pass through; nothing is blended across scene cuts.
+    """
+    from retime.pipeline import upsample
+
+    settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
+    with _Bar(not quiet) as bar:
+        result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
+                          device=device.value, overwrite=overwrite, progress=bar)
+    _write_report(report, result.to_dict(), avoid=(input, output))
+    if not quiet:
+        _summary(result)
+
+
+@app.command("detect", epilog=EPILOG)
+@exit_point
+def detect_cmd(
+    input: InPath,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the analysis as JSON on stdout.")] = False,
+    threshold: ThresholdOpt = DEFAULTS.threshold,
+    max_run: MaxRunOpt = DEFAULTS.max_run,
+    scene_cut: SceneCutOpt = DEFAULTS.scene_cut,
+    device: DeviceOpt = Device(DEFAULTS.device),
+    report: ReportOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Analyse only (no video written): duplicate runs with frame index, time and score, scene cuts, and the plan
+    fix-drops would carry out. (--device is accepted for symmetry; detection needs no model.)"""
+    from retime.pipeline import analyse
+
+    settings = _settings(threshold, max_run, scene_cut)
+    with _Bar(not quiet and not as_json) as bar:
+        analysis = analyse(input, settings, progress=bar)
+    data = analysis.to_dict()
+    _write_report(report, data, avoid=(input,))
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    elif not quiet:
+        _print_analysis(analysis)
+
+
+def _print_analysis(analysis) -> None:
+    out = Console(highlight=False)
+    info = analysis.info
+    out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {info.frame_rate} fps, "
+              f"{float(analysis.end_time):.3f} s")
+    runs = analysis.plan.runs
+    if runs:
+        table = Table("frame", "time (s)", "score", "run", "action", box=None, pad_edge=False)
+        for d in analysis.duplicates():
+            run = next(r for r in runs if r.start <= d["frame"] < r.start + r.length)
+            table.add_row(str(d["frame"]), f"{d['time']:.3f}", f"{d['score']:.3f}",
+                          f"{run.start}-{run.start + run.length - 1}", d["action"])
+        out.print(table)
+    out.print(f"{len(analysis.detection.duplicates)} duplicate frame(s) in {len(runs)} run(s); "
+              f"fix-drops would synthesize {analysis.plan.synthesized} frame(s)")
+    cuts = analysis.detection.cut_details
+    out.print(f"{len(cuts)} scene cut(s)" + (": " + ", ".join(f"before frame {c.index} ({analysis.time_of(c.index):.3f}"
+                                                              f" s, score {c.score:.1f})" for c in cuts)
+                                             if cuts else ""))
+
+
+def main() -> None:
+    """Console-script entry point (``retime``)."""
+    app(prog_name="retime")
+
+
+if __name__ == "__main__":
+    main()
