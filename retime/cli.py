@@ -373,6 +373,9 @@ def _print_analysis(analysis) -> None:
                                              if cuts else ""))
 
 
+from retime.bench.cli import register as _register_bench; _register_bench(app)  # noqa: E402,E702 bench, bench-suite
+
+
 def main() -> None:
     """Console-script entry point (``retime``)."""
     app(prog_name="retime")

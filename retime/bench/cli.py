@@ -1,0 +1,124 @@
+"""The ``bench`` and ``bench-suite`` commands, added to retime's Typer app by :func:`register`.
+
+``retime/cli.py`` calls ``register(app)`` once, after its own commands; errors go through its one exit point
+(:func:`retime.cli.exit_point`), so they end as one line and a documented exit code like every other command.
+Tables go to stdout, progress lines to stderr (``--quiet`` silences them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from retime.errors import OutputError
+
+__all__ = ["register"]
+
+
+class Task(str, Enum):
+    quality = "quality"
+    dropfix = "dropfix"
+    speed = "speed"
+    all = "all"
+
+
+class BenchDevice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Strict JSON (no NaN/Infinity) to ``path``, atomically."""
+    tmp = path.with_name(f".{path.name}.retime-tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def _logger(quiet: bool):
+    def log(message: str) -> None:
+        if not quiet:
+            sys.stderr.write(f"retime bench: {message}\n")
+            sys.stderr.flush()
+
+    return log
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bench`` and ``bench-suite`` to ``app`` (retime's Typer app)."""
+    from retime.cli import EPILOG, exit_point
+
+    @app.command("bench", epilog=EPILOG)
+    @exit_point
+    def bench_cmd(
+        source: Annotated[Path, typer.Argument(
+            metavar="CLIP", show_default=False,
+            help="A video, an image-triplet folder (frame10/frame10i11/frame11.png, frame_00/frame_01_gt/"
+                 "frame_02.png, frame0/1/2.png, im1/2/3.png) or a folder of them.")],
+        task: Annotated[Task, typer.Option("--task", help="What to measure.")] = Task.all,
+        json_out: Annotated[Optional[Path], typer.Option("--json", metavar="FILE",
+                                                         help="Also write every number as JSON.")] = None,
+        max_frames: Annotated[Optional[int], typer.Option(
+            "--max-frames", metavar="N", min=3,
+            help="Use the first N frames of the video (triplet folders: the first N triplets). Default: all.")] = None,
+        crf: Annotated[list[str], typer.Option(
+            "--crf", metavar="CRF|lossless",
+            help="Encoding of the damaged dropfix input: an x264 CRF or 'lossless' (FFV1); repeat for several.")
+        ] = ["23"],  # noqa: B006 (Typer needs a list default; it is never mutated)
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the duplicate positions (dropfix, speed).")] = 0,
+        device: Annotated[BenchDevice, typer.Option("--device", help="Where retime's model runs.")] = BenchDevice.auto,
+        reference: Annotated[bool, typer.Option("--reference/--no-reference",
+                                                help="Also run the reference Practical-RIFE.")] = True,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
+        debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    ) -> None:
+        """Measure interpolation quality (PSNR/SSIM against true frames, next to the plain average, ffmpeg's
+        minterpolate and the reference Practical-RIFE), drop repair (detection precision/recall, repaired and
+        untouched frames) and speed (frames per second, model ms per frame, peak memory) on one input."""
+        from rich.console import Console
+
+        from retime.bench import report
+        from retime.bench.run import TASKS, bench, parse_crf
+
+        crfs = [parse_crf(c) for c in crf]
+        tasks = TASKS if task is Task.all else (task.value,)
+        doc = bench(source, tasks=tasks, max_frames=max_frames, crfs=crfs, seed=seed, device=device.value,
+                    reference=reference, log=_logger(quiet))
+        if json_out is not None:
+            _write_json(json_out, doc)
+        out = Console(highlight=False)
+        out.print("\n".join(report.machine_lines(doc["machine"])))
+        for table in report.result_tables(doc):
+            out.print(report.to_rich(table))
+        for name, reason in doc["not_applicable"].items():
+            out.print(f"{name}: not applicable ({reason})")
+
+    @app.command("bench-suite", epilog=EPILOG)
+    @exit_point
+    def bench_suite_cmd(
+        out: Annotated[Path, typer.Option("--out", metavar="FILE.md", help="Where to write the Markdown report.")
+                       ] = Path("docs/benchmarks.md"),
+        json_out: Annotated[Optional[Path], typer.Option("--json", metavar="FILE",
+                                                         help="Also write every number as JSON.")] = None,
+        device: Annotated[BenchDevice, typer.Option("--device", help="Where retime's model runs.")] = BenchDevice.auto,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
+        debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    ) -> None:
+        """Run the benchmark suite behind docs/benchmarks.md (the sample clips, and the Middlebury and UCF101
+        triplets when ../shared/data exists) and write it as Markdown."""
+        from retime.bench.suite import run_suite, write_suite
+
+        suite = run_suite(device=device.value, log=_logger(quiet))
+        write_suite(out, suite, json_out)
+        if not quiet:
+            sys.stderr.write(f"retime bench-suite: wrote {out} in {suite['seconds']:.0f} s\n")

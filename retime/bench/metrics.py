@@ -1,0 +1,171 @@
+"""Image-quality metrics for the benchmark: PSNR and SSIM over 8-bit RGB, and their per-frame aggregation.
+
+Both come from scikit-image (``peak_signal_noise_ratio`` and ``structural_similarity``), with ``data_range=255``
+and the three colour channels treated as channels (``channel_axis=-1``), so that the numbers are comparable with
+published figures (Middlebury, UCF101 and Vimeo-90k tables use RGB PSNR on 8-bit frames). PSNR is infinite for
+identical frames; nothing here caps it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+__all__ = ["psnr", "ssim", "mse", "average_frame", "Scores", "Agreement", "json_number"]
+
+#: Grey levels spanned by an 8-bit channel: the ``data_range`` of PSNR and SSIM.
+DATA_RANGE = 255
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in shape: {a.shape} and {b.shape}")
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames, got {a.dtype} and {b.dtype}")
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) RGB frames, got {a.shape}")
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error of two ``(H, W, 3)`` uint8 frames, in squared grey levels."""
+    _check_pair(a, b)
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two ``(H, W, 3)`` uint8 RGB frames over all three channels; ``inf`` when they are equal.
+
+    Raises:
+        ValueError: the shapes differ, or a frame is not (H, W, 3) uint8.
+    """
+    _check_pair(a, b)
+    if np.array_equal(a, b):  # skimage divides by zero (and warns) here; the answer is exactly +inf
+        return math.inf
+    return float(peak_signal_noise_ratio(a, b, data_range=DATA_RANGE))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM (scikit-image defaults: 7x7 uniform window) of two ``(H, W, 3)`` uint8 RGB frames, mean over channels.
+
+    1.0 for equal frames. Frames smaller than 7x7 pixels are refused by scikit-image (``ValueError``).
+    """
+    _check_pair(a, b)
+    return float(structural_similarity(a, b, data_range=DATA_RANGE, channel_axis=-1))
+
+
+def average_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The plain average of two uint8 frames, rounded half up: the "blend" baseline every interpolator must beat."""
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in shape: {a.shape} and {b.shape}")
+    return ((a.astype(np.uint16) + b.astype(np.uint16) + 1) // 2).astype(np.uint8)
+
+
+def json_number(value: float | int | None) -> float | int | str | None:
+    """A number as strict JSON allows it: ``inf`` becomes the string ``"inf"`` (JSON has no infinity), NaN is refused."""
+    if value is None or isinstance(value, int):
+        return value
+    if math.isnan(value):
+        raise ValueError("NaN is not a measurement")
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return round(float(value), 6)
+
+
+@dataclass
+class Scores:
+    """Per-frame PSNR (dB) and SSIM of one method against the truth, and their means.
+
+    ``mean_psnr`` is the mean of the per-frame PSNRs (the protocol of docs/benchmarks.md, as in the published
+    tables); it is ``inf`` only when some frame is identical to the truth, which ``identical`` counts.
+    """
+
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+
+    def add(self, output: np.ndarray, truth: np.ndarray) -> None:
+        """Score one ``(H, W, 3)`` uint8 frame against the true frame."""
+        self.psnr.append(psnr(output, truth))
+        self.ssim.append(ssim(output, truth))
+
+    def extend(self, other: "Scores") -> None:
+        self.psnr.extend(other.psnr)
+        self.ssim.extend(other.ssim)
+
+    @property
+    def frames(self) -> int:
+        return len(self.psnr)
+
+    @property
+    def mean_psnr(self) -> float:
+        return float(np.mean(self.psnr)) if self.psnr else math.nan
+
+    @property
+    def mean_ssim(self) -> float:
+        return float(np.mean(self.ssim)) if self.ssim else math.nan
+
+    @property
+    def identical(self) -> int:
+        return sum(math.isinf(p) for p in self.psnr)
+
+    def to_dict(self, *, per_frame: bool = False) -> dict:
+        """JSON form: ``frames``, ``psnr`` (mean, dB), ``ssim`` (mean), ``psnr_min`` (dB), ``identical``."""
+        if not self.psnr:
+            return {"frames": 0}
+        out = {"frames": self.frames, "psnr": json_number(self.mean_psnr), "ssim": json_number(self.mean_ssim),
+               "psnr_min": json_number(min(self.psnr)), "identical": self.identical}
+        if per_frame:
+            out["psnr_per_frame"] = [json_number(p) for p in self.psnr]
+            out["ssim_per_frame"] = [json_number(s) for s in self.ssim]
+        return out
+
+
+@dataclass
+class Agreement:
+    """How closely two implementations agree, frame by frame (e.g. retime against the reference Practical-RIFE).
+
+    Reported as the worst frame's PSNR (dB; ``inf`` when every frame is identical), the PSNR of the MSE pooled over
+    all frames, the largest absolute difference of any channel of any pixel (grey levels) and the count of
+    bit-identical frames.
+    """
+
+    sq_err_sum: float = 0.0
+    values: int = 0
+    worst_psnr: float = math.inf
+    max_abs_diff: int = 0
+    identical: int = 0
+    frames: int = 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        _check_pair(a, b)
+        diff = a.astype(np.int16) - b.astype(np.int16)
+        self.sq_err_sum += float(np.sum(diff.astype(np.float64) ** 2))
+        self.values += diff.size
+        self.worst_psnr = min(self.worst_psnr, psnr(a, b))
+        self.max_abs_diff = max(self.max_abs_diff, int(np.abs(diff).max()))
+        self.identical += int(not diff.any())
+        self.frames += 1
+
+    @property
+    def pooled_psnr(self) -> float:
+        if self.values == 0 or self.sq_err_sum == 0:
+            return math.inf if self.values else math.nan
+        return 10 * math.log10(DATA_RANGE**2 / (self.sq_err_sum / self.values))
+
+    def to_dict(self) -> dict:
+        if not self.frames:
+            return {"frames": 0}
+        return {"frames": self.frames, "psnr_min": json_number(self.worst_psnr),
+                "psnr_pooled": json_number(self.pooled_psnr), "max_abs_diff": self.max_abs_diff,
+                "identical": self.identical}
+
+
+def mean_or_nan(values: Iterable[float]) -> float:
+    values = list(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.mean(values)) if values else math.nan

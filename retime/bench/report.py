@@ -1,0 +1,198 @@
+"""Turn bench results (the JSON documents of :func:`retime.bench.run.bench`) into tables: rich for the terminal,
+Markdown for ``docs/benchmarks.md``.
+
+Tables are plain data first (:class:`Table`: title, header, rows of strings, notes), rendered by
+:func:`to_markdown` or :func:`to_rich`. A column whose method did not run shows the reason it gives, never a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from retime.bench.quality import METHODS
+
+__all__ = ["Table", "quality_tables", "dropfix_table", "speed_tables", "machine_lines", "to_markdown", "to_rich",
+           "result_tables"]
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _num(value: Any, digits: int = 2, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if value == "inf":
+        return "∞"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}{unit}"
+    return str(value)
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    """``PSNR / SSIM`` of one method, or the reason it has no number."""
+    if entry is None:
+        return "–"
+    if not entry.get("available", True):
+        return entry.get("reason", "not available")
+    return f"{_num(entry.get('psnr'))} / {_num(entry.get('ssim'), 4)}"
+
+
+def _source_name(result: dict[str, Any]) -> str:
+    from pathlib import Path
+
+    q = result
+    name = Path(q["source"]).name
+    if q.get("kind") == "triplets":
+        return f"{name} ({q['items']} triplets, {', '.join(q['size'])})"
+    return f"{name} ({q['size'][0]}, {q['rebuilt']} frames rebuilt of {q['frames_used']})"
+
+
+def quality_tables(results: list[dict[str, Any]]) -> list[Table]:
+    """One table of PSNR / SSIM per source (rows) and method (columns), and one of retime's agreement with the
+    reference. ``results`` are quality sections."""
+    methods = [m for m in METHODS if any(m in r["methods"] for r in results)]
+    table = Table("Interpolation quality: PSNR (dB) / SSIM against the true middle frame, RGB 8-bit, t = 0.5",
+                  ["input"] + [METHODS[m] for m in methods])
+    for r in results:
+        table.rows.append([_source_name(r)] + [_cell(r["methods"].get(m)) for m in methods])
+    table.notes.append("Videos: every other frame dropped and rebuilt from its neighbours (the even frames kept as a "
+                       "lossless FFV1 video at half the rate); triplets: first and last frame in, middle frame is the "
+                       "truth. Means over frames (triplets). Higher is better.")
+    agree = Table("retime's model against the reference Practical-RIFE 4.2x on the same frames (same weights)",
+                  ["input", "frames", "worst-frame PSNR (dB)", "pooled PSNR (dB)", "max |difference| (grey levels)",
+                   "identical frames"])
+    for r in results:
+        a = r.get("retime_vs_reference", {})
+        if not a.get("frames"):
+            reason = r["methods"].get("reference", {}).get("reason", "not measured")
+            agree.rows.append([_source_name(r), "–", reason, "–", "–", "–"])
+            continue
+        agree.rows.append([_source_name(r), str(a["frames"]), _num(a["psnr_min"]), _num(a["psnr_pooled"]),
+                           str(a["max_abs_diff"]), str(a["identical"])])
+    agree.notes.append("The reference pads to a multiple of 128 px and truncates its output to 8 bits "
+                       "((x * 255).byte()); retime pads to the network's stride and rounds. Truncation against "
+                       "rounding alone differs by one grey level in about half the values (about 51 dB).")
+    return [table, agree]
+
+
+def dropfix_table(results: list[dict[str, Any]]) -> Table:
+    """One row per (clip, encoding) drop-repair run."""
+    from pathlib import Path
+
+    table = Table("Drop repair (fix-drops): duplicates inserted at seeded random positions, runs of 1-3",
+                  ["clip", "input encoding", "frames", "duplicates", "precision", "recall",
+                   "repaired PSNR / SSIM", "duplicate as-is PSNR / SSIM", "untouched frames", "count, duration, audio",
+                   "fix-drops s"])
+    for r in results:
+        prf = r["replaced_vs_damaged"]
+        u = r["untouched"]
+        if "bit_exact" in u:
+            untouched = ("bit-exact" if u["bit_exact"] else
+                         f"NOT bit-exact ({u['bit_exact_frames']}/{u['frames']})")
+        else:
+            vs = u.get("vs_reencode", {})
+            untouched = (f"{_num(u['psnr_vs_input'])} dB vs input (plain re-encode {_num(u['reencode_psnr_vs_input'])}"
+                         f"); identical to the re-encode: {vs.get('identical', '–')}/{vs.get('frames', '–')}")
+        rep, floor = r["repaired"]["retime"], r["repaired"]["duplicate_as_is"]
+        checks = ", ".join([_num(r["frame_count_equal"]), _num(r["duration_equal"]), r["audio"]])
+        table.rows.append([Path(r["source"]).name, r["encoding"], str(r["frames"]), str(len(r["damaged"])),
+                           _num(prf["precision"], 3), _num(prf["recall"], 3),
+                           f"{_num(rep.get('psnr'))} / {_num(rep.get('ssim'), 4)}",
+                           f"{_num(floor.get('psnr'))} / {_num(floor.get('ssim'), 4)}", untouched, checks,
+                           _num(r["seconds"], 1)])
+    table.notes.append("Precision and recall: frames fix-drops replaced against the frames that were damaged. "
+                       "Repaired PSNR is against the true (undamaged) frame; the duplicate as-is is the floor. "
+                       "Untouched frames: bit-exact for lossless (FFV1) input and output; otherwise their PSNR "
+                       "against the damaged input, next to a plain decode + re-encode with the same settings.")
+    return table
+
+
+def speed_tables(results: list[dict[str, Any]]) -> list[Table]:
+    """Commands (frames per second, ratio to the floor, peak memory) and the model alone (ms per frame)."""
+    from pathlib import Path
+
+    cmd = Table("Commands: output frames per second (wall time of the library call, model loading included)",
+                ["clip", "frames in", "upsample --factor 2 fps", "fix-drops fps", "decode + re-encode fps",
+                 "fix-drops / floor (time)", "peak RSS upsample / fix-drops / floor (MiB)", "device, threads"])
+    model = Table("Model alone: milliseconds per synthesized frame (median), retime against the reference",
+                  ["size (px)", "retime 1 t/pair", "reference 1 t/pair", "ratio", "retime 4 t/pair",
+                   "reference 4 t/pair", "ratio"])
+    seen_sizes = set()
+    for r in results:
+        up, fd, fl = r["upsample"], r["fix_drops"], r["reencode_floor"]
+        cmd.rows.append([f"{Path(r['source']).name} ({r['size'][0]}x{r['size'][1]})", str(r["frames"]),
+                         _num(up["fps"]), _num(fd["fps"]), _num(fl["fps"]), _num(r["fix_drops_over_floor"]),
+                         f"{_num(up['peak_rss_mib'], 0)} / {_num(fd['peak_rss_mib'], 0)} / "
+                         f"{_num(fl['peak_rss_mib'], 0)}", f"{r['device']}, {r['threads']}"])
+        for m in r.get("model", []):
+            key = tuple(m["size"])
+            if key in seen_sizes:
+                continue
+            seen_sizes.add(key)
+            ref = m["reference_ms"]
+            if isinstance(ref, str):
+                row = [f"{key[0]}x{key[1]}", _num(m["retime_ms"]["1"], 0), ref, "–", _num(m["retime_ms"]["4"], 0),
+                       ref, "–"]
+            else:
+                row = [f"{key[0]}x{key[1]}", _num(m["retime_ms"]["1"], 0), _num(ref["1"], 0), _num(m["ratio"]["1"]),
+                       _num(m["retime_ms"]["4"], 0), _num(ref["4"], 0), _num(m["ratio"]["4"])]
+            model.rows.append(row)
+    model.notes.append("Both engines in one process, calls interleaved, one warm-up call each; the reference makes "
+                       "one network call per t, as its engine does. Ratio = retime / reference (lower is faster).")
+    return [cmd, model] if model.rows else [cmd]
+
+
+def machine_lines(machine: dict[str, Any]) -> list[str]:
+    gpu = machine.get("gpu") or "none"
+    return [f"- CPU: {machine['cpu']}, {machine['cores']} cores usable; GPU: {gpu}",
+            f"- torch {machine['torch']} with {machine['torch_threads']} threads; Python {machine['python']}, "
+            f"PyAV {machine['pyav']} (libavcodec {machine.get('libavcodec')}), numpy {machine['numpy']}",
+            f"- retime {machine['retime']} (commit {machine.get('commit') or 'unknown'}), {machine['os']}",
+            f"- date: {machine['date']}; 1-minute load average at the start: {machine.get('load_average_1min')}"
+            f" (a load above the core count means other work shared the CPU and slowed the timings)"]
+
+
+def result_tables(result: dict[str, Any]) -> list[Table]:
+    """All tables for one ``retime bench`` result document."""
+    tables: list[Table] = []
+    if result.get("quality"):
+        tables += quality_tables([result["quality"]])
+    if result.get("dropfix"):
+        tables.append(dropfix_table(result["dropfix"]))
+    if result.get("speed"):
+        tables += speed_tables([result["speed"]])
+    return tables
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(table: Table, level: int = 3) -> str:
+    lines = [f"{'#' * level} {table.title}", "", "| " + " | ".join(_md_escape(h) for h in table.header) + " |",
+             "|" + "|".join("---" for _ in table.header) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in table.rows]
+    if table.notes:
+        lines += [""] + table.notes
+    return "\n".join(lines) + "\n"
+
+
+def to_rich(table: Table):
+    """A :class:`rich.table.Table` for the terminal."""
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=table.title, caption=" ".join(table.notes) or None, caption_justify="left",
+                   show_lines=False)
+    for h in table.header:
+        rt.add_column(h, overflow="fold")
+    for row in table.rows:
+        rt.add_row(*row)
+    return rt

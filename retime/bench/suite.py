@@ -1,0 +1,144 @@
+"""``retime bench-suite`` (``make bench``): the fixed set of inputs behind ``docs/benchmarks.md``.
+
+The PyPI sample clips (``assets/clips``, fetched by ``make clips``) and, when the shared data folder exists beside
+the repository (``../shared/data``), the Middlebury "other" and UCF101 triplets. Frame counts are capped so that the
+whole suite stays within about a quarter of an hour on two CPU cores; the caps are part of the document, next to
+each number. One model is loaded once and shared by every task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retime.bench import report
+from retime.bench.machine import machine_info
+from retime.bench.peers import REPO_ROOT
+from retime.bench.run import SCHEMA, bench
+from retime.bench.speed import STANDARD_SIZES
+
+__all__ = ["SuiteItem", "default_items", "run_suite", "render_markdown", "SHARED_DATA"]
+
+#: The shared data folder, beside the repository.
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+CLIPS = REPO_ROOT / "assets" / "clips"
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One input and what to run on it. ``max_frames`` caps frames (videos) or triplets (folders)."""
+
+    source: Path
+    tasks: tuple[str, ...]
+    max_frames: int | None
+    crfs: tuple[int | None, ...] = (23,)
+    speed_sizes: tuple = ()
+    #: the frame cap of the speed task, when it differs from ``max_frames``
+    speed_frames: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_items(data: Path = SHARED_DATA, clips: Path = CLIPS) -> list[SuiteItem]:
+    """The suite: what runs on which input, with its frame caps (docs/benchmarks.md lists them)."""
+    items = [
+        # 640x272, 25 fps: the main clip. All four encodings of the protocol; model timed at three sizes.
+        SuiteItem(clips / "bikes.mp4", ("quality",), 41),
+        SuiteItem(clips / "bikes.mp4", ("dropfix",), None, crfs=(None, 18, 23, 30)),
+        SuiteItem(clips / "bikes.mp4", ("speed",), 50, speed_sizes=(None, *STANDARD_SIZES)),
+        # 1280x720, 25 fps, with audio: few frames, each is expensive on a CPU.
+        SuiteItem(clips / "bigbuckbunny.mp4", ("quality",), 9),
+        SuiteItem(clips / "bigbuckbunny.mp4", ("dropfix", "speed"), 40, crfs=(23,), speed_frames=20),
+        # 176x144, 29.97 fps: small and quick, the whole clip.
+        SuiteItem(clips / "carphone_pristine.mp4", ("quality", "dropfix", "speed"), None, crfs=(None, 23)),
+    ]
+    for name in ("middlebury-other", "ucf101-dvf"):
+        if (data / name).is_dir():
+            items.append(SuiteItem(data / name, ("quality",), None))
+    return items
+
+
+def run_suite(items: list[SuiteItem] | None = None, *, device: str = "auto", reference: bool = True,
+              log: Log = print) -> dict[str, Any]:
+    """Run every item; a failure is recorded with its message (and the suite goes on), never hidden.
+
+    Returns:
+        ``{"schema", "machine", "items": [bench documents or {"input", "tasks", "error"}], "seconds"}``.
+    """
+    from retime.interpolate import Interpolator
+
+    started = time.perf_counter()
+    items = default_items() if items is None else items
+    interpolator = Interpolator(device=device)
+    docs = []
+    for item in items:
+        if not item.source.exists():
+            docs.append({"input": str(item.source), "tasks": list(item.tasks),
+                         "error": f"missing {item.source} (make clips / the shared data folder)"})
+            continue
+        for task in item.tasks:
+            log(f"bench-suite: {task} on {item.source.name}")
+            frames = item.speed_frames if task == "speed" and item.speed_frames else item.max_frames
+            try:
+                docs.append(bench(item.source, tasks=(task,), max_frames=frames, crfs=item.crfs, device=device,
+                                  reference=reference, speed_sizes=list(item.speed_sizes), interpolator=interpolator,
+                                  log=log))
+            except Exception as exc:  # recorded in the document: a failed measurement is a result too
+                docs.append({"input": str(item.source), "tasks": [task], "error": f"{type(exc).__name__}: {exc}"})
+    return {"schema": SCHEMA + "-suite", "machine": machine_info(), "items": docs,
+            "load_average_1min_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def render_markdown(suite: dict[str, Any]) -> str:
+    """docs/benchmarks.md from a suite document."""
+    docs = [d for d in suite["items"] if "error" not in d]
+    quality = [d["quality"] for d in docs if d.get("quality")]
+    dropfix = [r for d in docs for r in (d.get("dropfix") or [])]
+    speed = [d["speed"] for d in docs if d.get("speed")]
+    m = suite["machine"]
+    out = ["# Benchmarks", "",
+           "Generated by `make bench` (`retime bench-suite --out docs/benchmarks.md`); do not edit by hand. Every "
+           "number below was measured in this run on this machine; a peer that could not run says why instead. "
+           "The protocol is the one of the project's measurement notes (EVAL.md): PSNR and SSIM over RGB, 8-bit "
+           "(scikit-image, data_range=255), means over frames.", "",
+           "## Machine", "", *report.machine_lines(m),
+           f"- suite wall time: {suite['seconds']:.0f} s; 1-minute load average at the end: "
+           f"{suite.get('load_average_1min_end')}", ""]
+    out += ["## Inputs and caps", "",
+            "| input | task | frames (triplets) used | dropfix encodings |", "|---|---|---|---|"]
+    for d in suite["items"]:
+        name = Path(d["input"]).name
+        if "error" in d:
+            out.append(f"| {name} | {', '.join(d['tasks'])} | failed: {d['error']} | |")
+            continue
+        s = d["settings"]
+        out.append(f"| {name} | {', '.join(s['tasks'])} | {s['max_frames'] or 'all'} | "
+                   f"{', '.join(str(c) for c in s['crf']) if 'dropfix' in s['tasks'] else ''} |")
+    out.append("")
+    tables = []
+    if quality:
+        tables += report.quality_tables(quality)
+    if dropfix:
+        tables.append(report.dropfix_table(dropfix))
+    if speed:
+        tables += report.speed_tables(speed)
+    out += ["## Results", ""] + [report.to_markdown(t) for t in tables]
+    out += ["## Reproduce", "", "```", "make bench                      # this page", "retime bench CLIP --task all "
+            "--max-frames 41 --json out.json   # one clip", "```", ""]
+    return "\n".join(out)
+
+
+def write_suite(out: Path, suite: dict[str, Any], json_path: Path | None = None) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".part")
+    tmp.write_text(render_markdown(suite))
+    os.replace(tmp, out)
+    if json_path is not None:
+        json_path.write_text(json.dumps(suite, indent=1, allow_nan=False) + "\n")
