@@ -1,0 +1,176 @@
+"""Held-out evaluation of the refinement stage: IFNet alone against IFNet + refinement, PSNR per set.
+
+Sets (none used in training; the training data is the UCF101/DVF subset only):
+
+- **middlebury**: the 12 Middlebury-other triplets (frame10, frame10i11 = truth, frame11), t = 0.5;
+- **clips t=0.5** ("drop every other frame"): frames 2j and 2j+2 of the PyPI clips in, 2j+1 the truth;
+- **clips t=.25/.5/.75** ("drop 3 of 4"): frames 4j and 4j+4 in, 4j+1, 4j+2, 4j+3 the truths.
+
+The clip windows are fixed (:data:`CLIP_WINDOWS`: evenly spaced start frames), and a window is skipped when two of
+its consecutive frames differ by less than 0.5 grey levels (a duplicated frame, e.g. bigbuckbunny's 24→25 fps
+repeats at frames 7, 32, ...: its "truth" would not be the frame at t). PSNR is over RGB, 8-bit, on the rounded
+uint8 output (as the engine writes it), averaged per frame and then per set.
+
+``python -m retime.refine.evaluate --refiner weights/refine-implicit-warp.pth`` prints the table (Markdown). The first
+stage's outputs and the second flows are cached under ``--cache`` (keyed by nothing but the file names: delete the
+folder after changing IFNet or the second-flow setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from retime.interpolate.ifnet import SCALES, STRIDE, IFNet
+from retime.refine.data import MIN_MOTION, _grey_difference, _read_image, _video_frames, to_tensor
+
+ROOT = Path(__file__).resolve().parents[2]
+MIDDLEBURY = Path("/work/shared/data/middlebury-other")
+CLIPS = ROOT / "assets" / "clips"
+#: clip → (number of t=0.5 windows, number of 4x windows), start frames evenly spaced over the clip.
+CLIP_WINDOWS = {"carphone_pristine.mp4": (12, 6), "bikes.mp4": (8, 4), "bigbuckbunny.mp4": (3, 2)}
+
+
+def _starts(n_frames: int, span: int, count: int) -> list[int]:
+    """``count`` start frames, multiples of ``span``, evenly spaced so that start + span < n_frames."""
+    last = (n_frames - 1 - span) // span
+    return sorted({round(j * last / max(count - 1, 1)) * span for j in range(count)})
+
+
+def cases(clips_dir: Path = CLIPS, middlebury: Path = MIDDLEBURY) -> list[tuple[str, str, int, int, list, list]]:
+    """The evaluation cases: ``(set, name, i0, i1, [t...], [truth...])`` with uint8 frames loaded lazily by index."""
+    out = []
+    for seq in sorted(p for p in middlebury.iterdir() if p.is_dir()):
+        out.append(("middlebury", seq.name, seq / "frame10.png", seq / "frame11.png", [0.5],
+                    [seq / "frame10i11.png"]))
+    for clip, (n2, n4) in CLIP_WINDOWS.items():
+        frames = _video_frames(clips_dir / clip)
+        for span, count, label in ((2, n2, "clips t=0.5"), (4, n4, "clips t=.25/.5/.75")):
+            for s in _starts(len(frames), span, count):
+                window = frames[s:s + span + 1]
+                if min(_grey_difference(a, b) for a, b in zip(window, window[1:])) < MIN_MOTION:
+                    continue
+                ts = [j / span for j in range(1, span)]
+                out.append((label, f"{clip}@{s}", (clip, s), (clip, s + span), ts,
+                            [(clip, s + j) for j in range(1, span)]))
+    return out
+
+
+def _load(ref, video_cache: dict) -> np.ndarray:
+    if isinstance(ref, tuple):
+        clip, index = ref
+        if clip not in video_cache:
+            video_cache[clip] = _video_frames(CLIPS / clip)
+        return video_cache[clip][index]
+    return _read_image(ref)
+
+
+def psnr_u8(prediction: torch.Tensor, truth: np.ndarray) -> float:
+    """PSNR (dB) of a ``(3, H, W)`` float prediction, clamped and rounded to uint8, against an ``(H, W, 3)`` uint8."""
+    pred = prediction.clamp(0, 1).mul(255).round().permute(1, 2, 0).numpy().astype(np.float64)
+    mse = float(np.mean((pred - truth.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+@torch.no_grad()
+def prepare(ifnet: IFNet, cache: Path, *, flow_scale: float = 0.5) -> list[Path]:
+    """Run IFNet (first stage) and the second flows on every case; one ``.pt`` per case in ``cache`` (resumable)."""
+    from retime.refine.flow import second_flows
+
+    cache.mkdir(parents=True, exist_ok=True)
+    videos: dict = {}
+    files = []
+    for i, (label, name, r0, r1, ts, truths) in enumerate(cases()):
+        path = cache / f"{i:03d}.pt"
+        files.append(path)
+        if path.exists():
+            continue
+        img0, img1 = _load(r0, videos), _load(r1, videos)
+        height, width = img0.shape[:2]
+        pad = (0, -width % STRIDE, 0, -height % STRIDE)
+        t0, t1 = F.pad(to_tensor(img0), pad), F.pad(to_tensor(img1), pad)
+        n = len(ts)
+        first = ifnet(t0.expand(n, -1, -1, -1), t1.expand(n, -1, -1, -1), torch.tensor(ts), scales=SCALES)
+        g0, g1 = second_flows(ifnet, first.frame, t0.expand(n, -1, -1, -1), t1.expand(n, -1, -1, -1),
+                              scale=flow_scale)
+        torch.save({"set": label, "name": name, "ts": ts, "height": height, "width": width,
+                    "img0": t0, "img1": t1, "frame": first.frame, "mask": first.mask, "flow": first.flow,
+                    "flow0": g0, "flow1": g1,
+                    "truths": [torch.from_numpy(_load(r, videos)) for r in truths]}, path)
+        print(f"prepared {i + 1}: {label} {name}", file=sys.stderr, flush=True)
+    return files
+
+
+@torch.no_grad()
+def score(refiner, files: list[Path], *, reuse_first_flows: bool = False) -> dict[str, dict[str, list[float]]]:
+    """PSNR per frame, ``{set: {"ifnet": [...], "refined": [...]}}``, plus ``{set}/<t>`` entries per timestep."""
+    results: dict[str, dict[str, list[float]]] = {}
+    for path in files:
+        case = torch.load(path, map_location="cpu", weights_only=False)
+        n, h, w = len(case["ts"]), case["height"], case["width"]
+        img0 = case["img0"].expand(n, -1, -1, -1)
+        img1 = case["img1"].expand(n, -1, -1, -1)
+        if reuse_first_flows:
+            g0, g1 = case["flow"][:, 0:2], case["flow"][:, 2:4]
+        else:
+            g0, g1 = case["flow0"], case["flow1"]
+        refined = refiner(case["frame"], img0, img1, g0, g1, case["mask"]).frame
+        for j, t in enumerate(case["ts"]):
+            truth = case["truths"][j].numpy()
+            a = psnr_u8(case["frame"][j, :, :h, :w], truth)
+            b = psnr_u8(refined[j, :, :h, :w], truth)
+            for key in (case["set"], f"{case['set']}/t={t:g}"):
+                entry = results.setdefault(key, {"ifnet": [], "refined": []})
+                entry["ifnet"].append(a)
+                entry["refined"].append(b)
+    return results
+
+
+def table(results: dict[str, dict[str, list[float]]]) -> str:
+    """Markdown table: set, frames, mean PSNR IFNet, refined, gain."""
+    clips = {"ifnet": [], "refined": []}
+    for key, entry in results.items():
+        if key.startswith("clips") and "/" not in key:
+            clips["ifnet"] += entry["ifnet"]
+            clips["refined"] += entry["refined"]
+    rows = dict(results)
+    if clips["ifnet"]:
+        rows["clips (all frames)"] = clips
+    lines = ["| set | frames | IFNet (dB) | IFNet + refine (dB) | gain (dB) |", "|---|---:|---:|---:|---:|"]
+    for key in sorted(rows, key=lambda k: (not k.startswith("middlebury"), k)):
+        a, b = np.mean(rows[key]["ifnet"]), np.mean(rows[key]["refined"])
+        lines.append(f"| {key} | {len(rows[key]['ifnet'])} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m retime.refine.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--refiner", help="refinement weights (omit to only prepare the cache)")
+    parser.add_argument("--cache", default="runs/refine/eval-cache", help="cache of first-stage outputs")
+    parser.add_argument("--weights", default=None, help="IFNet checkpoint (default: the registry's)")
+    parser.add_argument("--flow-scale", type=float, default=0.5, help="resolution of the second flow")
+    parser.add_argument("--reuse-first-flows", action="store_true",
+                        help="ablation: use the first stage's F_t→k as the second flows")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from retime.interpolate.weights import load_into, load_state_dict, resolve_weights
+    from retime.refine.weights import load_refiner
+
+    path, digest = resolve_weights(args.weights)
+    ifnet = IFNet()
+    load_into(ifnet, load_state_dict(path, digest), path)
+    files = prepare(ifnet.eval(), Path(args.cache), flow_scale=args.flow_scale)
+    if args.refiner:
+        print(table(score(load_refiner(args.refiner).eval(), files, reuse_first_flows=args.reuse_first_flows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

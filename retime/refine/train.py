@@ -1,0 +1,275 @@
+"""``retime train``: train the refinement stage (DESIGN.md section B) on image triplets or videos, IFNet frozen.
+
+Loss: the Charbonnier penalty of the design documents, ρ(x) = √(x² + ε²) with ε = 1e-6, summed over pixels (and
+colour channels) and averaged over the batch. The relativistic-average adversarial term with a VGG-13-style
+discriminator that the design documents add is *not* implemented (docs/refinement.md says why).
+
+Run as ``python -m retime.refine.train DATA... --out runs/refine`` (``--help`` lists the options). The first stage's
+outputs are cached per triplet (:func:`retime.refine.data.build_cache`), so a step costs only the small network.
+Checkpoints (``last.pt``) hold the network, the optimiser, the step and the configuration; running the same command
+again resumes from them. Every augmentation is drawn from a generator seeded by ``(seed, step)``, so a resumed run
+draws exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retime.refine.data import augment, build_cache, load_cached, mine_triplets
+from retime.refine.model import Refiner, RefinerConfig
+
+#: ε of the Charbonnier penalty (design documents, section A).
+CHARBONNIER_EPS = 1e-6
+
+
+def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = CHARBONNIER_EPS) -> torch.Tensor:
+    """Σ_pixels √((prediction − target)² + ε²), summed over C, H, W and averaged over the batch; a scalar.
+
+    ``prediction`` and ``target``: ``(B, C, H, W)``, same shape.
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(f"charbonnier: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ")
+    return torch.sqrt((prediction - target) ** 2 + eps * eps).sum(dim=(1, 2, 3)).mean()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (recorded in each checkpoint and in ``config.json``)."""
+
+    steps: int = 500
+    batch: int = 4
+    crop: int = 96
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    flow_scale: float = 0.5
+    cache_size: int = 256
+    #: One triplet in ``holdout_every`` (by mined order) is kept out of training and used to monitor over-fitting.
+    holdout_every: int = 19
+    checkpoint_every: int = 100
+    patch: int = 3
+    dim: int = 16
+    heads: int = 2
+    features: int = 8
+    fusion_width: int = 16
+
+
+def save_checkpoint(path: Path, model: Refiner, optimizer: torch.optim.Optimizer, step: int,
+                    config: TrainConfig, history: list[dict]) -> None:
+    """Atomically write ``{model, optimizer, step, config, refiner, history}`` to ``path``."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "config": asdict(config), "refiner": asdict(model.config), "history": history}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, model: Refiner, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Load a training checkpoint into ``model`` (and ``optimizer``); returns the whole checkpoint dict."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"], strict=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return state
+
+
+def export_weights(checkpoint: Path, destination: Path) -> None:
+    """Write the inference file (``{"refiner": config, "state_dict": ...}``, float32) from a training checkpoint."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    torch.save({"refiner": state["refiner"], "state_dict": state["model"]}, destination)
+
+
+def _batch(samples: list[dict[str, torch.Tensor]], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([s[k] for s in samples]) for k in keys}
+
+
+KEYS = ("img0", "truth", "img1", "frame", "mask", "flow0", "flow1")
+
+
+def _psnr(prediction: torch.Tensor, truth: torch.Tensor) -> float:
+    a = prediction.clamp(0, 1).mul(255).round()
+    b = truth.mul(255).round()
+    mse = float(((a - b) ** 2).mean())
+    return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+@torch.no_grad()
+def _validate(model: Refiner, samples: list[dict[str, torch.Tensor]]) -> tuple[float, float]:
+    """Mean PSNR (8-bit, rounded) of Î_t and of the refined frame over the held-out cached samples."""
+    model.eval()
+    base, refined = [], []
+    for s in samples:
+        b = _batch([s], KEYS)
+        out = model(b["frame"], b["img0"], b["img1"], b["flow0"], b["flow1"], b["mask"]).frame
+        base.append(_psnr(b["frame"], b["truth"]))
+        refined.append(_psnr(out, b["truth"]))
+    model.train()
+    return float(np.mean(base)), float(np.mean(refined))
+
+
+def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainConfig(), *,
+          weights: str | Path | None = None, threads: int | None = 1, resume: bool = True,
+          progress: bool = True) -> Path:
+    """Train the refinement stage; returns the path of the exported weights (``out/refiner.pth``).
+
+    Args:
+        data: image-triplet folders and/or video files (:func:`retime.refine.data.mine_triplets`).
+        out: run folder: ``cache-*/`` (first-stage outputs), ``last.pt`` (checkpoint), ``refiner.pth``,
+            ``log.jsonl``.
+        config: :class:`TrainConfig`.
+        weights: IFNet checkpoint (``None``: the registry default).
+        threads: ``torch.set_num_threads`` (``None``: leave PyTorch's default).
+        resume: continue from ``out/last.pt`` if present (its configuration must match ``config``, except
+            ``steps``: a run can be lengthened or shortened).
+        progress: show a Rich progress bar.
+
+    Raises:
+        ValueError: no triplets found, or ``out/last.pt`` was written with a different configuration.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from retime.interpolate.ifnet import IFNet
+    from retime.interpolate.weights import load_into, load_state_dict, resolve_weights
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    console = Console(stderr=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"data": [str(d) for d in data], **asdict(config)}, indent=2))
+    torch.manual_seed(config.seed)
+
+    triplets = mine_triplets(list(data))
+    if not triplets:
+        raise ValueError(f"no training triplets found in {[str(d) for d in data]}")
+    path, digest = resolve_weights(weights)
+    ifnet = IFNet()
+    load_into(ifnet, load_state_dict(path, digest), path)
+    ifnet.eval().requires_grad_(False)
+    cache = out / f"cache-s{config.cache_size}-f{config.flow_scale}"
+    console.print(f"{len(triplets)} triplets; caching the first stage's outputs in {cache}")
+    files = build_cache(triplets, ifnet, cache, size=config.cache_size, flow_scale=config.flow_scale,
+                        seed=config.seed)
+    del ifnet
+    samples = [load_cached(f) for f in files]
+    holdout = [s for i, s in enumerate(samples) if i % config.holdout_every == 0]
+    train_set = [s for i, s in enumerate(samples) if i % config.holdout_every != 0]
+    console.print(f"{len(train_set)} training triplets, {len(holdout)} held out for monitoring")
+
+    model = Refiner(patch=config.patch, dim=config.dim, heads=config.heads, features=config.features,
+                    fusion_width=config.fusion_width)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))  # noqa: E731
+    start, history = 0, []
+    last = out / "last.pt"
+    if resume and last.exists():
+        state = load_checkpoint(last, model, optimizer)
+        # Only the length of the run may change on resume (the cosine schedule follows the new length).
+        if {**state["config"], "steps": config.steps} != asdict(config):
+            raise ValueError(f"{last} was written with a different configuration; use another --out or --no-resume")
+        if state["config"]["steps"] != config.steps:
+            console.print(f"run length changed from {state['config']['steps']} to {config.steps} steps")
+        start, history = state["step"], state["history"]
+        console.print(f"resumed from {last} at step {start}")
+
+    model.train()
+    begin, running = time.time(), []
+    columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("train", total=config.steps, completed=start, info="")
+        for step in range(start, config.steps):
+            rng = np.random.default_rng([config.seed, step])
+            picks = rng.integers(0, len(train_set), config.batch)
+            batch = _batch([augment({k: train_set[i][k] for k in KEYS}, rng, config.crop) for i in picks], KEYS)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * schedule(step)
+            result = model(batch["frame"], batch["img0"], batch["img1"], batch["flow0"], batch["flow1"],
+                           batch["mask"])
+            loss = charbonnier(result.frame, batch["truth"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            base = float(charbonnier(batch["frame"], batch["truth"]))
+            running.append((float(loss.detach()), base))
+            done = step + 1
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                loss_mean, base_mean = map(float, np.mean(running, axis=0))
+                val_base, val_refined = _validate(model, holdout)
+                entry = {"step": done, "loss": loss_mean, "loss_first_stage": base_mean, "holdout_psnr_first":
+                         val_base, "holdout_psnr_refined": val_refined, "elapsed_s": round(time.time() - begin, 1),
+                         "lr": config.lr * schedule(step)}
+                history.append(entry)
+                with (out / "log.jsonl").open("a") as log:
+                    log.write(json.dumps(entry) + "\n")
+                save_checkpoint(last, model, optimizer, done, config, history)
+                running = []
+                if not progress:
+                    console.print(entry)
+            bar.update(task, completed=done,
+                       info=f"loss {float(loss.detach()):.0f} (Î_t {base:.0f})" + (
+                           f" holdout {history[-1]['holdout_psnr_refined']:.2f} dB vs "
+                           f"{history[-1]['holdout_psnr_first']:.2f}" if history else ""))
+    export_weights(last, out / "refiner.pth")
+    console.print(f"wrote {out / 'refiner.pth'}")
+    return out / "refiner.pth"
+
+
+def register(app) -> None:
+    """Add ``retime train`` to a Typer ``app`` (the CLI calls this once); options mirror :class:`TrainConfig`."""
+    import typer
+
+    defaults = TrainConfig()
+
+    @app.command("train")
+    def train_command(
+        data: list[Path] = typer.Argument(..., help="Image-triplet folders (frame_00/frame_01_gt/frame_02, "
+                                          "frame10/frame10i11/frame11, im1/im2/im3) and/or video files."),
+        out: Path = typer.Option(Path("runs/refine"), help="Run folder: cache, checkpoints (last.pt), refiner.pth."),
+        steps: int = typer.Option(defaults.steps, help="Optimisation steps."),
+        batch: int = typer.Option(defaults.batch, help="Crops per step."),
+        crop: int = typer.Option(defaults.crop, help="Side of the random square crops (pixels)."),
+        lr: float = typer.Option(defaults.lr, help="AdamW peak learning rate (cosine decay)."),
+        seed: int = typer.Option(defaults.seed, help="Seed of the initialisation and of every augmentation."),
+        patch: int = typer.Option(defaults.patch, help="Attention patch side k (2 → 4 pixels, 3 → 9)."),
+        weights: Path | None = typer.Option(None, help="IFNet checkpoint (default: the registry's)."),
+        threads: int = typer.Option(1, help="CPU threads for PyTorch (0: PyTorch's default)."),
+        resume: bool = typer.Option(True, help="Continue from OUT/last.pt when it exists."),
+    ) -> None:
+        """Train the refinement stage (docs/refinement.md); the first stage (IFNet) stays frozen."""
+        config = TrainConfig(**{**asdict(defaults), "steps": steps, "batch": batch, "crop": crop, "lr": lr,
+                                "seed": seed, "patch": patch})
+        train(data, out, config, weights=weights, threads=threads or None, resume=resume)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m retime.refine.train DATA... [--out DIR] [--steps N] ...``."""
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="retime train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", nargs="+", help="image-triplet folders and/or video files")
+    parser.add_argument("--out", default="runs/refine", help="run folder (checkpoints, cache, log)")
+    parser.add_argument("--weights", default=None, help="IFNet checkpoint (default: the registry's)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (0: PyTorch's default)")
+    parser.add_argument("--no-resume", action="store_true", help="ignore out/last.pt")
+    parser.add_argument("--no-progress", action="store_true", help="print a line per checkpoint instead of a bar")
+    for field, value in asdict(defaults).items():
+        parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
+    args = parser.parse_args(argv)
+    config = TrainConfig(**{f: getattr(args, f) for f in asdict(defaults)})
+    train(args.data, args.out, config, weights=args.weights, threads=args.threads or None,
+          resume=not args.no_resume, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Loading the refinement stage's weights: a small ``{"refiner": config, "state_dict": ...}`` file, read safely.
+
+The trained file is committed in ``weights/`` (``refine-implicit-warp.pth``) with a manifest entry that has no
+``member`` (so ``scripts/fetch_assets.py`` skips it) and ``"default": false`` (the registry default stays the IFNet).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from retime.errors import ModelError
+from retime.interpolate.weights import WEIGHTS_DIR, load_into, registry, sha256_file
+from retime.refine.model import Refiner, RefinerConfig
+
+#: Manifest name of the refinement weights trained by this project.
+REFINER_ENTRY = "retime-refine-implicit-warp"
+#: Environment variable pointing at refinement weights to use instead of the committed ones.
+REFINER_ENV = "RETIME_REFINER_WEIGHTS"
+
+
+def resolve_refiner(path: str | os.PathLike | None = None) -> tuple[Path, str | None]:
+    """``path``, else ``$RETIME_REFINER_WEIGHTS``, else the manifest entry :data:`REFINER_ENTRY`.
+
+    Returns ``(path, expected_sha256)`` (``None`` for a user-supplied file). Raises :class:`ModelError` if missing.
+    """
+    if path is None and os.environ.get(REFINER_ENV):
+        path = os.environ[REFINER_ENV]
+    if path is not None:
+        chosen, digest = Path(path), None
+    else:
+        entries = registry()
+        if REFINER_ENTRY not in entries:
+            raise ModelError(f"no {REFINER_ENTRY!r} entry in {WEIGHTS_DIR / 'manifest.json'}: train one with "
+                             "`python -m retime.refine.train` and pass its refiner.pth")
+        chosen, digest = entries[REFINER_ENTRY].path, entries[REFINER_ENTRY].sha256
+    if not chosen.is_file():
+        raise ModelError(f"refinement weights not found at {chosen}")
+    return chosen, digest
+
+
+def load_refiner(path: str | os.PathLike | None = None) -> Refiner:
+    """Build a :class:`Refiner` from its weights file (strict, ``weights_only=True``, on the CPU).
+
+    Raises:
+        ModelError: missing, wrong SHA-256 (registry file), unreadable, or a layout that does not fit.
+    """
+    chosen, digest = resolve_refiner(path)
+    if digest is not None and sha256_file(chosen) != digest:
+        raise ModelError(f"refinement weights at {chosen} have the wrong SHA-256 (corrupt or replaced)")
+    try:
+        state = torch.load(chosen, map_location="cpu", weights_only=True)
+        config = RefinerConfig(**state["refiner"])
+        tensors = state["state_dict"]
+    except Exception as exc:  # truncated file, not a dict, unknown config keys
+        raise ModelError(f"cannot read refinement weights {chosen} ({type(exc).__name__}: {exc})") from None
+    model = Refiner.from_config(config)
+    load_into(model, tensors, chosen)
+    return model
