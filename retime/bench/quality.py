@@ -29,7 +29,7 @@ import numpy as np
 
 from retime.bench import ffmpeg
 from retime.bench.clipio import Triplet, find_triplet_dirs, iter_video_frames, load_triplet, write_video
-from retime.bench.metrics import Agreement, Scores, average_frame
+from retime.bench.metrics import Agreement, Scores, average_frame, psnr
 from retime.bench.peers import ReferenceRife
 from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames, probe
@@ -214,7 +214,11 @@ def _score_minterpolate(cols: _Columns, path: Path, half: Path, rate: Fraction, 
         outputs = ffmpeg.minterpolate_video(half, rate / 2, width, height)
         truths = _odd_truths(path, n)
         scores = Scores()
+        (_, first), = iter_video_frames(path, 1)
         for k, out in enumerate(outputs):
+            if k == 0 and psnr(out, first) < ffmpeg.ALIGNMENT_PSNR:
+                raise RuntimeError(f"its first output frame is not the first input frame "
+                                   f"(PSNR {psnr(out, first):.1f} dB): the frames are not where the bench expects")
             if k % 2 == 1:
                 i, truth = next(truths, (None, None))
                 if i is None:
