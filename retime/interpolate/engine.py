@@ -23,12 +23,15 @@ from retime.interpolate.weights import load_into, load_state_dict, resolve_weigh
 #: Above this many pixels the flow is estimated at half resolution (RIFE's ``scale=0.5``, recommended for 4K).
 AUTO_HALF_SCALE_PIXELS = 2560 * 1440
 #: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
-MAX_BATCH_CPU = 4
+MAX_BATCH_CPU = 1  # on the CPU one t at a time is faster: the full-resolution glue of a batch overflows the caches
 MAX_BATCH_CUDA = 8
 
 
-def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """Map ``auto|cpu|cuda[:N]`` to a ``(device, dtype)`` pair.
+def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype | None]:
+    """Map ``auto|cpu|cuda[:N]`` to ``(device, conv_dtype)``: the dtype the convolutions run in under autocast.
+
+    CUDA: float16 (half precision). CPU: bfloat16 where oneDNN has native bfloat16 kernels (AVX-512 BF16 or AMX),
+    else ``None`` (float32). Flows, sampling grids and warps always stay float32 (see ``IFNet.forward_sparse``).
 
     Raises:
         UsageError: ``cuda`` was asked for and is not available, or the name is unknown.
@@ -42,7 +45,7 @@ def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype]:
                              "(install a CUDA build of torch, or use --device cpu)")
         return torch.device(name), torch.float16
     if name == "cpu":
-        return torch.device("cpu"), torch.float32
+        return torch.device("cpu"), (torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None)
     raise UsageError(f"unknown device {device!r}: use auto, cpu or cuda")
 
 
@@ -51,17 +54,19 @@ class PreparedFrame:
     """A frame ready for the network: padded tensor and its encoder features, computed once and reused.
 
     Attributes:
-        image: ``(1, 3, Hp, Wp)`` in the engine's dtype and device, in [0, 1], zero-padded to the network stride.
-        features: ``(1, 4, Hp, Wp)`` :class:`~retime.interpolate.ifnet.FeatureEncoder` output.
+        stack: ``(1, 7, Hp, Wp)`` float32 on the engine's device: the image in [0, 1], zero-padded to the network
+            stride, and its 4 :class:`~retime.interpolate.ifnet.FeatureEncoder` channels
+            (:meth:`~retime.interpolate.ifnet.IFNet.encode_frame`).
         height, width: the original size in pixels (the crop applied to outputs).
         as_array: ``True`` when the caller gave a uint8 ``(H, W, 3)`` array (outputs are returned the same way).
+        dtype: the caller's tensor dtype (outputs are returned in it); ``torch.uint8`` for arrays.
     """
 
-    image: torch.Tensor
-    features: torch.Tensor
+    stack: torch.Tensor
     height: int
     width: int
     as_array: bool
+    dtype: torch.dtype
 
 
 class Interpolator:
@@ -73,8 +78,10 @@ class Interpolator:
         scale: RIFE's resolution knob (1.0 up to 1440p; 0.5 estimates flow at half resolution, for 4K);
             ``None`` picks 0.5 above 2560x1440 and 1.0 otherwise.
         threads: CPU threads for PyTorch (``None`` leaves PyTorch's default, one per core).
-        dtype: override the compute dtype (default: float16 on CUDA, float32 on the CPU); ``torch.float16`` on the
-            CPU exists to test the half-precision path where no GPU is present.
+        precision: ``"auto"`` runs the convolutions in float16 on CUDA and bfloat16 on CPUs with native bfloat16
+            (≥ 60 dB PSNR against float32; docs/performance.md); ``"float32"`` runs everything in float32 (equal to
+            the reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
+            the CPU exists to test the CUDA path's dtype handling where no GPU is present).
 
     Raises:
         ModelError: weights missing, truncated, with the wrong SHA-256 or the wrong layout.
@@ -82,40 +89,55 @@ class Interpolator:
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
-                 scale: float | None = None, threads: int | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 scale: float | None = None, threads: int | None = None, precision: str = "auto") -> None:
         if scale is not None and not 0 < scale <= 1:
             raise UsageError(f"scale must be in (0, 1], got {scale}")
-        self.device, self.dtype = choose_device(device)
-        if dtype is not None:
-            self.dtype = dtype
+        self.device, self.conv_dtype = choose_device(device)
+        precisions = {"auto": self.conv_dtype, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+        if precision not in precisions:
+            raise UsageError(f"unknown precision {precision!r}: use one of {', '.join(precisions)}")
+        self.conv_dtype = precisions[precision]
+        self.dtype = torch.float32
         if threads is not None:
             torch.set_num_threads(threads)
         path, digest = resolve_weights(weights)
         model = IFNet()
         load_into(model, load_state_dict(path, digest), path)
         self.weights_path = path
-        self.model = model.to(self.device, self.dtype).eval()
+        self.model = model.to(self.device).eval()
         self.scale = scale
         self.max_batch = MAX_BATCH_CUDA if self.device.type == "cuda" else MAX_BATCH_CPU
 
     # -- helpers -------------------------------------------------------------------------------------------------
+    def _run(self, stack0: torch.Tensor, stack1: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...]
+             ) -> torch.Tensor:
+        """``(B, 3, Hp, Wp)`` frames for the B timesteps ``t``; the sparse path when the scales allow it."""
+        if self.model.supports_sparse(scales):
+            return self.model.forward_sparse(stack0, stack1, t, scales=scales, conv_dtype=self.conv_dtype)
+        with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
+                            enabled=self.conv_dtype is not None):
+            n = t.shape[0]
+            out = self.model(stack0[:, :3].expand(n, -1, -1, -1), stack1[:, :3].expand(n, -1, -1, -1), t,
+                             scales=scales, feat0=stack0[:, 3:].expand(n, -1, -1, -1),
+                             feat1=stack1[:, 3:].expand(n, -1, -1, -1))
+        return out.frame.float()
+
     def scale_for(self, height: int, width: int) -> float:
         """The ``scale`` used at this frame size (pixels)."""
         if self.scale is not None:
             return self.scale
         return 0.5 if height * width > AUTO_HALF_SCALE_PIXELS else DEFAULTS.scale
 
-    def _to_tensor(self, frame: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
+    def _to_tensor(self, frame: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool, torch.dtype]:
         if isinstance(frame, np.ndarray):
             if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
                 raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {frame.shape} {frame.dtype}")
             tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)
-            return tensor.unsqueeze(0).to(self.dtype).div_(255.0), True
+            return tensor.unsqueeze(0).to(self.dtype).div_(255.0), True, torch.uint8
         if isinstance(frame, torch.Tensor):
             if frame.dim() != 3 or frame.shape[0] != 3 or not frame.is_floating_point():
                 raise ValueError(f"expected a (3, H, W) float tensor in [0, 1], got {tuple(frame.shape)} {frame.dtype}")
-            return frame.to(self.device, self.dtype).unsqueeze(0), False
+            return frame.to(self.device, self.dtype).unsqueeze(0), False, frame.dtype
         raise TypeError(f"expected a numpy array or a torch tensor, got {type(frame).__name__}")
 
     # -- public API ----------------------------------------------------------------------------------------------
@@ -129,14 +151,17 @@ class Interpolator:
         Raises:
             ValueError: wrong shape or dtype, or a frame smaller than 2x2 pixels.
         """
-        tensor, as_array = self._to_tensor(frame)
+        tensor, as_array, dtype = self._to_tensor(frame)
         _, _, height, width = tensor.shape
         if height < 2 or width < 2:
             raise ValueError(f"frame of {width}x{height} pixels is too small to interpolate (at least 2x2)")
         multiple = math.ceil(STRIDE / self.scale_for(height, width))
         pad_h, pad_w = -height % multiple, -width % multiple
         padded = F.pad(tensor, (0, pad_w, 0, pad_h))
-        return PreparedFrame(padded, self.model.encode(padded), height, width, as_array)
+        with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
+                            enabled=self.conv_dtype is not None):
+            features = self.model.encode(padded)
+        return PreparedFrame(torch.cat((padded, features.float()), 1), height, width, as_array, dtype)
 
     @torch.inference_mode()
     def interpolate(self, frame0: np.ndarray | torch.Tensor | PreparedFrame,
@@ -152,6 +177,7 @@ class Interpolator:
         Returns:
             One frame per t, in the order of ``ts``: ``(H, W, 3)`` uint8 arrays (rounded) for array inputs, else
             ``(3, H, W)`` float tensors in [0, 1] (clamped) in the input's dtype, on the engine's device.
+            On the CPU the timesteps run one at a time (faster there), on CUDA in batches of up to 8.
 
         Raises:
             ValueError: the frames differ in size, a t is outside [0, 1] or not finite, or the model produced NaN.
@@ -170,17 +196,14 @@ class Interpolator:
         outputs: list = []
         for start in range(0, len(ts), self.max_batch):
             chunk = ts[start:start + self.max_batch]
-            n = len(chunk)
             t = torch.tensor(chunk, device=self.device, dtype=self.dtype)
-            out = self.model(p0.image.expand(n, -1, -1, -1), p1.image.expand(n, -1, -1, -1), t, scales=scales,
-                             feat0=p0.features.expand(n, -1, -1, -1), feat1=p1.features.expand(n, -1, -1, -1))
-            frames = out.frame[:, :, :p0.height, :p0.width]
+            frames = self._run(p0.stack, p1.stack, t, scales)[:, :, :p0.height, :p0.width]
             if torch.isnan(frames).any():
                 raise ValueError("the model produced NaN values (non-finite input?)")
             frames = frames.clamp(0.0, 1.0)
             if p0.as_array:
-                u8 = frames.float().mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                outputs.extend(u8[i] for i in range(n))
+                u8 = frames.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                outputs.extend(u8[i] for i in range(len(chunk)))
             else:
-                outputs.extend(frames[i] for i in range(n))
+                outputs.extend(frames[i].to(p0.dtype) for i in range(len(chunk)))
         return outputs

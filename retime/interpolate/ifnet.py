@@ -150,6 +150,13 @@ class IFNet(nn.Module):
     def blocks(self) -> tuple[IFBlock, ...]:
         return (self.block0, self.block1, self.block2, self.block3, self.block4)
 
+    def encode_frame(self, image: torch.Tensor) -> torch.Tensor:
+        """Per-frame input of :meth:`forward_sparse`: ``(B, 3, H, W)`` image → ``(B, 7, H, W)`` = image ‖ features.
+
+        A frame shared by several timesteps or by two consecutive pairs is encoded once.
+        """
+        return torch.cat((image, self.encode(image)), 1)
+
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, timestep: float | torch.Tensor = 0.5, *,
                 scales: tuple[float, ...] = SCALES, feat0: torch.Tensor | None = None,
                 feat1: torch.Tensor | None = None) -> IFNetOutput:
@@ -197,3 +204,150 @@ class IFNet(nn.Module):
         mask = torch.sigmoid(mask)
         frame = warped0 * mask + warped1 * (1 - mask)
         return IFNetOutput(frame=frame, flow=flow, mask=mask, warped0=warped0, warped1=warped1)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The fast path. It computes what forward() computes, without the full-resolution glue.
+    #
+    # forward() follows the reference: every block upsamples its 13 output channels to full resolution, and the
+    # next block warps images and features at full resolution, concatenates 28 full-resolution channels and then
+    # downsamples them by s with bilinear interpolation. With align_corners=False and an integer factor s, that
+    # downsampling reads only two rows and two columns per output pixel: rows s*q + s/2 - 1 and s*q + s/2, each
+    # weighted 1/2 (PyTorch maps output q to input s*q + (s - 1)/2). So block i needs its inputs at only those
+    # "taps", a (2H/s, 2W/s) grid. forward_sparse() evaluates the flows, the mask and context (bilinear upsampling
+    # of coarser maps = grid_sample at the taps) and the warps at the taps alone, and averages each 2x2 group of taps
+    # (avg_pool2d), which is the bilinear downsampling. The last block's 8 context channels are never used, so its
+    # output layer computes only flow and mask. Equal to forward() up to float rounding (see tests).
+    # ------------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def supports_sparse(scales: tuple[float, ...]) -> bool:
+        """``True`` when every block scale is a power of two (the taps above then lie on whole pixels)."""
+        return all(float(s).is_integer() and int(s) >= 1 and (int(s) & (int(s) - 1)) == 0 for s in scales)
+
+    def forward_sparse(self, stack0: torch.Tensor, stack1: torch.Tensor, timestep: torch.Tensor, *,
+                       scales: tuple[float, ...] = SCALES, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The interpolated frame Î_t (paper eq. 1), computed as :meth:`forward` does but only where it is read.
+
+        Args:
+            stack0, stack1: ``(1, 7, H, W)`` or ``(B, 7, H, W)`` outputs of :meth:`encode_frame` for I_0 and I_1
+                (float32/float16/bfloat16), H and W multiples of ``4 * max(scales)``.
+            timestep: ``(B,)`` tensor of t in [0, 1]; B frames are produced.
+            scales: block scales, all powers of two (:meth:`supports_sparse`).
+            conv_dtype: run the blocks' convolutions under autocast to this dtype (``torch.bfloat16`` on CPUs with
+                AVX-512 BF16/AMX), while flows, sampling grids and warps stay in the inputs' dtype: sampling
+                coordinates need float32's precision (in bfloat16 a 1280-pixel grid is off by several pixels).
+
+        Returns:
+            ``(B, 3, H, W)`` Î_t, not clamped, in the inputs' dtype.
+
+        Raises:
+            ValueError: scales not powers of two, or the stacks' spatial sizes differ.
+        """
+        if not self.supports_sparse(scales) or len(scales) != len(self.blocks):
+            raise ValueError(f"forward_sparse needs {len(self.blocks)} power-of-two scales, got {scales}")
+        if stack0.shape[1:] != stack1.shape[1:] or stack0.shape[1] != 7:
+            raise ValueError(f"stacks {tuple(stack0.shape)} and {tuple(stack1.shape)} must be (B, 7, H, W)")
+        batch = timestep.shape[0]
+        _, _, height, width = stack0.shape
+        s0 = stack0.expand(batch, -1, -1, -1)
+        s1 = stack1.expand(batch, -1, -1, -1)
+        t = timestep.to(stack0.dtype).reshape(-1, 1, 1, 1)
+        deltas: list[tuple[int, torch.Tensor]] = []  # (scale, low-resolution flow residual) of each block so far
+        full_flow, n_summed = None, 0  # the accumulated flow at full resolution, and how many deltas it holds
+        out = None
+        last = len(self.blocks) - 1
+        for i, (block, scale) in enumerate(zip(self.blocks, scales)):
+            s = int(scale)
+            if i == 0:
+                d0, d1 = (F.interpolate(x, scale_factor=1.0 / s, mode="bilinear", align_corners=False)
+                          if s > 1 else x for x in (stack0, stack1))
+                d0, d1 = d0.expand(batch, -1, -1, -1), d1.expand(batch, -1, -1, -1)
+                x = torch.cat((d0[:, :3], d1[:, :3], d0[:, 3:], d1[:, 3:], t.expand(batch, 1, *d0.shape[2:])), 1)
+            else:
+                taps, up = _tap_grids(height, width, s, stack0)
+                if s <= 2:  # the taps are every full-resolution pixel: plain upsampling, and the sum is kept
+                    full_flow, n_summed = _accumulate(full_flow, deltas, n_summed)
+                    flow = full_flow
+                    context = _upsample(out[:, 4:], deltas[-1][0])
+                else:
+                    flow = sum(_sample_up(d, up) * sd for sd, d in deltas)
+                    context = _sample_up(out[:, 4:], up)  # mask logit and context of the previous block
+                parts = [_warp_at(s0, flow[:, :2], taps), _warp_at(s1, flow[:, 2:], taps), context, flow]
+                if s > 1:  # the bilinear downsampling: the mean of each 2x2 group of taps, part by part
+                    parts = [F.avg_pool2d(part, 2) for part in parts]
+                w0, w1, context, flow = parts
+                x = torch.cat((w0[:, :3], w1[:, :3], w0[:, 3:], w1[:, 3:], t.expand(batch, 1, *flow.shape[2:]),
+                               context, flow / s), 1)
+            with torch.autocast(x.device.type, dtype=conv_dtype or x.dtype, enabled=conv_dtype is not None):
+                feat = block.convblock(block.conv0(x))
+                if i == last:  # only flow (4) and mask (1) are used: output channels 0-19 before the pixel shuffle
+                    conv = block.lastconv[0]
+                    out = F.pixel_shuffle(F.conv_transpose2d(feat, conv.weight[:, :20], conv.bias[:20], 2, 1), 2)
+                else:
+                    out = block.lastconv(feat)
+            out = out.to(x.dtype)
+            deltas.append((s, out[:, :4]))
+
+        flow, _ = _accumulate(full_flow, deltas, n_summed)
+        mask = torch.sigmoid(_upsample(out[:, 4:5], int(scales[-1])))
+        warped0 = backward_warp(s0[:, :3], flow[:, :2])
+        warped1 = backward_warp(s1[:, :3], flow[:, 2:4])
+        return warped0 * mask + warped1 * (1 - mask)
+
+
+def _upsample(low: torch.Tensor, s: int) -> torch.Tensor:
+    """Bilinear upsampling by ``s`` (align_corners=False), as the reference resizes every block output."""
+    return F.interpolate(low, scale_factor=s, mode="bilinear", align_corners=False) if s > 1 else low
+
+
+def _accumulate(full_flow: torch.Tensor | None, deltas: list[tuple[int, torch.Tensor]], n_summed: int
+                ) -> tuple[torch.Tensor, int]:
+    """Add the flow residuals not yet summed, each upsampled to full resolution and scaled to pixels."""
+    for s, delta in deltas[n_summed:]:
+        term = _upsample(delta, s) * s if s > 1 else delta
+        full_flow = term if full_flow is None else full_flow + term
+    return full_flow, len(deltas)
+
+
+_TAP_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _tap_grids(height: int, width: int, s: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates of the bilinear-downsampling taps for factor ``s`` and their upsampling grid.
+
+    Returns ``(taps, up)``, both ``(1, h, w, 2)`` (x first) with h = 2H/s (H when s = 1): ``taps`` in full-resolution
+    pixels, ``up`` in grid_sample's align_corners=False units, where sampling a map of any coarser resolution R
+    equals upsampling it to full resolution by H/R with F.interpolate and reading the taps.
+    """
+    key = (height, width, s, like.device, like.dtype)
+    if key not in _TAP_CACHE:
+        def axis(n: int) -> torch.Tensor:
+            if s == 1:
+                return torch.arange(n, device=like.device, dtype=torch.float32)
+            q = torch.arange(n // s, device=like.device, dtype=torch.float32) * s
+            return torch.stack((q + (s // 2 - 1), q + s // 2), 1).reshape(-1)
+
+        gy, gx = torch.meshgrid(axis(height), axis(width), indexing="ij")
+        taps = torch.stack((gx, gy), -1)[None]
+        up = torch.stack((2 * (gx + 0.5) / width - 1, 2 * (gy + 0.5) / height - 1), -1)[None]
+        if len(_TAP_CACHE) > 64:
+            _TAP_CACHE.clear()
+        _TAP_CACHE[key] = (taps.to(like.dtype), up.to(like.dtype))
+    return _TAP_CACHE[key]
+
+
+def _sample_up(low: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """Bilinear upsampling of ``low`` ``(B, C, h, w)`` to full resolution, read at the taps of ``up``."""
+    return F.grid_sample(low, up.expand(low.shape[0], -1, -1, -1), mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+def _warp_at(stack: torch.Tensor, flow: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Backward warp of the full-resolution ``stack`` ``(B, C, H, W)``, read at the taps ``p`` as ``stack(p + flow)``.
+
+    ``flow`` ``(B, 2, h, w)`` is the flow at the taps in pixels; sampling as :func:`backward_warp` does
+    (bilinear, border, align_corners=True).
+    """
+    _, _, height, width = stack.shape
+    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device, dtype=flow.dtype)
+    grid = (taps + flow.permute(0, 2, 3, 1)) * scale - 1
+    return F.grid_sample(stack, grid, mode="bilinear", padding_mode="border", align_corners=True)
