@@ -137,15 +137,15 @@ def test_a_few_steps_reduce_the_loss():
     frame, img0, img1, flow0, flow1, mask = _inputs(batch=1, height=12, width=12)
     truth = (frame * 0.8 + 0.1).detach()
     model = Refiner()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
-    for _ in range(10):
+    for _ in range(20):
         loss = charbonnier(model(frame, img0, img1, flow0, flow1, mask).frame, truth)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < 0.8 * losses[0], losses
 
 
 def test_checkpoint_round_trip_and_export(tmp_path):
@@ -244,3 +244,21 @@ def test_train_end_to_end_resumes_and_registers_a_cli_command(tmp_path):
     app.command("noop")(lambda: None)  # a second command keeps `train` a subcommand
     result = CliRunner().invoke(app, ["train", "--help"])
     assert result.exit_code == 0 and "--patch" in result.output
+
+
+def test_banded_processing_equals_one_pass(monkeypatch):
+    """Large frames are refined in bands of rows (bounded memory); the result must not depend on the banding."""
+    import retime.refine.model as model_module
+
+    torch.manual_seed(0)
+    model = Refiner()
+    for p in model.parameters():  # leave the zero initialisation so that every path contributes
+        torch.nn.init.normal_(p, std=0.1)
+    inputs = _inputs(batch=1, height=20, width=16)
+    whole = model(*inputs)
+    monkeypatch.setattr(model_module, "TOKEN_BUDGET", 2 * 9 * 19 * 16 * 3)  # 3 rows per band
+    banded = model(*inputs)
+    assert torch.allclose(whole.updated0, banded.updated0, atol=1e-5)
+    assert torch.allclose(whole.frame, banded.frame, rtol=1e-5, atol=1e-4)  # float32 summation order differs
+    assert torch.allclose(whole.attention0, banded.attention0, atol=1e-6)
+    assert model(*inputs, keep_attention=False).attention0.shape[3] == 0

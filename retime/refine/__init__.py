@@ -32,7 +32,7 @@ def refine(refiner: Refiner, ifnet: IFNet, first: IFNetOutput, img0: torch.Tenso
         ``(B, 3, H, W)`` the refined frame, same dtype/device, not clamped.
     """
     g0, g1 = second_flows(ifnet, first.frame, img0, img1, scale=flow_scale)
-    return refiner(first.frame, img0, img1, g0, g1, first.mask).frame
+    return refiner(first.frame, img0, img1, g0, g1, first.mask, keep_attention=False).frame
 
 
 __all__ = ["RefineOutput", "Refiner", "RefinerConfig", "gather_patches", "load_refiner", "refine", "second_flows"]

@@ -3,8 +3,8 @@
 Sets (none used in training; the training data is the UCF101/DVF subset only):
 
 - **middlebury**: the 12 Middlebury-other triplets (frame10, frame10i11 = truth, frame11), t = 0.5;
-- **clips t=0.5** ("drop every other frame"): frames 2j and 2j+2 of the PyPI clips in, 2j+1 the truth;
-- **clips t=.25/.5/.75** ("drop 3 of 4"): frames 4j and 4j+4 in, 4j+1, 4j+2, 4j+3 the truths.
+- **clips-2x** ("drop every other frame", t = 0.5): frames 2j and 2j+2 of the PyPI clips in, 2j+1 the truth;
+- **clips-4x** ("drop 3 of 4", t = 0.25, 0.5, 0.75): frames 4j and 4j+4 in, 4j+1, 4j+2, 4j+3 the truths.
 
 The clip windows are fixed (:data:`CLIP_WINDOWS`: evenly spaced start frames), and a window is skipped when two of
 its consecutive frames differ by less than 0.5 grey levels (a duplicated frame, e.g. bigbuckbunny's 24→25 fps
@@ -51,7 +51,7 @@ def cases(clips_dir: Path = CLIPS, middlebury: Path = MIDDLEBURY) -> list[tuple[
                     [seq / "frame10i11.png"]))
     for clip, (n2, n4) in CLIP_WINDOWS.items():
         frames = _video_frames(clips_dir / clip)
-        for span, count, label in ((2, n2, "clips t=0.5"), (4, n4, "clips t=.25/.5/.75")):
+        for span, count, label in ((2, n2, "clips-2x"), (4, n4, "clips-4x")):
             for s in _starts(len(frames), span, count):
                 window = frames[s:s + span + 1]
                 if min(_grey_difference(a, b) for a, b in zip(window, window[1:])) < MIN_MOTION:
@@ -109,7 +109,8 @@ def prepare(ifnet: IFNet, cache: Path, *, flow_scale: float = 0.5) -> list[Path]
 
 @torch.no_grad()
 def score(refiner, files: list[Path], *, reuse_first_flows: bool = False) -> dict[str, dict[str, list[float]]]:
-    """PSNR per frame, ``{set: {"ifnet": [...], "refined": [...]}}``, plus ``{set}/<t>`` entries per timestep."""
+    """PSNR per frame, ``{set: {"ifnet": [...], "refined": [...]}}``, plus ``"<set> t=<t>"`` entries for sets with
+    several timesteps."""
     results: dict[str, dict[str, list[float]]] = {}
     for path in files:
         case = torch.load(path, map_location="cpu", weights_only=False)
@@ -120,12 +121,14 @@ def score(refiner, files: list[Path], *, reuse_first_flows: bool = False) -> dic
             g0, g1 = case["flow"][:, 0:2], case["flow"][:, 2:4]
         else:
             g0, g1 = case["flow0"], case["flow1"]
-        refined = refiner(case["frame"], img0, img1, g0, g1, case["mask"]).frame
+        refined = refiner(case["frame"], img0, img1, g0, g1, case["mask"], keep_attention=False).frame
         for j, t in enumerate(case["ts"]):
             truth = case["truths"][j].numpy()
             a = psnr_u8(case["frame"][j, :, :h, :w], truth)
             b = psnr_u8(refined[j, :, :h, :w], truth)
-            for key in (case["set"], f"{case['set']}/t={t:g}"):
+            label = "middlebury" if case["set"] == "middlebury" else ("clips-2x" if n == 1 else "clips-4x")
+            keys = [label] + ([f"{label} t={t:g}"] if n > 1 else [])
+            for key in keys:
                 entry = results.setdefault(key, {"ifnet": [], "refined": []})
                 entry["ifnet"].append(a)
                 entry["refined"].append(b)
@@ -136,12 +139,12 @@ def table(results: dict[str, dict[str, list[float]]]) -> str:
     """Markdown table: set, frames, mean PSNR IFNet, refined, gain."""
     clips = {"ifnet": [], "refined": []}
     for key, entry in results.items():
-        if key.startswith("clips") and "/" not in key:
+        if key in ("clips-2x", "clips-4x"):
             clips["ifnet"] += entry["ifnet"]
             clips["refined"] += entry["refined"]
     rows = dict(results)
     if clips["ifnet"]:
-        rows["clips (all frames)"] = clips
+        rows["clips (2x and 4x frames)"] = clips
     lines = ["| set | frames | IFNet (dB) | IFNet + refine (dB) | gain (dB) |", "|---|---:|---:|---:|---:|"]
     for key in sorted(rows, key=lambda k: (not k.startswith("middlebury"), k)):
         a, b = np.mean(rows[key]["ifnet"]), np.mean(rows[key]["refined"])

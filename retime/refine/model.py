@@ -29,6 +29,9 @@ from torch import nn
 #: Flow magnitudes are fed to the query encoder compressed, sign(f)·log1p(|f|)/FLOW_LOG_SCALE, so that 1 px and
 #: 100 px motions both land in a range a small MLP handles (log1p(100)/4 ≈ 1.15).
 FLOW_LOG_SCALE = 4.0
+#: Elements of one gathered token tensor (B·K·(D+3)·rows·W) processed at a time: 2**24 floats = 64 MB, so a 4K frame
+#: is refined in bands of rows instead of holding ~5 GB of tokens at once. Training crops fit in one band.
+TOKEN_BUDGET = 2**24
 
 
 def patch_offsets(patch: int, *, device: torch.device | None = None) -> torch.Tensor:
@@ -39,7 +42,8 @@ def patch_offsets(patch: int, *, device: torch.device | None = None) -> torch.Te
     return torch.stack((gx.reshape(-1), gy.reshape(-1)), dim=-1)
 
 
-def gather_patches(image: torch.Tensor, flow: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_patches(image: torch.Tensor, flow: torch.Tensor, patch: int, *,
+                   row_offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather, for every pixel p, the ``patch``×``patch`` pixels of ``image`` around the target q = p + flow(p).
 
     The patch is the block of whole pixels whose centre is nearest to q: its first pixel is
@@ -49,13 +53,14 @@ def gather_patches(image: torch.Tensor, flow: torch.Tensor, patch: int) -> tuple
 
     Args:
         image: ``(B, C, H, W)`` float tensor (any C: RGB or feature maps).
-        flow: ``(B, 2, H, W)`` same dtype/device, in pixels (x then y), defined on the *target* grid; the target grid
-            and ``image`` have the same size.
+        flow: ``(B, 2, h, W)`` same dtype/device, in pixels (x then y), defined on the *target* grid, which is
+            ``image``'s grid or a band of h of its rows starting at ``row_offset`` (to bound memory on large frames).
         patch: k (≥ 1), the patch side; K = k² pixels are gathered.
+        row_offset: the image row of the band's first row.
 
     Returns:
-        ``(values, offsets)``: ``values`` ``(B, C, K, H, W)``, the patch pixels (row-major, y outer); ``offsets``
-        ``(B, K, 2, H, W)``, each patch pixel's position minus the exact target q, in pixels (x, y), in
+        ``(values, offsets)``: ``values`` ``(B, C, K, h, W)``, the patch pixels (row-major, y outer); ``offsets``
+        ``(B, K, 2, h, W)``, each patch pixel's position minus the exact target q, in pixels (x, y), in
         ``[−(k+1)/2, (k+1)/2]``.
 
     Raises:
@@ -64,28 +69,29 @@ def gather_patches(image: torch.Tensor, flow: torch.Tensor, patch: int) -> tuple
     if patch < 1:
         raise ValueError(f"gather_patches: patch must be >= 1, got {patch}")
     if (image.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[0] != image.shape[0]
-            or flow.shape[2:] != image.shape[2:]):
-        raise ValueError(f"gather_patches: image {tuple(image.shape)} and flow {tuple(flow.shape)} do not match "
-                         "(expected flow (B, 2, H, W) with the image's B, H, W)")
+            or flow.shape[3] != image.shape[3] or not 0 <= row_offset <= image.shape[2] - flow.shape[2]):
+        raise ValueError(f"gather_patches: image {tuple(image.shape)} and flow {tuple(flow.shape)} (rows from "
+                         f"{row_offset}) do not match (expected flow (B, 2, H, W) with the image's B, H, W)")
     batch, channels, height, width = image.shape
-    ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
-    xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
-    qx = xs + flow[:, 0]  # (B, H, W) exact target position
-    qy = ys + flow[:, 1]
+    rows = flow.shape[2]
+    # Positions in float32 even for half inputs: the pixel positions of a 4K frame do not fit float16's mantissa.
+    ys = torch.arange(row_offset, row_offset + rows, device=flow.device, dtype=torch.float32).view(1, rows, 1)
+    xs = torch.arange(width, device=flow.device, dtype=torch.float32).view(1, 1, width)
+    qx = xs + flow[:, 0].float()  # (B, h, W) exact target position
+    qy = ys + flow[:, 1].float()
     shift = (patch - 1) / 2.0
-    # The offsets are computed in float32 even for half inputs: positions of a 4K frame do not fit float16's mantissa.
-    x0 = torch.floor(qx.float() - shift + 0.5).long()
-    y0 = torch.floor(qy.float() - shift + 0.5).long()
+    x0 = torch.floor(qx - shift + 0.5).long()
+    y0 = torch.floor(qy - shift + 0.5).long()
     grid = patch_offsets(patch, device=flow.device)  # (K, 2)
     px = x0.unsqueeze(1) + grid[:, 0].view(1, -1, 1, 1)  # (B, K, H, W)
     py = y0.unsqueeze(1) + grid[:, 1].view(1, -1, 1, 1)
     inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
-    index = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)  # (B, K, H, W)
+    index = py.clamp(0, height - 1) * width + px.clamp(0, width - 1)  # (B, K, h, W)
     k = index.shape[1]
     flat = image.reshape(batch, channels, 1, height * width).expand(batch, channels, k, height * width)
-    values = torch.gather(flat, 3, index.view(batch, 1, k, height * width).expand(batch, channels, k, -1))
-    values = values.view(batch, channels, k, height, width) * inside.unsqueeze(1).to(image.dtype)
-    offsets = torch.stack(((px.float() - qx.float().unsqueeze(1)), (py.float() - qy.float().unsqueeze(1))), dim=2)
+    values = torch.gather(flat, 3, index.view(batch, 1, k, rows * width).expand(batch, channels, k, -1))
+    values = values.view(batch, channels, k, rows, width) * inside.unsqueeze(1).to(image.dtype)
+    offsets = torch.stack((px - qx.unsqueeze(1), py - qy.unsqueeze(1)), dim=2)
     return values, offsets.to(image.dtype)
 
 
@@ -183,7 +189,7 @@ class ImplicitWarp(nn.Module):
         nn.init.zeros_(self.to_pixel.bias)
 
     def forward(self, frame: torch.Tensor, frame_features: torch.Tensor, image: torch.Tensor,
-                image_features: torch.Tensor, flow: torch.Tensor) -> WarpOutput:
+                image_features: torch.Tensor, flow: torch.Tensor, *, keep_attention: bool = True) -> WarpOutput:
         """Update ``frame`` (Î_t) from ``image`` (I_k) along ``flow`` (Î_t's grid → I_k, pixels).
 
         Args:
@@ -192,6 +198,8 @@ class ImplicitWarp(nn.Module):
             image: ``(B, 3, H, W)`` I_k in [0, 1].
             image_features: ``(B, F, H, W)`` ``encoder(image)``.
             flow: ``(B, 2, H, W)`` in pixels.
+            keep_attention: return the attention weights (``False``: an empty ``(B, heads, K, 0, W)`` tensor, which
+                saves ``heads·K`` floats per pixel on large frames).
 
         Returns:
             :class:`WarpOutput`.
@@ -199,13 +207,7 @@ class ImplicitWarp(nn.Module):
         batch, _, height, width = frame.shape
         heads, dim, dh = self.heads, self.dim, self.dim // self.heads
         # Keys/values: project per pixel, then gather the patches (the projection commutes with the gather).
-        projected = self.key_value(torch.cat((image, image_features), 1))
-        values, offsets = gather_patches(torch.cat((image, projected), 1), flow, self.patch)  # (B, 3+D, K, H, W)
-        rgb, tokens = values[:, :3], values[:, 3:]
-        dx, dy = offsets[:, :, 0], offsets[:, :, 1]  # (B, K, H, W)
-        monomials = torch.stack((dx, dy, dx * dx, dy * dy, dx * dy), 1)  # (B, 5, K, H, W)
-        position = torch.einsum("dm,bmkyx->bdkyx", self.key_position, monomials)
-        kv = _channel_norm(tokens + position, self.norm_kv.weight, self.norm_kv.bias)  # (B, D, K, H, W)
+        source = torch.cat((image, self.key_value(torch.cat((image, image_features), 1))), 1)
 
         # Query: Î_t's value and its flow offset (sub-pixel part of the target, and the compressed motion).
         ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(height, 1)
@@ -223,13 +225,28 @@ class ImplicitWarp(nn.Module):
         fold_w = torch.einsum("hed,hef->hfd", wq, wk).reshape(heads * dim, dim, 1, 1)
         fold_b = torch.einsum("he,hef->hf", self.to_q.bias.view(heads, dh), wk).reshape(heads * dim)
         qk = F.conv2d(query, fold_w, fold_b).view(batch, heads, dim, 1, height, width)
-        logits = (qk * kv.unsqueeze(1)).sum(2) / math.sqrt(dh)  # (B, heads, K, H, W)
-        attention = logits.softmax(dim=2)
-        mixed = (attention.unsqueeze(2) * kv.unsqueeze(1)).sum(3)  # (B, heads, D, H, W): Σ_j a_hj x_j
-        attended = F.conv2d(mixed.reshape(batch, heads * dim, height, width),
-                            self.to_v.weight.view(dim, dim, 1, 1), self.to_v.bias, groups=heads)
-        resampled = (attention.mean(1).unsqueeze(1) * rgb).sum(2)  # (B, 3, H, W)
-        return WarpOutput(frame=resampled + self.to_pixel(attended), attention=attention)
+
+        # The K tokens per pixel dominate memory: process bands of rows (one band at training crop sizes).
+        k = self.patch * self.patch
+        rows = max(1, TOKEN_BUDGET // (batch * k * (dim + 3) * width))
+        frames, attentions = [], []
+        for top in range(0, height, rows):
+            band = slice(top, min(top + rows, height))
+            values, offsets = gather_patches(source, flow[:, :, band], self.patch, row_offset=top)
+            rgb, tokens = values[:, :3], values[:, 3:]  # (B, 3, K, h, W), (B, D, K, h, W)
+            dx, dy = offsets[:, :, 0], offsets[:, :, 1]  # (B, K, h, W)
+            monomials = torch.stack((dx, dy, dx * dx, dy * dy, dx * dy), 1)  # (B, 5, K, h, W)
+            position = torch.einsum("dm,bmkyx->bdkyx", self.key_position.to(monomials.dtype), monomials)
+            kv = _channel_norm(tokens + position, self.norm_kv.weight, self.norm_kv.bias)  # (B, D, K, h, W)
+            logits = (qk[..., band, :] * kv.unsqueeze(1)).sum(2) / math.sqrt(dh)  # (B, heads, K, h, W)
+            attention = logits.softmax(dim=2)
+            mixed = (attention.unsqueeze(2) * kv.unsqueeze(1)).sum(3)  # (B, heads, D, h, W): Σ_j a_hj x_j
+            attended = F.conv2d(mixed.reshape(batch, heads * dim, -1, width),
+                                self.to_v.weight.view(dim, dim, 1, 1), self.to_v.bias, groups=heads)
+            resampled = (attention.mean(1).unsqueeze(1) * rgb).sum(2)  # (B, 3, h, W)
+            frames.append(resampled + self.to_pixel(attended))
+            attentions.append(attention if keep_attention else attention[:, :, :, :0])
+        return WarpOutput(frame=torch.cat(frames, 2), attention=torch.cat(attentions, 3))
 
 
 class FusionNet(nn.Module):
@@ -310,7 +327,7 @@ class Refiner(nn.Module):
                    fusion_width=config.fusion_width)
 
     def forward(self, frame: torch.Tensor, img0: torch.Tensor, img1: torch.Tensor, flow0: torch.Tensor,
-                flow1: torch.Tensor, mask: torch.Tensor) -> RefineOutput:
+                flow1: torch.Tensor, mask: torch.Tensor, *, keep_attention: bool = True) -> RefineOutput:
         """Refine Î_t.
 
         Args:
@@ -318,6 +335,7 @@ class Refiner(nn.Module):
             img0, img1: ``(B, 3, H, W)`` the input frames I_0, I_1, same dtype/device.
             flow0, flow1: ``(B, 2, H, W)`` second flows from Î_t's grid into I_0 / I_1, in pixels.
             mask: ``(B, 1, H, W)`` the first stage's fusion mask M in (0, 1) (weight of I_0).
+            keep_attention: return the attention weights (``False`` saves memory at inference).
 
         Returns:
             :class:`RefineOutput`.
@@ -337,7 +355,7 @@ class Refiner(nn.Module):
         feats = self.encoder(torch.cat((frame, img0, img1), 0))
         ff, f0, f1 = feats[:batch], feats[batch:2 * batch], feats[2 * batch:]
         out = self.warp(torch.cat((frame, frame), 0), torch.cat((ff, ff), 0), torch.cat((img0, img1), 0),
-                        torch.cat((f0, f1), 0), torch.cat((flow0, flow1), 0))
+                        torch.cat((f0, f1), 0), torch.cat((flow0, flow1), 0), keep_attention=keep_attention)
         u0, u1 = out.frame[:batch], out.frame[batch:]
         x = torch.cat((frame, u0, u1, u0 - frame, u1 - frame, mask, (u0 - u1).abs().mean(1, keepdim=True)), 1)
         refined = frame + self.fusion(x)

@@ -1,7 +1,8 @@
 """``retime train``: train the refinement stage (DESIGN.md section B) on image triplets or videos, IFNet frozen.
 
 Loss: the Charbonnier penalty of the design documents, ρ(x) = √(x² + ε²) with ε = 1e-6, summed over pixels (and
-colour channels) and averaged over the batch. The relativistic-average adversarial term with a VGG-13-style
+colour channels) and averaged over the batch, on the refined frame, plus ``aux_weight`` times the mean of the same
+penalty on the two attention-updated frames (deep supervision of the implicit warp). The relativistic-average adversarial term with a VGG-13-style
 discriminator that the design documents add is *not* implemented (docs/refinement.md says why).
 
 Run as ``python -m retime.refine.train DATA... --out runs/refine`` (``--help`` lists the options). The first stage's
@@ -54,6 +55,9 @@ class TrainConfig:
     flow_scale: float = 0.5
     cache_size: int = 256
     #: One triplet in ``holdout_every`` (by mined order) is kept out of training and used to monitor over-fitting.
+    #: Weight of the auxiliary Charbonnier loss on the two attention-updated frames (mean of the two), which
+    #: supervises the implicit warp directly instead of only through the fusion network (0 turns it off).
+    aux_weight: float = 0.5
     holdout_every: int = 19
     checkpoint_every: int = 100
     patch: int = 3
@@ -197,8 +201,12 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
             result = model(batch["frame"], batch["img0"], batch["img1"], batch["flow0"], batch["flow1"],
                            batch["mask"])
             loss = charbonnier(result.frame, batch["truth"])
+            total = loss
+            if config.aux_weight:
+                total = loss + config.aux_weight * 0.5 * (charbonnier(result.updated0, batch["truth"])
+                                                         + charbonnier(result.updated1, batch["truth"]))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             optimizer.step()
             base = float(charbonnier(batch["frame"], batch["truth"]))
             running.append((float(loss.detach()), base))
