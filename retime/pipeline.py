@@ -47,6 +47,8 @@ __all__ = [
     "RunResult",
     "analyse",
     "fix_drops",
+    "parse_rate",
+    "snap_times",
     "upsample",
     "upsample_rate",
 ]
@@ -518,7 +520,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
     get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device))
     with atomic_output(output, input=input, overwrite=overwrite) as tmp:
-        with VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate) as writer:
+        with VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
+                         label=output) as writer:
             analysis = analyse(input, detection, info=info, progress=progress)
             plan = analysis.plan
             if plan.synthesized:
@@ -580,6 +583,26 @@ def _output_timeline(rate: Fraction, start: Fraction) -> tuple[Fraction, int, in
     return time_base, round(start / time_base), int(ticks)
 
 
+def snap_times(times: Sequence[Fraction], out_rate: Fraction, *, tolerance: Fraction) -> list[Fraction]:
+    """Source frame times moved onto the output grid ``times[0] + j / out_rate`` where they lie within
+    ``tolerance`` seconds of it (and the order stays strict), so that they are copied, not re-synthesized.
+
+    A container's time base rounds timestamps: in Matroska (1 ms) a 30000/1001 fps frame sits at 0.067 s, not at
+    1001/15000 s, and an exact comparison would synthesize every source frame at t = 0.005 instead of passing it
+    through. Half a tick of the input's time base is the rounding error, so that is the tolerance to pass.
+    """
+    if not times:
+        return []
+    start = times[0]
+    out = [start]
+    for t in times[1:]:
+        j = round((t - start) * out_rate)
+        grid = start + j / out_rate
+        snapped = grid if abs(grid - t) <= tolerance and grid > out[-1] else t
+        out.append(snapped if snapped > out[-1] else t)
+    return out
+
+
 def upsample(input: str | Path, output: str | Path, *, factor: int | None = None,
              fps: Fraction | str | float | None = None, detection: DetectionSettings | None = None,
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
@@ -608,9 +631,12 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     start = (info.start_pts or 0) * info.time_base
     time_base, first_pts, ticks = _output_timeline(out_rate, start)
     with atomic_output(output, input=input, overwrite=overwrite) as tmp:
-        with VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate) as writer:
+        with VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate, label=output) as writer:
             analysis = analyse(input, detection, info=info, progress=progress)
-            plan = plan_upsample(analysis.times, out_rate, analysis.detection.cuts, analysis.end_time)
+            times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
+            # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
+            end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]
+            plan = plan_upsample(times, out_rate, analysis.detection.cuts, end)
             if plan.start_time != start:  # the first frame's PTS differs from the probe's: keep exact times
                 first_pts = round(plan.start_time / time_base)
             peak = _write_through(writer, lambda j: (first_pts + j * ticks, ticks), plan,

@@ -87,7 +87,7 @@ class Clip:
 
 
 def write_clip(path: Path, frames: Sequence[np.ndarray], *, codec: str = "ffv1", pix_fmt: str = "yuv420p",
-               rate: int = RATE, pts: Sequence[int] | None = None, time_base: Fraction | None = None,
+               rate: int | Fraction = RATE, pts: Sequence[int] | None = None, time_base: Fraction | None = None,
                audio: bool = False, rotation: int | None = None, color: dict | None = None,
                options: dict | None = None, subtitles: Path | None = None,
                container_options: dict | None = None) -> Clip:
@@ -212,6 +212,11 @@ def clips(tmp_path_factory) -> dict[str, Clip]:
         # a slow, nearly static shot: real motion far under a grey level per frame; nothing to repair
         "static": write_clip(d / "static.mkv", slow_frames(24)),
         "one_frame": write_clip(d / "one.mkv", truth[:1]),
+        # odd width and height in 4:2:0 (FFV1 stores that; x264 cannot)
+        "odd": write_clip(d / "odd.mkv", moving_frames(6, width=97, height=65)),
+        # NTSC rate in Matroska: timestamps rounded to the millisecond (0, 33, 67, 100, ...)
+        "ntsc_mkv": write_clip(d / "ntsc.mkv", moving_frames(12), rate=Fraction(30000, 1001),
+                               pts=[round(Fraction(1001 * i, 30)) for i in range(12)], time_base=Fraction(1, 1000)),
     }
     # audio only
     audio_only = d / "audio.m4a"

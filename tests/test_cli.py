@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -139,7 +140,12 @@ def test_output_errors(clips, tmp_path):
                                       EXIT_OUTPUT)
     assert "subtitle" in _one_error_line(invoke("fix-drops", clips["subtitled"].path, tmp_path / "s.mp4"),
                                          EXIT_OUTPUT)
+    assert "odd size" in _one_error_line(invoke("fix-drops", clips["odd"].path, tmp_path / "odd.mp4"), EXIT_OUTPUT)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.mkv"]
+    # the same odd-sized video is fine losslessly
+    assert invoke("fix-drops", clips["odd"].path, tmp_path / "odd.mkv", "--codec", "ffv1", "-q").exit_code == 0
+    with av.open(str(tmp_path / "odd.mkv")) as c:
+        assert [(f.width, f.height) for f in c.decode(video=0)] == [(97, 65)] * 6
 
 
 def test_usage_errors(clips, tmp_path):

@@ -124,9 +124,9 @@ def test_choose_pix_fmt(encoder, given, chosen):
 # --- writer ---------------------------------------------------------------------------------------------------
 
 
-def _remux(src: Path, dst: Path, codec: str | None = "ffv1") -> None:
+def _remux(src: Path, dst: Path, codec: str | None = "ffv1", preset: str = "ultrafast") -> None:
     info = probe(src)
-    with VideoWriter(dst, info, settings=EncodeSettings(codec=codec, preset="ultrafast"), time_base=info.time_base,
+    with VideoWriter(dst, info, settings=EncodeSettings(codec=codec, preset=preset), time_base=info.time_base,
                      rate=info.frame_rate) as writer:
         for frame in iter_frames(src):
             writer.write(frame.frame, frame.pts, frame.duration)

@@ -13,7 +13,7 @@ from conftest import (AT_CUT, CUT, DUPLICATES, FREEZE, N_FRAMES, REPAIRABLE, Ble
 from retime.detect import DetectionSettings
 from retime.errors import InputError, OutputError, UsageError
 from retime.media import EncodeSettings
-from retime.pipeline import analyse, fix_drops, parse_rate, upsample
+from retime.pipeline import analyse, fix_drops, parse_rate, snap_times, upsample
 
 FFV1 = EncodeSettings(codec="ffv1")
 FAST = EncodeSettings(preset="ultrafast")
@@ -199,6 +199,28 @@ def test_upsample_makes_vfr_constant(clips, tmp_path, blend):
     end = analyse(clips["vfr"].path).end_time  # the last frame's time plus its duration, as the container says
     assert Fraction(int(clips["vfr"].pts[-1]), 1000) < end <= Fraction(int(clips["vfr"].pts[-1]) + 67, 1000)
     assert times[0] == 0 and times[-1] < end <= times[-1] + Fraction(1, 50)
+
+
+def test_upsample_passes_source_frames_through_despite_rounded_timestamps(clips, tmp_path, blend):
+    # 30000/1001 fps in Matroska: the source PTS are rounded to 1 ms, yet they are the output grid's even frames
+    src = clips["ntsc_mkv"].path
+    result = upsample(src, tmp_path / "u.mkv", factor=2, encode=FFV1, interpolator=blend)
+    assert result.frames_written == 24
+    assert [type(op).__name__ for op in result.plan.frames[:4]] == ["Copy", "Synth", "Copy", "Synth"]
+    assert all(t == (0.5,) for t in blend.calls) and len(blend.calls) == 11
+    a, b = video_facts(src), video_facts(tmp_path / "u.mkv")
+    assert all(np.array_equal(b["planes"][2 * i], a["planes"][i]) for i in range(12))
+
+
+def test_snap_times():
+    ms = [Fraction(p, 1000) for p in (0, 33, 67, 100)]
+    rate = Fraction(60000, 1001)
+    assert snap_times(ms, rate, tolerance=Fraction(1, 2000)) == [Fraction(1001 * 2 * i, 60000) for i in range(4)]
+    # off the grid by more than the tolerance: left alone
+    assert snap_times([Fraction(0), Fraction(1, 100)], Fraction(60), tolerance=Fraction(1, 2000))[1] == Fraction(1, 100)
+    # two frames never snap onto the same grid point
+    close = snap_times([Fraction(0), Fraction(10, 1000), Fraction(11, 1000)], Fraction(100), tolerance=Fraction(1, 1000))
+    assert close[1] < close[2]
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -122,6 +122,17 @@ def choose_pix_fmt(encoder: str, input_pix_fmt: str) -> str:
     return min(supported, key=distance)
 
 
+def _check_size(encoder: str, pix_fmt: str, width: int, height: int, label: Path) -> None:
+    """x264 and x265 need even dimensions where chroma is subsampled (4:2:0 both ways, 4:2:2 across)."""
+    if encoder not in X26X:
+        return
+    fmt = av.VideoFormat(pix_fmt, 16, 16)
+    odd = (width % 2 and fmt.chroma_width(16) < 16) or (height % 2 and fmt.chroma_height(16) < 16)
+    if odd:
+        raise OutputError(f"{label}: {encoder} cannot encode {pix_fmt} at an odd size ({width}x{height}); "
+                          f"use --codec ffv1 (lossless, any size)")
+
+
 # --- the output path ------------------------------------------------------------------------------------------
 
 
@@ -237,12 +248,15 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, info: VideoInfo, *, settings: EncodeSettings = EncodeSettings(),
-                 time_base: Fraction, rate: Fraction, copy_streams: bool = True) -> None:
+                 time_base: Fraction, rate: Fraction, copy_streams: bool = True,
+                 label: str | Path | None = None) -> None:
         self.path = Path(path)
+        self.label = Path(label) if label is not None else self.path  # the name users know (not the temp file)
         self.info = info
         self.time_base = Fraction(time_base)
         self.encoder = choose_encoder(settings.codec, info.codec)
         self.pix_fmt = choose_pix_fmt(self.encoder, info.pix_fmt)
+        _check_size(self.encoder, self.pix_fmt, info.width, info.height, self.label)
         self.frames_written = 0
         self._source: av.container.InputContainer | None = None
         self._pending: Iterator[av.Packet] | None = None
@@ -252,7 +266,7 @@ class VideoWriter:
         try:
             self._out = av.open(str(self.path), mode="w")
         except (ValueError, av.FFmpegError, OSError) as exc:
-            raise OutputError(f"{self.path}: cannot create the output ({exc}); is the extension a video container "
+            raise OutputError(f"{self.label}: cannot create the output ({exc}); is the extension a video container "
                               f"such as .mp4, .mkv or .mov?") from None
         try:
             self._add_video(settings, Fraction(rate))
@@ -265,7 +279,7 @@ class VideoWriter:
             raise
         except (ValueError, av.FFmpegError, OSError) as exc:
             self._abort()
-            raise OutputError(f"{self.path}: cannot encode with {self.encoder} ({self.pix_fmt}, "
+            raise OutputError(f"{self.label}: cannot encode with {self.encoder} ({self.pix_fmt}, "
                               f"{info.width}x{info.height}): {exc}") from None
 
     # -- set-up ---------------------------------------------------------------------------------------------------
@@ -281,7 +295,7 @@ class VideoWriter:
         try:
             stream = self._out.add_stream(self.encoder, rate=rate, options=options)
         except ValueError:
-            raise OutputError(f"{self.path}: the {self._out.format.long_name} container cannot hold {self.encoder} "
+            raise OutputError(f"{self.label}: the {self._out.format.long_name} container cannot hold {self.encoder} "
                               f"video; choose another codec or extension (e.g. .mkv)") from None
         stream.width = info.width
         stream.height = info.height
@@ -319,7 +333,7 @@ class VideoWriter:
                 else:
                     dst = self._out.add_stream_from_template(src)
             except (ValueError, av.FFmpegError, NotImplementedError) as exc:
-                raise OutputError(f"{self.path}: the {self._out.format.long_name} container cannot hold the input's "
+                raise OutputError(f"{self.label}: the {self._out.format.long_name} container cannot hold the input's "
                                   f"{label}, and retime never drops a stream; use .mkv ({exc})") from None
             dst.metadata.update(src.metadata)
             with contextlib.suppress(AttributeError, TypeError, ValueError):
@@ -353,7 +367,7 @@ class VideoWriter:
             self._copy_until(pts * self.time_base)
             self._out.mux(self._video.encode(frame))
         except (av.FFmpegError, OSError) as exc:
-            raise _output_error(self.path, exc) from None
+            raise _output_error(self.label, exc) from None
         self.frames_written += 1
 
     def write_rgb(self, rgb: np.ndarray, pts: int, duration: int | None = None) -> None:
@@ -412,7 +426,7 @@ class VideoWriter:
             self._out.close()
         except (av.FFmpegError, OSError) as exc:
             self._abort()
-            raise _output_error(self.path, exc) from None
+            raise _output_error(self.label, exc) from None
         finally:
             self._closed = True
             if self._source is not None:
