@@ -26,8 +26,12 @@ clips: $(STAMP)
 reference: $(STAMP)
 	$(PY) scripts/fetch_assets.py reference
 
+# The main job on real footage: bigbuckbunny.mp4 has real duplicated frames from a 24->25 fps conversion.
 demo: setup
-	$(PY) scripts/demo.py
+	@mkdir -p out
+	$(RETIME) fix-drops assets/clips/bigbuckbunny.mp4 out/bigbuckbunny-fixed.mp4 --overwrite --report out/bigbuckbunny-fixed.json
+	$(RETIME) upsample --factor 2 assets/clips/bikes.mp4 out/bikes-50fps.mp4 --overwrite --report out/bikes-50fps.json
+	@echo "results in out/: bigbuckbunny-fixed.mp4 (+ .json report), bikes-50fps.mp4 (+ .json report)"
 
 test: setup reference
 	$(PY) -m pytest
