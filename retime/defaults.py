@@ -11,15 +11,43 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Defaults:
     # --- detection (retime.detect) -------------------------------------------------------------------------
-    #: Duplicate threshold, as a mean absolute difference per pixel in 8-bit grey levels (0-255) between a frame
-    #: and the one before it. The L1 loss of the design documents, sum_x |I_t(x) - I_t+1(x)|, is compared with
-    #: threshold * pixel_count, so one value works at every resolution. Chosen by measurement: docs/detection.md.
+    #: Duplicate ceiling (the T of DESIGN.md section A), as a mean absolute difference per pixel in 8-bit grey
+    #: levels (0-255) between a frame and the one before it. The L1 loss of the design documents,
+    #: sum_x |I_t(x) - I_t+1(x)|, is compared with threshold * pixel_count, so one value works at every resolution.
+    #: No score above it is a duplicate; below it a score must also be a dip (dip_ratio). Chosen by measurement:
+    #: docs/detection.md.
     threshold: float = 0.5
+    #: A score at or below this is a duplicate whatever its neighbours: the two frames are identical up to coding
+    #: noise (grey levels). Catches duplicates and freezes inside near-static footage. docs/detection.md.
+    duplicate_floor: float = 0.03
+    #: A score between duplicate_floor and threshold is a duplicate when it is at most this fraction of the local
+    #: motion level: a duplicate is a sharp dip against the motion around it, a slow shot has no dip
+    #: (dimensionless). docs/detection.md.
+    dip_ratio: float = 0.4
+    #: Frames either side of a score whose scores (median, duplicates and cuts left out) give its local motion
+    #: level (frames). Wide enough that runs of max_run duplicates do not move the median, short enough to follow
+    #: motion that speeds up or slows down.
+    #: A score at most this fraction of the local motion level may be a duplicate even above threshold: x264's
+    #: ultrafast preset leaves duplicates in fast motion a grey level or two apart, still a deep dip
+    #: (dimensionless; 0 makes threshold a hard ceiling). docs/detection.md.
+    deep_ratio: float = 0.1
+    motion_window: int = 6
+    #: Below this local motion level (grey levels) the dip rule does not apply, only duplicate_floor: the picture
+    #: barely moves, a repeated frame is invisible, and an encoder that skips an update in a slow pan makes the
+    #: same dip as a duplicate (EVAL.md: a shot moving under 0.5 grey levels per frame must not be "repaired").
+    min_motion: float = 0.5
     #: A run of more than this many consecutive duplicates is an intentional freeze and is kept (frames).
     max_run: int = 3
     #: Scene-cut threshold: mean absolute grey-level difference above which two consecutive frames are treated as
     #: belonging to different shots, so that nothing is interpolated across them (grey levels).
     scene_cut: float = 40.0
+    #: A score this many times the expected local motion is also a scene cut, for cuts between similar-looking
+    #: shots that stay under scene_cut (dimensionless). Above (max_run + 1) with margin, because the first frame
+    #: after a run of k duplicates legitimately differs by about k + 1 times the motion.
+    cut_ratio: float = 6.0
+    #: Smallest score the relative cut rule may call a cut (grey levels), so that a jolt in a near-static shot is
+    #: not a cut.
+    cut_min: float = 12.0
     # --- output encoding (retime.media.encode) --------------------------------------------------------------
     crf: int = 18
     preset: str = "medium"

@@ -1,0 +1,278 @@
+"""Duplicate and scene-cut detection on synthetic score sequences, and the frame difference itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from retime.defaults import DEFAULTS
+from retime.detect import (
+    Detection,
+    DetectionSettings,
+    detect,
+    difference_scores,
+    frame_difference,
+    local_motion,
+)
+from retime.errors import UsageError
+
+# --- frame_difference -----------------------------------------------------------------------------------------
+
+
+def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def test_frame_difference_is_the_mean_absolute_grey_level_difference():
+    a = np.array([[0, 10], [200, 255]], dtype=np.uint8)
+    b = np.array([[5, 0], [255, 250]], dtype=np.uint8)
+    assert frame_difference(a, b) == pytest.approx((5 + 10 + 55 + 5) / 4)
+    assert frame_difference(b, a) == frame_difference(a, b)
+    assert frame_difference(a, a) == 0.0
+
+
+def test_frame_difference_does_not_wrap_around_in_uint8():
+    a = np.zeros((4, 4), dtype=np.uint8)
+    b = np.full((4, 4), 255, dtype=np.uint8)
+    assert frame_difference(a, b) == 255.0
+
+
+def test_frame_difference_matches_a_float_reference_on_rgb():
+    a, b = textured(36, 64, 1).reshape(36, 64, 1).repeat(3, axis=2), textured(36, 64, 2)[..., None].repeat(3, 2)
+    a[..., 1] //= 2
+    expected = np.abs(a.astype(np.float64) - b.astype(np.float64)).mean()
+    assert frame_difference(a, b) == pytest.approx(expected)
+
+
+def test_frame_difference_is_resolution_independent():
+    # the same picture and the same change at two resolutions give the same score (DESIGN.md A: T scales with
+    # the pixel count; retime divides by it instead)
+    a, b = textured(45, 80, 3), textured(45, 80, 4)
+    big_a, big_b = np.kron(a, np.ones((4, 4), dtype=np.uint8)), np.kron(b, np.ones((4, 4), dtype=np.uint8))
+    assert big_a.shape == (180, 320)
+    assert frame_difference(big_a, big_b) == pytest.approx(frame_difference(a, b))
+
+
+def test_frame_difference_names_both_shapes_when_they_differ():
+    with pytest.raises(ValueError, match=r"\(720, 1280\) vs \(720, 1279\)"):
+        frame_difference(np.zeros((720, 1280), np.uint8), np.zeros((720, 1279), np.uint8))
+
+
+@pytest.mark.parametrize("a, b, message", [
+    (np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), "uint8"),
+    (np.zeros((0, 4), np.uint8), np.zeros((0, 4), np.uint8), "non-empty"),
+    (np.zeros(16, np.uint8), np.zeros(16, np.uint8), r"\(H, W\)"),
+])
+def test_frame_difference_rejects_what_it_cannot_measure(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        frame_difference(a, b)
+
+
+def test_difference_scores_gives_n_minus_one_scores():
+    frames = [textured(8, 8, i) for i in range(5)]
+    frames[3] = frames[2].copy()
+    scores = difference_scores(frames)
+    assert len(scores) == 4
+    assert scores[2] == 0.0 and min(scores[:2] + scores[3:]) > 50
+
+
+# --- synthetic score sequences --------------------------------------------------------------------------------
+
+
+def motion(n_scores: int, level: float = 3.0, jitter: float = 0.25, seed: int = 0) -> np.ndarray:
+    """Scores of moving content: about `level` grey levels per frame, +-`jitter` relative."""
+    rng = np.random.default_rng(seed)
+    return level * (1 + jitter * (rng.random(n_scores) * 2 - 1))
+
+
+def drop(scores: np.ndarray, first: int, k: int = 1, level: float = 0.15) -> np.ndarray:
+    """Replace frames first..first+k-1 with copies of frame first-1, as a recorder does: the copies score about
+    `level` (coding noise) and the next real frame has moved for k + 1 frame intervals."""
+    s = scores.copy()
+    s[first - 1:first - 1 + k] = level
+    if first - 1 + k < s.size:
+        s[first - 1 + k] = scores[first - 1:first + k].sum()
+    return s
+
+
+def test_moving_content_without_dips_has_no_duplicates():
+    d = detect(motion(99))
+    assert d.duplicates == [] and d.runs == [] and d.cuts == []
+    assert d.n_frames == 100
+
+
+def test_isolated_compressed_duplicates_are_found_exactly():
+    s = drop(drop(drop(motion(199), 20), 77), 150)
+    d = detect(s)
+    assert d.duplicates == [20, 77, 150]
+    assert d.cuts == []  # the jump after a drop (2x the motion) is not a cut
+    run = d.runs[1]
+    assert (run.start, run.length, run.left, run.right, run.freeze) == (77, 1, 76, 78, False)
+    assert run.scores == pytest.approx((0.15,))
+    assert "dip_ratio" in run.reasons[0]
+
+
+def test_runs_of_two_and_three():
+    s = drop(drop(motion(149), 30, k=2), 90, k=3)
+    d = detect(s)
+    assert [(r.start, r.length) for r in d.runs] == [(30, 2), (90, 3)]
+    assert d.duplicates == [30, 31, 90, 91, 92]
+    assert d.freezes == []
+
+
+def test_lossless_duplicates_are_certain_even_in_slow_content():
+    s = motion(99, level=0.3)
+    s[40] = 0.0
+    d = detect(s)
+    assert d.duplicates == [41]
+    assert "floor" in d.runs[0].reasons[0]
+
+
+def test_freeze_of_ten_is_one_run_and_kept():
+    s = motion(149)
+    rng = np.random.default_rng(5)
+    s[59:69] = rng.uniform(0.02, 0.2, 10)  # frames 60..69 repeat frame 59, with coding noise
+    s[69] = 11 * 3.0
+    d = detect(s)
+    assert [(r.start, r.length, r.freeze) for r in d.runs] == [(60, 10, True)]
+    assert [r.start for r in d.freezes] == [60]
+    assert d.cuts == []
+
+
+def test_long_compressed_freeze_is_not_broken_into_short_runs():
+    s = motion(199)
+    rng = np.random.default_rng(6)
+    s[49:89] = rng.uniform(0.02, 0.25, 40)  # 40 frozen frames
+    d = detect(s)
+    assert [(r.start, r.length) for r in d.runs] == [(50, 40)]
+    assert d.runs[0].freeze
+
+
+def test_compressed_freeze_at_the_end_after_slow_motion_is_kept():
+    # like bigbuckbunny.mp4 frames 119-128 at CRF 30: slow motion before, the clip ends three frames after the
+    # freeze. The motion level is the larger of the two sides: pooled, the slow side and the frozen frames would
+    # outvote the three moving scores at the end and the freeze would go unnoticed (its start slips through).
+    s = np.concatenate([motion(40, level=0.8, seed=9),
+                        np.random.default_rng(10).uniform(0.03, 0.1, 10),
+                        [4.3, 1.7, 1.9]])
+    d = detect(s)
+    assert [(r.start, r.length, r.freeze) for r in d.runs] == [(41, 10, True)]
+
+
+def test_static_slow_shot_without_a_dip_has_no_duplicates():
+    # EVAL.md: a nearly static shot (true motion under 0.5 grey levels per frame) must not be "repaired"
+    rng = np.random.default_rng(7)
+    d = detect(rng.uniform(0.2, 0.4, 120))
+    assert d.duplicates == []
+
+
+def test_encoder_skip_in_a_slow_shot_is_not_a_duplicate():
+    # a slow pan where the encoder skipped an update: a dip, but the picture barely moves (min_motion)
+    s = np.random.default_rng(8).uniform(0.25, 0.4, 80)
+    s[[1, 30, 61]] = 0.06
+    assert detect(s).duplicates == []
+
+
+def test_slow_down_of_real_motion_is_not_a_duplicate():
+    # motion that slows for two frames (like bigbuckbunny.mp4 frames 117-118) is no sharp dip
+    s = np.array([2.0, 1.8, 1.5, 0.8, 0.7, 0.76, 0.31, 0.33, 1.03, 0.81, 0.79, 0.57, 0.67, 0.56, 0.7, 0.63])
+    assert detect(s).duplicates == []
+
+
+def test_scene_cut_by_absolute_threshold_and_duplicate_right_after_it():
+    s = motion(99)
+    s[49] = 70.0  # cut between frames 49 and 50
+    s[50] = 0.12  # frame 51 repeats frame 50, the first frame of the new shot
+    s[51] = 6.0
+    d = detect(s)
+    assert d.cuts == [50]
+    assert d.duplicates == [51]
+    assert d.runs[0].left == 50 and d.runs[0].right == 52
+    assert "scene_cut" in d.cut_details[0].reason
+
+
+def test_duplicate_right_before_a_cut():
+    s = motion(99)
+    s[48] = 0.1  # frame 49 repeats frame 48
+    s[49] = 70.0  # then the cut
+    d = detect(s)
+    assert d.duplicates == [49] and d.cuts == [50]
+
+
+def test_relative_scene_cut_needs_a_spike_not_just_a_jump_after_a_run():
+    s = motion(119, level=2.0)
+    s[30] = 25.0  # a spike of 12x the motion, under the absolute scene_cut: a cut between similar shots
+    s = drop(s, 80, k=3)  # the real frame after a run of 3 differs by ~4x the motion: not a cut
+    d = detect(s)
+    assert d.cuts == [31]
+    assert "cut_ratio" in d.cut_details[0].reason
+    assert d.duplicates == [80, 81, 82]
+
+
+def test_duplicates_at_frame_one_and_at_the_last_frame():
+    s = drop(motion(59), 1)
+    s[-1] = 0.1
+    d = detect(s)
+    assert d.duplicates == [1, 59]
+    assert d.runs[-1].right == d.n_frames  # no frame after the last run
+
+
+def test_single_frame_and_two_identical_frames():
+    assert detect([]).duplicates == []
+    assert detect([]).n_frames == 1
+    assert detect([0.0]).duplicates == [1]
+
+
+def test_scores_must_be_finite_and_non_negative():
+    with pytest.raises(ValueError, match=r"scores\[2\]"):
+        detect([1.0, 2.0, -0.5])
+    with pytest.raises(ValueError, match="finite"):
+        detect([1.0, float("nan")])
+
+
+def test_settings_default_to_the_shared_defaults_and_are_checked():
+    settings = DetectionSettings()
+    assert (settings.threshold, settings.max_run, settings.scene_cut) == (
+        DEFAULTS.threshold, DEFAULTS.max_run, DEFAULTS.scene_cut)
+    with pytest.raises(UsageError, match="dip_ratio=1.5"):
+        DetectionSettings(dip_ratio=1.5)
+    with pytest.raises(UsageError, match="floor"):
+        DetectionSettings(threshold=0.5, floor=0.6)
+    with pytest.raises(UsageError, match="max_run"):
+        DetectionSettings(max_run=0)
+
+
+def test_threshold_is_a_ceiling_for_shallow_dips():
+    s = drop(motion(99, level=20.0), 50, level=3.0)  # 0.15 x the motion: a dip, but 3 grey levels apart
+    assert detect(s).duplicates == []
+    assert detect(s, DetectionSettings(threshold=4.0)).duplicates == [50]
+
+
+def test_deep_dip_in_fast_motion_counts_above_the_threshold():
+    # x264 ultrafast leaves duplicates of fast motion a grey level or two apart
+    s = drop(motion(99, level=20.0), 50, level=1.5)  # 0.075 x the motion
+    assert detect(s).duplicates == [50]
+    assert "deep dip" in detect(s).runs[0].reasons[0]
+    assert detect(s, DetectionSettings(deep_ratio=0.0)).duplicates == []
+
+
+def test_local_motion_skips_excluded_scores():
+    s = np.array([4.0, 4.0, 4.0, 0.1, 0.1, 0.1, 0.1, 4.0, 4.0, 4.0])
+    excluded = s < 1
+    m = local_motion(s, excluded, window=3)
+    assert m[5] == pytest.approx(4.0)  # sees past the low scores to the motion on both sides
+
+
+def test_detection_to_dict_is_json():
+    s = drop(drop(motion(99), 10, k=2), 60)
+    s[80] = 90.0
+    d = detect(s)
+    data = json.loads(json.dumps(d.to_dict(include_scores=True)))
+    assert data["duplicates"] == [10, 11, 60]
+    assert data["runs"][0]["left"] == 9 and data["runs"][0]["right"] == 12
+    assert data["cuts"] == [81]
+    assert len(data["scores"]) == 99
+    assert data["settings"]["threshold"] == DEFAULTS.threshold
+    assert isinstance(d, Detection)

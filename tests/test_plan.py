@@ -1,0 +1,266 @@
+"""Plans: fix-drops from detections, upsampling from source times; counts, t values, cuts, streaming windows, JSON."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from retime.detect import DetectionSettings, detect
+from retime.plan import (
+    INTERPOLATE,
+    KEEP_CUT,
+    KEEP_EDGE,
+    KEEP_FREEZE,
+    Copy,
+    FixDropsPlan,
+    OutputFrame,
+    Synth,
+    UpsamplePlan,
+    plan_fix_drops,
+    plan_upsample,
+)
+
+MOTION = 3.0  # grey levels: steady motion between distinct frames
+CUT = 80.0  # grey levels: a scene cut
+
+
+def scores_with(n_frames: int, duplicates=(), cuts=()) -> list[float]:
+    """Scores for n_frames frames in steady motion; frame d in duplicates repeats frame d - 1; frame c in cuts
+    starts a new shot."""
+    s = [MOTION] * (n_frames - 1)
+    for d in duplicates:
+        s[d - 1] = 0.0
+    for c in cuts:
+        s[c - 1] = CUT
+    return s
+
+
+def fix_drops(n_frames: int, duplicates=(), cuts=()) -> FixDropsPlan:
+    detection = detect(scores_with(n_frames, duplicates, cuts))
+    assert detection.duplicates == sorted(duplicates)
+    return plan_fix_drops(n_frames, detection)
+
+
+# --- fix-drops ------------------------------------------------------------------------------------------------
+
+
+def test_no_duplicates_copies_every_frame():
+    plan = fix_drops(20)
+    assert plan.frames == tuple(Copy(i) for i in range(20))
+    assert plan.synthesized == 0
+    assert plan.runs == ()
+    assert plan.max_lookahead == 1
+
+
+def test_single_duplicate_is_synthesized_halfway_between_its_neighbours():
+    # DESIGN.md A: a, b, c, d with b repeating a -> a, x, c, d with x between a and c
+    plan = fix_drops(20, duplicates=[5])
+    assert plan.frames[5] == Synth(4, 6, 0.5)
+    assert [op for i, op in enumerate(plan.frames) if i != 5] == [Copy(i) for i in range(20) if i != 5]
+    assert len(plan.frames) == 20
+    assert plan.synthesized == 1
+    assert plan.runs[0].action == INTERPOLATE
+
+
+def test_run_of_three_gets_quarter_times_and_a_window_of_five():
+    plan = fix_drops(30, duplicates=[10, 11, 12])
+    assert plan.frames[10:13] == (Synth(9, 13, 0.25), Synth(9, 13, 0.5), Synth(9, 13, 0.75))
+    assert plan.synthesized == 3
+    run = plan.runs[0]
+    assert (run.start, run.length, run.left, run.right, run.action) == (10, 3, 9, 13, INTERPOLATE)
+    assert plan.max_lookahead == 5  # frames 9..13: max_run + 2
+    assert plan.needs(11) == (9, 13)
+    assert plan.keep_from(10) == 9
+    assert plan.keep_from(13) == 13
+
+
+def test_run_of_two_gets_thirds():
+    plan = fix_drops(30, duplicates=[4, 5])
+    assert [op.t for op in plan.frames[4:6]] == pytest.approx([1 / 3, 2 / 3])
+    assert plan.frames[4].left == 3 and plan.frames[4].right == 6
+
+
+def test_freeze_longer_than_max_run_is_kept():
+    plan = fix_drops(40, duplicates=range(10, 20))
+    assert plan.frames == tuple(Copy(i) for i in range(40))
+    assert [r.action for r in plan.runs] == [KEEP_FREEZE]
+    assert plan.synthesized == 0
+
+
+def test_max_run_itself_is_still_repaired():
+    detection = detect(scores_with(40, range(10, 14)), DetectionSettings(max_run=4))
+    plan = plan_fix_drops(40, detection)
+    assert plan.runs[0].action == INTERPOLATE
+    assert plan.synthesized == 4
+
+
+def test_duplicate_at_frame_one_is_repaired():
+    plan = fix_drops(20, duplicates=[1])
+    assert plan.frames[1] == Synth(0, 2, 0.5)
+
+
+def test_duplicate_at_last_frame_is_kept_as_an_edge():
+    plan = fix_drops(20, duplicates=[19])
+    assert plan.frames[19] == Copy(19)
+    assert plan.runs[0].action == KEEP_EDGE
+    assert plan.runs[0].right == 20
+
+
+def test_duplicate_just_before_a_cut_is_not_blended_across_it():
+    # frames 9 | 10 is a cut; frame 9 repeats frame 8: interpolating 8 -> 10 would blend two shots
+    plan = fix_drops(30, duplicates=[9], cuts=[10])
+    assert plan.frames[9] == Copy(9)
+    run = plan.runs[0]
+    assert run.action == KEEP_CUT
+    assert "scene cut between frames 9 and 10" in run.detail
+
+
+def test_duplicate_just_after_a_cut_is_repaired_within_the_new_shot():
+    # cut between 9 and 10; frame 11 repeats frame 10: both neighbours (10, 12) are in the new shot
+    plan = fix_drops(30, duplicates=[11], cuts=[10])
+    assert plan.frames[11] == Synth(10, 12, 0.5)
+
+
+def test_plan_fix_drops_rejects_a_frame_count_that_does_not_match():
+    with pytest.raises(ValueError, match="n_frames=10"):
+        plan_fix_drops(10, detect(scores_with(12)))
+
+
+def test_fix_drops_iterates_in_output_order_keeping_source_pts():
+    plan = fix_drops(8, duplicates=[3])
+    out = list(plan)
+    assert [o.index for o in out] == list(range(8))
+    assert all(o.pts is None for o in out)
+    assert out[3] == OutputFrame(3, Synth(2, 4, 0.5))
+
+
+def test_fix_drops_json_round_trip():
+    plan = fix_drops(30, duplicates=[5, 10, 11], cuts=[20])
+    text = json.dumps(plan.to_dict())
+    again = FixDropsPlan.from_dict(json.loads(text))
+    assert again == plan
+    assert json.loads(text)["synthesized"] == 3
+
+
+# --- upsampling -----------------------------------------------------------------------------------------------
+
+
+def cfr_times(n: int, rate: Fraction) -> list[Fraction]:
+    return [Fraction(i) / rate for i in range(n)]
+
+
+def test_factor_two_alternates_copies_and_halfway_frames():
+    rate = Fraction(25)
+    times = cfr_times(10, rate)
+    plan = plan_upsample(times, 2 * rate, cuts=[], end_time=Fraction(10) / rate)
+    assert len(plan) == 20  # same duration: 20 / 50 s = 10 / 25 s
+    assert plan.frames[0::2][:9] == tuple(Copy(i) for i in range(9))
+    assert plan.frames[1::2][:9] == tuple(Synth(i, i + 1, 0.5) for i in range(9))
+    assert plan.frames[18:] == (Copy(9), Copy(9))  # after the last source frame: hold it
+    assert plan.synthesized == 9
+    assert plan.max_lookahead == 2
+
+
+def test_factor_four_gives_quarter_times():
+    rate = Fraction(30)
+    plan = plan_upsample(cfr_times(5, rate), 4 * rate, cuts=[], end_time=Fraction(5, 30))
+    assert len(plan) == 20
+    assert plan.frames[4:8] == (Copy(1), Synth(1, 2, 0.25), Synth(1, 2, 0.5), Synth(1, 2, 0.75))
+
+
+def test_25_to_60_fps():
+    times = cfr_times(25, Fraction(25))
+    plan = plan_upsample(times, Fraction(60), cuts=[], end_time=Fraction(1))
+    assert len(plan) == 60
+    # output j at j/60 s: j = 0, 12, 24, ... fall exactly on source frames (every 5 source frames)
+    for j in range(0, 60, 12):
+        assert plan.frames[j] == Copy(j * 25 // 60)
+    # j = 1 at 1/60 s lies between source 0 (0 s) and 1 (1/25 s): t = (1/60) / (1/25) = 5/12
+    assert plan.frames[1] == Synth(0, 1, 5 / 12)
+    assert plan.frames[7].t == pytest.approx(float(Fraction(7, 60) * 25 - 2))
+    assert plan.synthesized == 60 - 5 - 2  # 5 exact copies inside, 2 after the last frame (58/60, 59/60 s)
+
+
+def test_ntsc_rate_doubling_is_exact():
+    rate = Fraction(30000, 1001)
+    times = [Fraction(1001 * i, 30000) for i in range(100)]
+    plan = plan_upsample(times, 2 * rate, cuts=[], end_time=Fraction(1001 * 100, 30000))
+    assert len(plan) == 200
+    assert plan.frames[0::2] == tuple(Copy(i) for i in range(100))  # Fractions: no float drift
+    assert plan.frames[1:199:2] == tuple(Synth(i, i + 1, 0.5) for i in range(99))
+    assert plan.out_rate == Fraction(60000, 1001)
+    assert plan.time_base == Fraction(1001, 60000)
+    assert plan.time_of(3) == Fraction(3 * 1001, 60000)
+    assert [o.pts for o in plan][:4] == [0, 1, 2, 3]
+
+
+def test_vfr_source_times_give_t_from_the_actual_gaps():
+    # source frames at 0, 0.1, 0.3 (a gap: a dropped frame in a VFR file), 0.4 s; output at 20 fps
+    times = [Fraction(0), Fraction(1, 10), Fraction(3, 10), Fraction(4, 10)]
+    plan = plan_upsample(times, Fraction(20), cuts=[], end_time=Fraction(1, 2))
+    assert len(plan) == 10
+    assert plan.frames[:8] == (
+        Copy(0), Synth(0, 1, 0.5), Copy(1),
+        Synth(1, 2, 0.25), Synth(1, 2, 0.5), Synth(1, 2, 0.75),
+        Copy(2), Synth(2, 3, 0.5),
+    )
+    assert plan.frames[8:] == (Copy(3), Copy(3))
+
+
+def test_start_time_offset_is_kept():
+    times = [Fraction(1, 2) + Fraction(i, 10) for i in range(5)]
+    plan = plan_upsample(times, Fraction(20), cuts=[], end_time=Fraction(1))
+    assert plan.start_time == Fraction(1, 2)
+    assert len(plan) == 10
+    assert plan.frames[1] == Synth(0, 1, 0.5)
+
+
+def test_upsample_never_blends_across_a_cut():
+    rate = Fraction(25)
+    times = cfr_times(10, rate)
+    plan = plan_upsample(times, 4 * rate, cuts=[5], end_time=Fraction(10) / rate)
+    # between source 4 and 5 (the cut): t = 0.25 and 0.5 take frame 4, t = 0.75 takes frame 5
+    assert plan.frames[16:21] == (Copy(4), Copy(4), Copy(4), Copy(5), Copy(5))
+    assert not any(isinstance(op, Synth) and op.left == 4 for op in plan.frames)
+    assert plan.frames[21] == Synth(5, 6, 0.25)
+
+
+def test_upsample_streaming_window():
+    plan = plan_upsample(cfr_times(6, Fraction(10)), Fraction(20), cuts=[], end_time=Fraction(6, 10))
+    assert plan.needs(3) == (1, 2)
+    assert plan.keep_from(3) == 1
+    assert plan.keep_from(len(plan)) == 6
+
+
+def test_upsample_single_frame_source_holds_it():
+    plan = plan_upsample([Fraction(0)], Fraction(50), cuts=[], end_time=Fraction(1, 25))
+    assert plan.frames == (Copy(0), Copy(0))
+    assert plan.max_lookahead == 1
+
+
+@pytest.mark.parametrize("times, rate, end, message", [
+    ([], 50, 1, "no source frame times"),
+    ([Fraction(0), Fraction(0)], 50, 1, "increase strictly"),
+    ([Fraction(0), Fraction(1, 25)], 0, 1, "out_rate must be > 0"),
+    ([Fraction(0), Fraction(1, 25)], 50, 0, "end_time"),
+])
+def test_upsample_rejects_bad_inputs(times, rate, end, message):
+    with pytest.raises(ValueError, match=message):
+        plan_upsample(times, Fraction(rate), cuts=[], end_time=Fraction(end))
+
+
+def test_upsample_json_round_trip():
+    times = [Fraction(1001 * i, 30000) for i in range(12)]
+    plan = plan_upsample(times, Fraction(60000, 1001), cuts=[6], end_time=Fraction(1001 * 12, 30000))
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert data["out_rate"] == "60000/1001"
+    assert UpsamplePlan.from_dict(data) == plan
+
+
+def test_synth_validates_its_fields():
+    with pytest.raises(ValueError, match="t must be in"):
+        Synth(0, 1, 1.0)
+    with pytest.raises(ValueError, match="left < right"):
+        Synth(3, 3, 0.5)
