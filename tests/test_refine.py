@@ -112,15 +112,21 @@ def test_small_and_under_5_mb():
     assert sum(p.numel() for p in Refiner().parameters()) * 4 < 5_000_000
 
 
-def test_refine_runs_with_a_first_stage_of_any_size():
+def test_second_flows_and_refine_with_a_first_stage():
+    """Both second-flow modes give (B, 2, H, W) flows (residual pads to IFNet's stride and crops back); the
+    untrained stage returns the first stage's frame."""
     torch.manual_seed(0)
-    ifnet, img0, img1 = IFNet().eval(), torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    ifnet, img0, img1 = IFNet().eval(), torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
     with torch.no_grad():
         first = ifnet(img0, img1, 0.5)
-        g0, g1 = second_flows(ifnet, first.frame, img0, img1)
+        r0, r1 = second_flows(ifnet, first, img0, img1, mode="reuse")
+        g0, g1 = second_flows(ifnet, first, img0, img1, mode="residual")
         frame = refine(Refiner(), ifnet, first, img0, img1)
-    assert g0.shape == g1.shape == (1, 2, 64, 64)
+    assert torch.equal(r0, first.flow[:, 0:2]) and torch.equal(r1, first.flow[:, 2:4])
+    assert g0.shape == g1.shape == (1, 2, 64, 128) and torch.isfinite(g0).all()
     assert torch.equal(frame, first.frame)  # identity at initialisation
+    with pytest.raises(ValueError, match="unknown second-flow mode"):
+        second_flows(ifnet, first, img0, img1, mode="t0")
 
 
 # -- loss and training ----------------------------------------------------------------------------------------------
@@ -231,7 +237,7 @@ def test_train_end_to_end_resumes_and_registers_a_cli_command(tmp_path):
     torch.save(IFNet().state_dict(), tmp_path / "ifnet.pt")
     config = TrainConfig(steps=2, batch=2, crop=32, cache_size=128, holdout_every=3, checkpoint_every=1)
     out = train([tmp_path / "data"], tmp_path / "run", config, weights=tmp_path / "ifnet.pt", progress=False)
-    assert out.is_file() and len(list((tmp_path / "run" / "cache-s128-f0.5").glob("*.pt"))) == 3
+    assert out.is_file() and len(list((tmp_path / "run" / "cache-s128-reuse").glob("*.pt"))) == 3
     longer = TrainConfig(**{**config.__dict__, "steps": 3})
     train([tmp_path / "data"], tmp_path / "run", longer, weights=tmp_path / "ifnet.pt", progress=False)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)

@@ -15,7 +15,6 @@ and turns M into 1 − M).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,29 +173,29 @@ def fixed_crop(height: int, width: int, size: int, multiple: int, seed: int) -> 
 
 @torch.no_grad()
 def first_stage_sample(ifnet, img0: np.ndarray, truth: np.ndarray, img1: np.ndarray, *,
-                       flow_scale: float) -> dict[str, torch.Tensor]:
-    """Run the frozen first stage on one triplet (t = 0.5) and the second-flow estimation; H, W multiples of
-    ``64 / flow_scale``. Returns a sample dict (see :func:`augment`) of ``(C, H, W)`` tensors: images uint8,
-    ``frame``/``mask``/flows float16 (halves the cache; the network computes in float32)."""
+                       flow_mode: str) -> dict[str, torch.Tensor]:
+    """Run the frozen first stage on one triplet (t = 0.5) and the second flows; H, W multiples of 64.
+    Returns a sample dict (see :func:`augment`) of ``(C, H, W)`` tensors: images uint8, ``frame``/``mask``/flows
+    float16 (halves the cache; the network computes in float32)."""
     from retime.refine.flow import second_flows
 
     t0, t1 = to_tensor(img0), to_tensor(img1)
     first = ifnet(t0, t1, 0.5)
-    g0, g1 = second_flows(ifnet, first.frame, t0, t1, scale=flow_scale)
+    g0, g1 = second_flows(ifnet, first, t0, t1, mode=flow_mode)
     u8 = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)  # noqa: E731
     return {"img0": u8(img0), "truth": u8(truth), "img1": u8(img1), "frame": first.frame[0].half(),
             "mask": first.mask[0].half(), "flow0": g0[0].half(), "flow1": g1[0].half(),
             "first_flow": first.flow[0].half()}
 
 
-def build_cache(triplets: list[Triplet], ifnet, cache_dir: Path, *, size: int = 256, flow_scale: float = 0.5,
+def build_cache(triplets: list[Triplet], ifnet, cache_dir: Path, *, size: int = 256, flow_mode: str = "reuse",
                 seed: int = 0, progress=None) -> list[Path]:
     """Cache the first stage's outputs for each triplet on a fixed, seeded crop; one ``.pt`` file per triplet.
 
     Resumable: files already there are kept. Returns the cache files in the order of ``triplets``.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    multiple = math.ceil(64 / flow_scale)
+    multiple = 64
     files = []
     for i, triplet in enumerate(triplets):
         path = cache_dir / f"{i:05d}.pt"
@@ -205,7 +204,7 @@ def build_cache(triplets: list[Triplet], ifnet, cache_dir: Path, *, size: int = 
             img0, truth, img1 = load_triplet(triplet)
             y, x, h, w = fixed_crop(img0.shape[0], img0.shape[1], size, multiple, seed + i)
             crop = lambda a: a[y:y + h, x:x + w]  # noqa: E731
-            sample = first_stage_sample(ifnet, crop(img0), crop(truth), crop(img1), flow_scale=flow_scale)
+            sample = first_stage_sample(ifnet, crop(img0), crop(truth), crop(img1), flow_mode=flow_mode)
             sample["name"] = triplet.name  # type: ignore[assignment]
             tmp = path.with_suffix(".tmp")
             torch.save(sample, tmp)

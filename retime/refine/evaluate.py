@@ -12,8 +12,8 @@ repeats at frames 7, 32, ...: its "truth" would not be the frame at t). PSNR is 
 uint8 output (as the engine writes it), averaged per frame and then per set.
 
 ``python -m retime.refine.evaluate --refiner weights/refine-implicit-warp.pth`` prints the table (Markdown). The first
-stage's outputs and the second flows are cached under ``--cache`` (keyed by nothing but the file names: delete the
-folder after changing IFNet or the second-flow setting).
+stage's outputs are cached under ``--cache`` (keyed by nothing but the file names: delete the folder after changing
+IFNet).
 """
 
 from __future__ import annotations
@@ -79,10 +79,8 @@ def psnr_u8(prediction: torch.Tensor, truth: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def prepare(ifnet: IFNet, cache: Path, *, flow_scale: float = 0.5) -> list[Path]:
-    """Run IFNet (first stage) and the second flows on every case; one ``.pt`` per case in ``cache`` (resumable)."""
-    from retime.refine.flow import second_flows
-
+def prepare(ifnet: IFNet, cache: Path) -> list[Path]:
+    """Run IFNet (the first stage) on every case; one ``.pt`` per case in ``cache`` (resumable)."""
     cache.mkdir(parents=True, exist_ok=True)
     videos: dict = {}
     files = []
@@ -97,36 +95,37 @@ def prepare(ifnet: IFNet, cache: Path, *, flow_scale: float = 0.5) -> list[Path]
         t0, t1 = F.pad(to_tensor(img0), pad), F.pad(to_tensor(img1), pad)
         n = len(ts)
         first = ifnet(t0.expand(n, -1, -1, -1), t1.expand(n, -1, -1, -1), torch.tensor(ts), scales=SCALES)
-        g0, g1 = second_flows(ifnet, first.frame, t0.expand(n, -1, -1, -1), t1.expand(n, -1, -1, -1),
-                              scale=flow_scale)
         torch.save({"set": label, "name": name, "ts": ts, "height": height, "width": width,
                     "img0": t0, "img1": t1, "frame": first.frame, "mask": first.mask, "flow": first.flow,
-                    "flow0": g0, "flow1": g1,
                     "truths": [torch.from_numpy(_load(r, videos)) for r in truths]}, path)
         print(f"prepared {i + 1}: {label} {name}", file=sys.stderr, flush=True)
     return files
 
 
 @torch.no_grad()
-def score(refiner, files: list[Path], *, reuse_first_flows: bool = False) -> dict[str, dict[str, list[float]]]:
+def score(refiner, files: list[Path], *, flow_mode: str = "reuse", ifnet: IFNet | None = None,
+          sets: tuple[str, ...] | None = None) -> dict[str, dict[str, list[float]]]:
     """PSNR per frame, ``{set: {"ifnet": [...], "refined": [...]}}``, plus ``"<set> t=<t>"`` entries for sets with
-    several timesteps."""
+    several timesteps. ``flow_mode="residual"`` needs ``ifnet``; ``sets`` restricts the cases scored."""
+    from retime.interpolate.ifnet import IFNetOutput
+    from retime.refine.flow import second_flows
+
     results: dict[str, dict[str, list[float]]] = {}
     for path in files:
         case = torch.load(path, map_location="cpu", weights_only=False)
         n, h, w = len(case["ts"]), case["height"], case["width"]
+        label = "middlebury" if case["set"] == "middlebury" else ("clips-2x" if n == 1 else "clips-4x")
+        if sets is not None and label not in sets:
+            continue
         img0 = case["img0"].expand(n, -1, -1, -1)
         img1 = case["img1"].expand(n, -1, -1, -1)
-        if reuse_first_flows:
-            g0, g1 = case["flow"][:, 0:2], case["flow"][:, 2:4]
-        else:
-            g0, g1 = case["flow0"], case["flow1"]
+        first = IFNetOutput(frame=case["frame"], flow=case["flow"], mask=case["mask"], warped0=None, warped1=None)
+        g0, g1 = second_flows(ifnet, first, img0, img1, mode=flow_mode)
         refined = refiner(case["frame"], img0, img1, g0, g1, case["mask"], keep_attention=False).frame
         for j, t in enumerate(case["ts"]):
             truth = case["truths"][j].numpy()
             a = psnr_u8(case["frame"][j, :, :h, :w], truth)
             b = psnr_u8(refined[j, :, :h, :w], truth)
-            label = "middlebury" if case["set"] == "middlebury" else ("clips-2x" if n == 1 else "clips-4x")
             keys = [label] + ([f"{label} t={t:g}"] if n > 1 else [])
             for key in keys:
                 entry = results.setdefault(key, {"ifnet": [], "refined": []})
@@ -157,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refiner", help="refinement weights (omit to only prepare the cache)")
     parser.add_argument("--cache", default="runs/refine/eval-cache", help="cache of first-stage outputs")
     parser.add_argument("--weights", default=None, help="IFNet checkpoint (default: the registry's)")
-    parser.add_argument("--flow-scale", type=float, default=0.5, help="resolution of the second flow")
-    parser.add_argument("--reuse-first-flows", action="store_true",
-                        help="ablation: use the first stage's F_t→k as the second flows")
+    parser.add_argument("--flow-mode", default="reuse", choices=("reuse", "residual"),
+                        help="second flows (the committed weights were trained with reuse)")
+    parser.add_argument("--sets", nargs="*", default=None, choices=("middlebury", "clips-2x", "clips-4x"),
+                        help="score only these sets")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -169,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     path, digest = resolve_weights(args.weights)
     ifnet = IFNet()
     load_into(ifnet, load_state_dict(path, digest), path)
-    files = prepare(ifnet.eval(), Path(args.cache), flow_scale=args.flow_scale)
+    files = prepare(ifnet.eval(), Path(args.cache))
     if args.refiner:
-        print(table(score(load_refiner(args.refiner).eval(), files, reuse_first_flows=args.reuse_first_flows)))
+        refiner = load_refiner(args.refiner).eval()
+        print(table(score(refiner, files, flow_mode=args.flow_mode, ifnet=ifnet,
+                          sets=tuple(args.sets) if args.sets else None)))
     return 0
 
 

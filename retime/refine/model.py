@@ -310,7 +310,7 @@ class Refiner(nn.Module):
 
     Args (keyword-only): the fields of :class:`RefinerConfig`.
 
-    About 13 k parameters (≈ 0.05 MB in float32) at the defaults.
+    About 38 k parameters (35 k of them in the fusion network; ≈ 0.15 MB in float32) at the defaults.
     """
 
     def __init__(self, *, patch: int = 3, dim: int = 16, heads: int = 2, features: int = 8,

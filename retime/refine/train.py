@@ -52,7 +52,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    flow_scale: float = 0.5
+    #: Second-flow mode (retime.refine.flow.FLOW_MODES).
+    flow_mode: str = "reuse"
     cache_size: int = 256
     #: One triplet in ``holdout_every`` (by mined order) is kept out of training and used to monitor over-fitting.
     #: Weight of the auxiliary Charbonnier loss on the two attention-updated frames (mean of the two), which
@@ -160,9 +161,9 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
     ifnet = IFNet()
     load_into(ifnet, load_state_dict(path, digest), path)
     ifnet.eval().requires_grad_(False)
-    cache = out / f"cache-s{config.cache_size}-f{config.flow_scale}"
+    cache = out / f"cache-s{config.cache_size}-{config.flow_mode}"
     console.print(f"{len(triplets)} triplets; caching the first stage's outputs in {cache}")
-    files = build_cache(triplets, ifnet, cache, size=config.cache_size, flow_scale=config.flow_scale,
+    files = build_cache(triplets, ifnet, cache, size=config.cache_size, flow_mode=config.flow_mode,
                         seed=config.seed)
     del ifnet
     samples = [load_cached(f) for f in files]
