@@ -260,6 +260,23 @@ def test_bench_document_schema(moving_clip, tmp_path):
     assert doc["speed"] is None
 
 
+def test_suite_writes_markdown_and_records_failures(moving_clip, tmp_path):
+    from retime.bench.suite import SuiteItem, run_suite, write_suite
+
+    items = [SuiteItem(moving_clip, ("quality", "dropfix"), 9, crfs=(None,)),
+             SuiteItem(tmp_path / "absent.mp4", ("quality",), 9)]
+    suite = run_suite(items, reference=False, interpolator=BlendInterpolator(), log=lambda m: None)
+    out, js = tmp_path / "docs" / "benchmarks.md", tmp_path / "b.json"
+    write_suite(out, suite, js)
+    text = out.read_text()
+    assert "## Machine" in text and "torch" in text and "cores usable" in text
+    assert "| moving.mkv (96x64, 4 frames rebuilt of 9) |" in text
+    assert "not run (--no-reference)" in text and "not available (no ffmpeg on PATH)" in text or \
+        ffmpeg.ffmpeg_path() is not None
+    assert "missing" in text and "absent.mp4" in text
+    assert json.loads(js.read_text())["items"][-1]["error"].startswith("missing")
+
+
 def test_bench_refuses_bad_input(tmp_path):
     with pytest.raises(InputError):
         bench(tmp_path / "missing.mp4")
@@ -325,4 +342,9 @@ def test_speed_task_reports_per_run_memory_and_the_floor(moving_clip):
     assert r["fix_drops_over_floor"] > 0 and r["threads"] >= 1
     (model,) = r["model"]
     assert model["size"] == [96, 64] and model["retime_ms"]["1"] > 0
+    assert model["retime_ms_best"]["4"] <= model["retime_ms"]["4"]
+    from retime.bench.report import speed_tables, to_markdown
+
+    text = "".join(to_markdown(t) for t in speed_tables([r]))
+    assert "| 96x64 |" in text and "not run (--no-reference)" in text
     assert model["reference_ms"] == "not run (--no-reference)" and model["ratio"] == "not run (--no-reference)"

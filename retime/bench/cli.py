@@ -97,6 +97,8 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             _write_json(json_out, doc)
         out = Console(highlight=False)
+        if not out.is_terminal:  # a file or a pipe: room for the wide tables instead of 80 columns
+            out = Console(highlight=False, width=200)
         out.print("\n".join(report.machine_lines(doc["machine"])))
         for table in report.result_tables(doc):
             out.print(report.to_rich(table))
