@@ -215,6 +215,17 @@ def test_dropfix_lossless_finds_repairs_and_leaves_the_rest_bit_exact(moving_cli
     assert r["repaired"]["retime"]["psnr"] > r["repaired"]["duplicate_as_is"]["psnr"] + 1
 
 
+def test_dropfix_does_not_count_a_duplicate_already_in_the_clip_as_a_false_positive(tmp_path):
+    frames = moving_frames(30)
+    frames[10] = frames[9].copy()  # the "real clip" already repeats frame 9
+    clip = write_clip(tmp_path / "held.mkv", frames).path
+    r = dropfix(clip, crf=None, interpolator=BlendInterpolator(), seed=5)
+    assert 10 not in r["damaged"] and r["source_duplicates"] == [10]
+    assert 10 in r["replaced"]
+    assert r["replaced_vs_damaged"]["precision"] == 1.0 and r["replaced_vs_damaged"]["false_positives"] == []
+    assert r["replaced_vs_damaged_strict"]["false_positives"] == [10]
+
+
 def test_dropfix_lossy_compares_untouched_frames_with_a_plain_reencode(moving_clip):
     r = dropfix(moving_clip, crf=23, interpolator=BlendInterpolator())
     assert r["encoding"] == "libx264 crf 23"

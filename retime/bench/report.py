@@ -94,7 +94,7 @@ def dropfix_table(results: list[dict[str, Any]]) -> Table:
     from pathlib import Path
 
     table = Table("Drop repair (fix-drops): duplicates inserted at seeded random positions, runs of 1-3",
-                  ["clip", "input encoding", "frames", "duplicates", "precision", "recall",
+                  ["clip", "input encoding", "frames", "duplicates (+ in the source)", "precision", "recall",
                    "repaired PSNR / SSIM", "duplicate as-is PSNR / SSIM", "untouched frames", "count, duration, audio",
                    "fix-drops s"])
     for r in results:
@@ -109,12 +109,16 @@ def dropfix_table(results: list[dict[str, Any]]) -> Table:
                          f"); identical to the re-encode: {vs.get('identical', '–')}/{vs.get('frames', '–')}")
         rep, floor = r["repaired"]["retime"], r["repaired"]["duplicate_as_is"]
         checks = ", ".join([_num(r["frame_count_equal"]), _num(r["duration_equal"]), r["audio"]])
-        table.rows.append([Path(r["source"]).name, r["encoding"], str(r["frames"]), str(len(r["damaged"])),
+        dups = str(len(r["damaged"])) + (f" (+{len(r['source_duplicates'])}: {r['source_duplicates'][:6]})"
+                                          if r.get("source_duplicates") else "")
+        table.rows.append([Path(r["source"]).name, r["encoding"], str(r["frames"]), dups,
                            _num(prf["precision"], 3), _num(prf["recall"], 3),
                            f"{_num(rep.get('psnr'))} / {_num(rep.get('ssim'), 4)}",
                            f"{_num(floor.get('psnr'))} / {_num(floor.get('ssim'), 4)}", untouched, checks,
                            _num(r["seconds"], 1)])
-    table.notes.append("Precision and recall: frames fix-drops replaced against the frames that were damaged. "
+    table.notes.append("Precision and recall: frames fix-drops replaced against the frames that were damaged; a "
+                       "frame that already repeated the one before it in the clip (PSNR >= 40 dB, listed in "
+                       "brackets) is not counted as a false positive when replaced. "
                        "Repaired PSNR is against the true (undamaged) frame; the duplicate as-is is the floor. "
                        "Untouched frames: bit-exact for lossless (FFV1) input and output; otherwise their PSNR "
                        "against the damaged input, next to a plain decode + re-encode with the same settings.")
