@@ -448,6 +448,13 @@ def _default_interpolator(device: str) -> Callable[[], FrameInterpolator]:
     return build
 
 
+def _check_device(device: str) -> None:
+    """Raise UsageError for a device that does not exist here (imports torch)."""
+    from retime.interpolate import choose_device
+
+    choose_device(device)
+
+
 def _memo(factory: Callable[[], FrameInterpolator]) -> Callable[[], FrameInterpolator]:
     made: list[FrameInterpolator] = []
 
@@ -519,6 +526,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
     info = probe(input)
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
     get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device))
+    if interpolator is None and device != "auto":
+        _check_device(device)  # an explicit --device cuda without CUDA fails now, not after pass 1
     with atomic_output(output, input=input, overwrite=overwrite) as tmp:
         with VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
                          label=output) as writer:

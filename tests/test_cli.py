@@ -159,6 +159,16 @@ def test_usage_errors(clips, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_explicit_cuda_device_that_is_absent_fails_before_any_work(clips, tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    line = _one_error_line(invoke("fix-drops", clips["clean"].path, tmp_path / "o.mkv", "--device", "cuda"),
+                           EXIT_USAGE)
+    assert "cuda" in line.lower()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unexpected_errors_and_interrupts(clips, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise ZeroDivisionError("bug")
