@@ -20,10 +20,10 @@ import av
 import numpy as np
 
 from retime.errors import InputError
-from retime.media import iter_frames, to_rgb
+from retime.media import iter_frames
 
 __all__ = ["Triplet", "TRIPLET_LAYOUTS", "find_triplet_dirs", "load_triplet", "read_image", "iter_video_frames",
-           "write_video", "lossless_codec"]
+           "write_video"]
 
 #: File-name layouts of an interpolation triplet folder: (first frame, true middle frame, last frame).
 TRIPLET_LAYOUTS: tuple[tuple[str, str, str], ...] = (
@@ -115,11 +115,6 @@ def iter_video_frames(path: Path, max_frames: int | None = None) -> Iterator[tup
         yield decoded.frame, decoded.rgb
 
 
-def lossless_codec() -> str:
-    """The lossless encoder the bench uses for exact copies: FFV1 (in Matroska)."""
-    return "ffv1"
-
-
 def write_video(frames: Iterable[av.VideoFrame], path: Path, *, rate: Fraction, codec: str = "ffv1",
                 crf: int | None = None, preset: str = "medium", like: av.VideoFrame | None = None) -> int:
     """Encode frames (their own pixel format and size) to ``path`` at a constant ``rate`` (frames per second).
@@ -166,7 +161,3 @@ def write_video(frames: Iterable[av.VideoFrame], path: Path, *, rate: Fraction, 
         out.mux(stream.encode(None))
     return count
 
-
-def rgb_of(frame: av.VideoFrame) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a decoded frame, converted exactly as retime converts it."""
-    return to_rgb(frame)

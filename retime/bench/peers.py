@@ -23,11 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retime.bench.metrics import average_frame
 from retime.errors import ModelError
 from retime.interpolate.weights import load_state_dict, resolve_weights
 
-__all__ = ["REPO_ROOT", "REFERENCE_SOURCE", "ReferenceRife", "load_reference", "average_frame"]
+__all__ = ["REPO_ROOT", "REFERENCE_SOURCE", "ReferenceRife", "load_reference"]
 
 #: The repository root (retime is installed in editable mode; the assets live beside the package).
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,6 @@ How closely retime's model output agrees with the reference's is reported too (i
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from retime.bench import ffmpeg
-from retime.bench.clipio import Triplet, find_triplet_dirs, iter_video_frames, load_triplet, write_video
+from retime.bench.clipio import find_triplet_dirs, iter_video_frames, load_triplet, write_video
 from retime.bench.metrics import Agreement, Scores, average_frame, psnr
 from retime.bench.peers import ReferenceRife
 from retime.errors import InputError
@@ -253,9 +252,3 @@ def _score_pipeline(cols: _Columns, path: Path, half: Path, tmp: str, n: int, ra
         return
     cols.scores["retime_upsample"] = scores
 
-
-def mean_psnr_of(result: dict[str, Any], method: str) -> float:
-    """The mean PSNR (dB) a result reports for ``method``, or NaN when that column has no number."""
-    entry = result["methods"].get(method, {})
-    value = entry.get("psnr")
-    return math.inf if value == "inf" else (float(value) if value is not None else math.nan)

@@ -19,14 +19,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from retime.bench.clipio import iter_video_frames, write_video
 from retime.bench.dropfix import damage_positions, write_damaged
-from retime.bench.metrics import json_number
 from retime.bench.peers import REFERENCE_SOURCE, REPO_ROOT
 from retime.errors import InputError
 from retime.media import probe
