@@ -212,6 +212,9 @@ def clips(tmp_path_factory) -> dict[str, Clip]:
         # a slow, nearly static shot: real motion far under a grey level per frame; nothing to repair
         "static": write_clip(d / "static.mkv", slow_frames(24)),
         "one_frame": write_clip(d / "one.mkv", truth[:1]),
+        # full-range ("pc") BT.709 4:4:4: the colour matrix and range must survive the RGB round trip of synthesis
+        "full_range": write_clip(d / "full.mkv", damage(moving_frames(10), [4]), pix_fmt="yuv444p",
+                                 color={"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 2}),
         # odd width and height in 4:2:0 (FFV1 stores that; x264 cannot)
         "odd": write_clip(d / "odd.mkv", moving_frames(6, width=97, height=65)),
         # NTSC rate in Matroska: timestamps rounded to the millisecond (0, 33, 67, 100, ...)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -103,6 +104,31 @@ def test_fix_drops_lossy_keeps_timing_colour_and_audio(clips, tmp_path, blend):
     assert packets(out, "audio") == packets(src, "audio")
     # after the repair, only the frames that were kept on purpose are still duplicates
     assert analyse(out).detection.duplicates == AT_CUT + FREEZE
+
+
+@pytest.mark.parametrize("name, frame", [("lossy", 5), ("full_range", 4)])
+def test_synthesized_frames_use_the_input_colour_matrix_and_range(clips, tmp_path, blend, name, frame):
+    # a blend made in RGB must come back as that blend: the same matrix and range on the way in and out
+    src, out = clips[name].path, tmp_path / "o.mkv"
+    fix_drops(src, out, encode=FFV1, interpolator=blend)
+    with av.open(str(src)) as c:
+        tags = c.streams.video[0].codec_context
+        rgb_in = [f.to_ndarray(format="rgb24", src_color_range=f.color_range or None) for f in c.decode(video=0)]
+    with av.open(str(out)) as c:
+        f = list(c.decode(video=0))[frame]
+        assert (f.colorspace, f.color_range) == (tags.colorspace, tags.color_range)
+        rgb_out = f.to_ndarray(format="rgb24", src_color_range=f.color_range or None)
+    blend_rgb = ((rgb_in[frame - 1].astype(np.float32) + rgb_in[frame + 1]) / 2).round().astype(np.uint8)
+    # what that blend looks like after a correct trip through the input's pixel format, matrix and range
+    stored = av.VideoFrame.from_ndarray(blend_rgb, format="rgb24").reformat(
+        format=f.format.name, dst_colorspace=tags.colorspace, dst_color_range=tags.color_range)
+    expected = stored.to_ndarray(format="rgb24", src_colorspace=tags.colorspace, src_color_range=tags.color_range)
+    assert np.abs(rgb_out.astype(int) - expected).mean() < 0.05
+    # and a wrong matrix (BT.601) would be far off: the check can tell
+    wrong = av.VideoFrame.from_ndarray(blend_rgb, format="rgb24").reformat(
+        format=f.format.name, dst_colorspace=5, dst_color_range=tags.color_range)
+    assert np.abs(wrong.to_ndarray(format="rgb24", src_colorspace=tags.colorspace, src_color_range=tags.color_range)
+                  .astype(int) - expected).mean() > 1
 
 
 def test_fix_drops_keeps_vfr_timestamps(clips, tmp_path, blend):
