@@ -81,7 +81,8 @@ CodecOpt = Annotated[Optional[str], typer.Option(
     "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265) or ffv1 (lossless). "
                     "Default: H.265 for HEVC input, else H.264.", show_default=False)]
 CrfOpt = Annotated[int, typer.Option("--crf", metavar="CRF", help="Quality for h264/h265 (0-51, lower is better).")]
-PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET", help="x264/x265 speed preset (ultrafast ... veryslow).")]
+PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET",
+                                        help="x264/x265 speed preset (ultrafast ... veryslow).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists.")]
 
 

@@ -250,13 +250,6 @@ def clips(tmp_path_factory) -> dict[str, Clip]:
     return made
 
 
-def decode_all(path: Path) -> tuple[list[av.VideoFrame], av.video.stream.VideoStream | None]:
-    """Every decoded frame of the first video stream (for assertions on small clips)."""
-    with av.open(str(path)) as c:
-        frames = list(c.decode(video=0))
-    return frames, None
-
-
 def video_facts(path: Path) -> dict:
     """Frame count, PTS (seconds, exact), rate, duration, pix_fmt, colour tags, rotation of a file's video."""
     with av.open(str(path)) as c:

@@ -9,8 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import (AT_CUT, CUT, DUPLICATES, FREEZE, N_FRAMES, REPAIRABLE, BlendInterpolator, FailingInterpolator,
-                      packets, video_facts)
+from conftest import AT_CUT, CUT, DUPLICATES, FREEZE, N_FRAMES, REPAIRABLE, FailingInterpolator, packets, video_facts
 from retime.detect import DetectionSettings
 from retime.errors import InputError, OutputError, UsageError
 from retime.media import EncodeSettings
@@ -245,7 +244,8 @@ def test_snap_times():
     # off the grid by more than the tolerance: left alone
     assert snap_times([Fraction(0), Fraction(1, 100)], Fraction(60), tolerance=Fraction(1, 2000))[1] == Fraction(1, 100)
     # two frames never snap onto the same grid point
-    close = snap_times([Fraction(0), Fraction(10, 1000), Fraction(11, 1000)], Fraction(100), tolerance=Fraction(1, 1000))
+    close = snap_times([Fraction(0), Fraction(10, 1000), Fraction(11, 1000)], Fraction(100),
+                       tolerance=Fraction(1, 1000))
     assert close[1] < close[2]
 
 

@@ -106,7 +106,7 @@ class _Timeline:
 
 
 def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, av.VideoFrame]]:
-    """Yield (index, pts, time_base, frame) for the first video stream; ``strict`` turns FFmpeg errors into InputError."""
+    """Yield (index, pts, time_base, frame) of the first video stream; ``strict``: FFmpeg errors raise InputError."""
     with open_input(path) as container:
         if not container.streams.video:
             raise InputError(f"{path}: no video stream")
