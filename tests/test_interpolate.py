@@ -239,16 +239,3 @@ def test_registry_weights_with_wrong_checksum_are_refused(tmp_path, monkeypatch)
     monkeypatch.setattr(weights, "WEIGHTS_DIR", fake)
     with pytest.raises(ModelError, match="wrong SHA-256"):
         Interpolator(device="cpu")
-
-
-def test_consecutive_pairs_encode_each_frame_once(bikes, monkeypatch):
-    require(WEIGHTS, "weights")
-    interp = Interpolator(device="cpu", precision="float32")
-    calls = []
-    encode = interp.model.encode_frame
-    monkeypatch.setattr(interp.model, "encode_frame", lambda x: calls.append(1) or encode(x))
-    first = interp.interpolate(bikes[0], bikes[1], [0.5])
-    interp.interpolate(bikes[1], bikes[2], [0.5])
-    assert len(calls) == 3  # bikes[1] is encoded once for both pairs
-    fresh = Interpolator(device="cpu", precision="float32").interpolate(bikes[0], bikes[1], [0.5])
-    np.testing.assert_array_equal(first[0], fresh[0])

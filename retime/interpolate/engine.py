@@ -25,8 +25,6 @@ AUTO_HALF_SCALE_PIXELS = 2560 * 1440
 #: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
 MAX_BATCH_CPU = 1  # on the CPU one t at a time is faster: the full-resolution glue of a batch overflows the caches
 MAX_BATCH_CUDA = 8
-#: Prepared (padded and encoded) frames kept for reuse by the next calls.
-RECENT_FRAMES = 3
 
 
 def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype | None]:
@@ -109,10 +107,6 @@ class Interpolator:
         self.model = model.to(self.device).eval()
         self.scale = scale
         self.max_batch = MAX_BATCH_CUDA if self.device.type == "cuda" else MAX_BATCH_CPU
-        # The last few frames prepared, keyed by the caller's object itself (held, so its id cannot be reused):
-        # when a video is streamed pair by pair, each frame is the right frame of one pair and the left frame of
-        # the next, and is encoded once instead of twice. Callers must not modify a frame in place after use.
-        self._recent: list[tuple[object, PreparedFrame]] = []
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _run(self, stack0: torch.Tensor, stack1: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...]
@@ -133,16 +127,6 @@ class Interpolator:
         if self.scale is not None:
             return self.scale
         return 0.5 if height * width > AUTO_HALF_SCALE_PIXELS else DEFAULTS.scale
-
-    def _prepared(self, frame: np.ndarray | torch.Tensor | PreparedFrame) -> PreparedFrame:
-        if isinstance(frame, PreparedFrame):
-            return frame
-        for source, prepared in self._recent:
-            if source is frame:
-                return prepared
-        prepared = self.prepare(frame)
-        self._recent = [*self._recent[-(RECENT_FRAMES - 1):], (frame, prepared)]
-        return prepared
 
     def _to_tensor(self, frame: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool, torch.dtype]:
         if isinstance(frame, np.ndarray):
@@ -176,8 +160,8 @@ class Interpolator:
         padded = F.pad(tensor, (0, pad_w, 0, pad_h))
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
                             enabled=self.conv_dtype is not None):
-            stack = self.model.encode_frame(padded)
-        return PreparedFrame(stack.float(), height, width, as_array, dtype)
+            features = self.model.encode(padded)
+        return PreparedFrame(torch.cat((padded, features.float()), 1), height, width, as_array, dtype)
 
     @torch.inference_mode()
     def interpolate(self, frame0: np.ndarray | torch.Tensor | PreparedFrame,
@@ -203,7 +187,8 @@ class Interpolator:
             return []
         if any(not (0.0 <= t <= 1.0) for t in ts):  # also rejects NaN
             raise ValueError(f"timesteps must lie in [0, 1], got {ts}")
-        p0, p1 = self._prepared(frame0), self._prepared(frame1)
+        p0 = frame0 if isinstance(frame0, PreparedFrame) else self.prepare(frame0)
+        p1 = frame1 if isinstance(frame1, PreparedFrame) else self.prepare(frame1)
         if (p0.height, p0.width) != (p1.height, p1.width):
             raise ValueError(f"frames differ in size: {p0.width}x{p0.height} and {p1.width}x{p1.height}")
         scale = self.scale_for(p0.height, p0.width)
