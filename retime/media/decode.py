@@ -107,7 +107,10 @@ class _Timeline:
 
 def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, av.VideoFrame]]:
     """Yield (index, pts, time_base, frame) of the first video stream; ``strict``: FFmpeg errors raise InputError."""
-    with open_input(path) as container:
+    # The log capture encloses the container: closing it joins the decoder's threads, so none of them can log
+    # after the log level is put back (PyAV's callback fails on a message that arrives after that).
+    guard = _ffmpeg_errors() if strict else contextlib.nullcontext([])
+    with guard as errors, open_input(path) as container:
         if not container.streams.video:
             raise InputError(f"{path}: no video stream")
         stream = container.streams.video[0]
@@ -117,18 +120,16 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
         timeline = _Timeline(time_base, Fraction(rate))
         header_count = stream.frames or 0
         index = 0
-        guard = _ffmpeg_errors() if strict else contextlib.nullcontext([])
-        with guard as errors:
-            try:
-                for frame in container.decode(stream):
-                    if strict and errors:
-                        _raise_corrupt(path, index, errors)
-                    yield index, timeline.pts_of(frame), time_base, frame
-                    index += 1
-            except av.FFmpegError as exc:
-                raise InputError(f"{path}: corrupted video, decoding failed after {index} frames: {exc}") from None
-            if strict and errors:
-                _raise_corrupt(path, index, errors)
+        try:
+            for frame in container.decode(stream):
+                if strict and errors:
+                    _raise_corrupt(path, index, errors)
+                yield index, timeline.pts_of(frame), time_base, frame
+                index += 1
+        except av.FFmpegError as exc:
+            raise InputError(f"{path}: corrupted video, decoding failed after {index} frames: {exc}") from None
+        if strict and errors:
+            _raise_corrupt(path, index, errors)
         if strict and header_count and index < header_count:
             raise InputError(
                 f"{path}: truncated video: decoded {index} of the {header_count} frames its header lists"
