@@ -11,30 +11,31 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Defaults:
     # --- detection (retime.detect) -------------------------------------------------------------------------
-    #: Duplicate ceiling (the T of DESIGN.md section A), as a mean absolute difference per pixel in 8-bit grey
+    #: Duplicate threshold (the T of DESIGN.md section A), as a mean absolute difference per pixel in 8-bit grey
     #: levels (0-255) between a frame and the one before it. The L1 loss of the design documents,
     #: sum_x |I_t(x) - I_t+1(x)|, is compared with threshold * pixel_count, so one value works at every resolution.
-    #: No score above it is a duplicate; below it a score must also be a dip (dip_ratio). Chosen by measurement:
-    #: docs/detection.md.
+    #: A ceiling: a score must also be a sharp dip against the motion around it (dip_ratio). Duplicates re-encoded
+    #: with libx264 (medium) at CRF 18-30 scored up to 0.54, slow real motion down to 0.28. docs/detection.md.
     threshold: float = 0.5
     #: A score at or below this is a duplicate whatever its neighbours: the two frames are identical up to coding
-    #: noise (grey levels). Catches duplicates and freezes inside near-static footage. docs/detection.md.
+    #: noise (grey levels). Under the 0.04-0.08 that an x264 (medium) encoder's skipped updates leave in a slow pan,
+    #: above the 0-0.02 of lossless or well-coded repeats. docs/detection.md.
     duplicate_floor: float = 0.03
-    #: A score between duplicate_floor and threshold is a duplicate when it is at most this fraction of the local
-    #: motion level: a duplicate is a sharp dip against the motion around it, a slow shot has no dip
-    #: (dimensionless). docs/detection.md.
+    #: A score above duplicate_floor is a duplicate only if it is at most this fraction of the local motion level
+    #: and of the scores just before and after its run: a duplicate is a sharp dip; real motion that slows down for
+    #: a frame or two is not (bigbuckbunny.mp4 frames 117-118: 0.39 of the motion around them). Dimensionless.
     dip_ratio: float = 0.4
-    #: Frames either side of a score whose scores (median, duplicates and cuts left out) give its local motion
-    #: level (frames). Wide enough that runs of max_run duplicates do not move the median, short enough to follow
-    #: motion that speeds up or slows down.
-    #: A score at most this fraction of the local motion level may be a duplicate even above threshold: x264's
-    #: ultrafast preset leaves duplicates in fast motion a grey level or two apart, still a deep dip
-    #: (dimensionless; 0 makes threshold a hard ceiling). docs/detection.md.
-    deep_ratio: float = 0.1
-    motion_window: int = 6
-    #: Below this local motion level (grey levels) the dip rule does not apply, only duplicate_floor: the picture
-    #: barely moves, a repeated frame is invisible, and an encoder that skips an update in a slow pan makes the
-    #: same dip as a duplicate (EVAL.md: a shot moving under 0.5 grey levels per frame must not be "repaired").
+    #: A dip deeper than this fraction of the local motion level counts even above threshold: x264's ultrafast
+    #: preset leaves duplicates of fast motion a grey level or two apart (dimensionless; 0 makes threshold a hard
+    #: ceiling). docs/detection.md.
+    deep_ratio: float = 0.2
+    #: Scores on each side (nearest first, duplicates and cuts skipped) whose median gives the local motion level
+    #: (frames). Wide enough that runs of max_run duplicates and the jump after them do not move the median, short
+    #: enough (about a third of a second) to follow motion that speeds up or slows down.
+    motion_window: int = 8
+    #: Below this local motion level (grey levels per frame) only duplicate_floor applies: the picture barely
+    #: moves, a repeat is invisible, and an encoder that skips an update in a slow pan makes the same dip as a
+    #: duplicate (EVAL.md: a shot moving under 0.5 grey levels per frame must not be "repaired").
     min_motion: float = 0.5
     #: A run of more than this many consecutive duplicates is an intentional freeze and is kept (frames).
     max_run: int = 3

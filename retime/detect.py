@@ -7,12 +7,12 @@ levels* (0-255) and one value works at every resolution: ``L <= T`` is ``score <
 ``T = threshold * pixel_count``.
 
 A fixed cut alone does not separate duplicates from slow motion once the video has been compressed: on the PyPI
-clips re-encoded with libx264 at CRF 18-30, true duplicates scored up to ~0.5 grey levels and slow real motion
-down to ~0.3 (docs/detection.md). So the threshold is a ceiling, and a duplicate must also be a sharp *dip*
-against the motion around it. Per score ``s[i]`` (frame i+1 against frame i):
+clips re-encoded with libx264 at CRF 18-30, true duplicates scored up to ~0.5 grey levels (over 2 with the
+ultrafast preset) and slow real motion down to ~0.3 (docs/detection.md). So the threshold is a ceiling, and a
+duplicate must also be a sharp *dip* against the motion around it. Per score ``s[i]`` (frame i+1 against frame i):
 
     duplicate  if  s[i] <= floor                                   (identical up to coding noise)
-               or  s[i] <= threshold
+               or  s[i] <= max(threshold, deep_ratio * motion[i])  (small, or a very deep dip)
                    and motion[i] >= min_motion                     (there is motion to dip from)
                    and s[i] <= dip_ratio * motion[i]               (a dip against the neighbourhood)
                    and s[i] <= dip_ratio * the scores just before and just after its run   (a sharp one)

@@ -245,9 +245,9 @@ def test_settings_default_to_the_shared_defaults_and_are_checked():
 
 
 def test_threshold_is_a_ceiling_for_shallow_dips():
-    s = drop(motion(99, level=20.0), 50, level=3.0)  # 0.15 x the motion: a dip, but 3 grey levels apart
+    s = drop(motion(99, level=20.0), 50, level=5.0)  # 0.25 x the motion: a dip, not a deep one, 5 grey levels
     assert detect(s).duplicates == []
-    assert detect(s, DetectionSettings(threshold=4.0)).duplicates == [50]
+    assert detect(s, DetectionSettings(threshold=6.0)).duplicates == [50]
 
 
 def test_deep_dip_in_fast_motion_counts_above_the_threshold():
