@@ -268,3 +268,27 @@ def test_banded_processing_equals_one_pass(monkeypatch):
     assert torch.allclose(whole.frame, banded.frame, rtol=1e-5, atol=1e-4)  # float32 summation order differs
     assert torch.allclose(whole.attention0, banded.attention0, atol=1e-6)
     assert model(*inputs, keep_attention=False).attention0.shape[3] == 0
+
+
+def test_committed_weights_load_and_are_small():
+    """weights/refine-implicit-warp.pth is committed (no fetch): it loads by its manifest entry, SHA-256 checked."""
+    from retime.interpolate.weights import registry
+    from retime.refine.weights import REFINER_ENTRY
+
+    entry = registry()[REFINER_ENTRY]
+    assert not entry.default and entry.path.stat().st_size < 5_000_000
+    model = load_refiner()
+    frame, *rest = _inputs(batch=1, height=16, width=16)
+    with torch.no_grad():
+        out = model(frame, *rest).frame
+    assert out.shape == frame.shape and torch.isfinite(out).all()
+
+
+def test_corrupt_refiner_weights_are_a_model_error(tmp_path):
+    from retime.errors import ModelError
+
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="cannot read refinement weights"):
+        load_refiner(tmp_path / "bad.pth")
+    with pytest.raises(ModelError, match="not found"):
+        load_refiner(tmp_path / "missing.pth")
