@@ -84,6 +84,14 @@ CrfOpt = Annotated[int, typer.Option("--crf", metavar="CRF", help="Quality for h
 PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET",
                                         help="x264/x265 speed preset (ultrafast ... veryslow).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists.")]
+WeightsOpt = Annotated[Optional[Path], typer.Option(
+    "--weights", metavar="PATH", envvar="RETIME_WEIGHTS", show_default=False,
+    help="IFNet checkpoint to use instead of the registry default (weights/manifest.json); also $RETIME_WEIGHTS.")]
+ScaleOpt = Annotated[Optional[float], typer.Option(
+    "--scale", metavar="S", show_default=False,
+    help="RIFE's flow resolution: 1.0 (default up to 1440p), 0.5 for 4K (default above 1440p).")]
+RefineOpt = Annotated[bool, typer.Option(
+    "--refine", help="Add the refinement stage after IFNet (slower; no measured gain yet: docs/refinement.md).")]
 
 
 def _version(value: bool) -> None:
@@ -217,6 +225,12 @@ def _settings(threshold: float, max_run: int, scene_cut: float):
     return DetectionSettings(threshold=threshold, max_run=max_run, scene_cut=scene_cut)
 
 
+def _model(weights: Path | None, scale: float | None, refine: bool):
+    from retime.pipeline import ModelSettings
+
+    return ModelSettings(weights=weights, scale=scale, refine=refine)
+
+
 def _encode(codec: str | None, crf: int, preset: str):
     from retime.media.encode import EncodeSettings
 
@@ -267,6 +281,9 @@ def fix_drops_cmd(
     crf: CrfOpt = DEFAULTS.crf,
     preset: PresetOpt = DEFAULTS.preset,
     device: DeviceOpt = Device(DEFAULTS.device),
+    weights: WeightsOpt = None,
+    scale: ScaleOpt = None,
+    refine: RefineOpt = False,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
@@ -281,8 +298,8 @@ def fix_drops_cmd(
 
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     with _Bar(not quiet) as bar:
-        result = fix_drops(input, output, detection=settings, encode=enc, device=device.value, overwrite=overwrite,
-                           progress=bar)
+        result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
+                           model=_model(weights, scale, refine), overwrite=overwrite, progress=bar)
     _write_report(report, result.to_dict(), avoid=(input, output))
     if not quiet:
         _summary(result)
@@ -305,6 +322,9 @@ def upsample_cmd(
     crf: CrfOpt = DEFAULTS.crf,
     preset: PresetOpt = DEFAULTS.preset,
     device: DeviceOpt = Device(DEFAULTS.device),
+    weights: WeightsOpt = None,
+    scale: ScaleOpt = None,
+    refine: RefineOpt = False,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
@@ -319,7 +339,8 @@ def upsample_cmd(
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     with _Bar(not quiet) as bar:
         result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
-                          device=device.value, overwrite=overwrite, progress=bar)
+                          device=device.value, model=_model(weights, scale, refine), overwrite=overwrite,
+                          progress=bar)
     _write_report(report, result.to_dict(), avoid=(input, output))
     if not quiet:
         _summary(result)
@@ -374,7 +395,45 @@ def _print_analysis(analysis) -> None:
                                              if cuts else ""))
 
 
-from retime.bench.cli import register as _register_bench; _register_bench(app)  # noqa: E402,E702 bench, bench-suite
+@app.command("train", epilog=EPILOG)
+@exit_point
+def train_cmd(
+    data: Annotated[list[Path], typer.Argument(metavar="DATA...", show_default=False,
+                                               help="Image-triplet folders (frame_00/frame_01_gt/frame_02, "
+                                                    "frame10/frame10i11/frame11, im1/im2/im3) and/or video files.")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: cache, checkpoints (last.pt), refiner.pth.")
+                   ] = Path("runs/refine"),
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps (default 500).",
+                                                 show_default=False)] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Crops per step (default 4).",
+                                                 show_default=False)] = None,
+    crop: Annotated[Optional[int], typer.Option("--crop", help="Side of the random square crops in pixels "
+                                                "(default 96).", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW peak learning rate, cosine decay "
+                                                "(default 1e-3).", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the initialisation and every "
+                                                "augmentation (default 0).", show_default=False)] = None,
+    patch: Annotated[Optional[int], typer.Option("--patch", help="Attention patch side k: 2 (4 pixels) or 3 "
+                                                 "(9 pixels, default).", show_default=False)] = None,
+    weights: WeightsOpt = None,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for PyTorch (0: one per core).")] = 1,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from OUT/last.pt.")] = True,
+    debug: DebugOpt = False,
+) -> None:
+    """Train the refinement stage (docs/refinement.md) with IFNet frozen; checkpoints every 50 steps, resumable."""
+    from dataclasses import asdict, replace
+
+    from retime.refine.train import TrainConfig, train
+
+    given = {"steps": steps, "batch": batch, "crop": crop, "lr": lr, "seed": seed, "patch": patch}
+    config = replace(TrainConfig(), **{k: v for k, v in given.items() if v is not None})
+    assert set(given) <= set(asdict(config))
+    train(data, out, config, weights=weights, threads=threads or None, resume=resume)
+
+
+from retime.bench.cli import register as _register_bench  # noqa: E402  (bench, bench-suite)
+
+_register_bench(app)
 
 
 def main() -> None:

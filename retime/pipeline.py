@@ -439,11 +439,28 @@ def _model_input(engine: FrameInterpolator, frame: DecodedFrame, prepared: dict[
     return prepared[frame.index]
 
 
-def _default_interpolator(device: str) -> Callable[[], FrameInterpolator]:
+@dataclass(frozen=True)
+class ModelSettings:
+    """How the default interpolator is built (``retime.interpolate.Interpolator``'s arguments besides the device).
+
+    Attributes:
+        weights: IFNet checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default.
+        scale: RIFE's resolution knob (``None``: 1.0 up to 1440p, 0.5 above).
+        refine: add the refinement stage (docs/refinement.md); off by default.
+    """
+
+    weights: Path | None = None
+    scale: float | None = None
+    refine: bool = False
+
+
+def _default_interpolator(device: str, model: ModelSettings | None = None) -> Callable[[], FrameInterpolator]:
+    model = model or ModelSettings()
+
     def build() -> FrameInterpolator:
         from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
 
-        return Interpolator(device=device)
+        return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine)
 
     return build
 
@@ -498,7 +515,7 @@ def _write_through(writer: VideoWriter, stamps: Callable[[int], tuple[int, int]]
 
 def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,
               encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
-              device: str = DEFAULTS.device, overwrite: bool = False,
+              device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
               progress: Progress | None = None) -> RunResult:
     """Replace duplicated frames with interpolated ones; every other frame, the frame count, every timestamp, the
     duration and the frame rate stay the input's. Other streams are copied.
@@ -513,6 +530,7 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
         interpolator: an object with ``interpolate(frame0, frame1, ts)``; ``None`` builds
             ``Interpolator(device=device)`` if (and only if) something must be synthesized.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` for the default interpolator.
+        model: weights, scale and refinement of the default interpolator.
         overwrite: replace an existing ``output``.
         progress: ``progress(stage, done, total)`` callback.
 
@@ -525,7 +543,7 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
     encode = encode or EncodeSettings()
     info = probe(input)
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
-    get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device))
+    get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device, model))
     if interpolator is None and device != "auto":
         _check_device(device)  # an explicit --device cuda without CUDA fails now, not after pass 1
     with atomic_output(output, input=input, overwrite=overwrite) as tmp:
@@ -615,7 +633,7 @@ def snap_times(times: Sequence[Fraction], out_rate: Fraction, *, tolerance: Frac
 def upsample(input: str | Path, output: str | Path, *, factor: int | None = None,
              fps: Fraction | str | float | None = None, detection: DetectionSettings | None = None,
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
-             device: str = DEFAULTS.device, overwrite: bool = False,
+             device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
              progress: Progress | None = None) -> RunResult:
     """Raise the frame rate to ``factor`` x the input's or to ``fps``: a constant-frame-rate output of the same
     duration, source frames passed through, frames synthesized at the exact time between each pair, nothing
@@ -635,7 +653,7 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     info = probe(input)
     out_rate = upsample_rate(info, factor=factor, fps=fps)
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
-    get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device))
+    get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device, model))
     get_engine()  # upsampling always synthesizes: check the weights before any work
     start = (info.start_pts or 0) * info.time_base
     time_base, first_pts, ticks = _output_timeline(out_rate, start)

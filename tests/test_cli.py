@@ -30,7 +30,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def no_model(monkeypatch):
     """Every run here synthesizes with a blend instead of loading the model."""
-    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device: BlendInterpolator)
+    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device, model=None: BlendInterpolator)
 
 
 def invoke(*args: str):
@@ -189,9 +189,10 @@ def test_unexpected_errors_and_interrupts(clips, tmp_path, monkeypatch):
 def test_an_interpolator_failure_leaves_no_output(clips, tmp_path, monkeypatch):
     from conftest import FailingInterpolator
 
-    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device: lambda: FailingInterpolator(after=1))
+    monkeypatch.setattr(pipeline, "_default_interpolator",
+                        lambda device, model=None: lambda: FailingInterpolator(after=1))
     out = tmp_path / "o.mp4"
-    _one_error_line(invoke("fix-drops", clips["lossy"].path, out), EXIT_INTERNAL)
+    assert "injected failure" in _one_error_line(invoke("fix-drops", clips["lossy"].path, out), EXIT_INTERNAL)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -241,3 +242,16 @@ def test_bigbuckbunny_real_duplicates():
     assert result.exit_code == 0
     found = [d["frame"] for d in json.loads(result.stdout)["duplicates"]]
     assert found == [7, 32, 57, 82, 107]  # the clip's real duplicates (25 fps from 24 fps film), nothing else
+
+
+def test_model_options_reach_the_interpolator(clips, tmp_path, monkeypatch):
+    """--weights, --scale and --refine are passed to the interpolator the pipeline builds."""
+    seen = []
+    monkeypatch.setattr(pipeline, "_default_interpolator",
+                        lambda device, model=None: seen.append((device, model)) or BlendInterpolator)
+    weights = tmp_path / "w.pkl"
+    result = invoke("fix-drops", clips["lossless"].path, tmp_path / "o.mkv", "--codec", "ffv1", "--device", "cpu",
+                    "--weights", weights, "--scale", "0.5", "--refine")
+    assert result.exit_code == 0, result.stderr
+    device, model = seen[0]
+    assert device == "cpu" and model.weights == weights and model.scale == 0.5 and model.refine is True

@@ -239,3 +239,20 @@ def test_registry_weights_with_wrong_checksum_are_refused(tmp_path, monkeypatch)
     monkeypatch.setattr(weights, "WEIGHTS_DIR", fake)
     with pytest.raises(ModelError, match="wrong SHA-256"):
         Interpolator(device="cpu")
+
+
+def test_refine_option_runs_the_refinement_stage(interpolator, bikes, monkeypatch):
+    """--refine: IFNet's plain forward in float32, then the committed refinement stage."""
+    require(WEIGHTS, "weights")
+    refined = Interpolator(device="cpu", refine=True)
+    assert refined.refiner is not None
+    calls = []
+    import retime.refine as refine_module
+
+    original = refine_module.refine
+    monkeypatch.setattr(refine_module, "refine", lambda *a, **k: calls.append(1) or original(*a, **k))
+    a, b = (np.ascontiguousarray(f[:96, :160]) for f in (bikes[0], bikes[2]))
+    (out,) = refined.interpolate(a, b, [0.5])
+    (plain,) = interpolator.interpolate(a, b, [0.5])
+    assert calls and out.shape == a.shape and out.dtype == np.uint8
+    assert psnr(out, plain) > 35  # the trained stage stays close to IFNet (docs/refinement.md)

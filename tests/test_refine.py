@@ -225,12 +225,13 @@ def test_augmentation_is_consistent_across_the_triplet(tmp_path):
     assert len(seen) >= 6  # the augmentations do vary
 
 
-def test_train_end_to_end_resumes_and_registers_a_cli_command(tmp_path):
+def test_train_end_to_end_resumes_and_has_a_cli_command(tmp_path):
     """``train`` on three tiny triplets with a random IFNet: caches, trains, checkpoints, resumes, exports."""
-    import typer
     from typer.testing import CliRunner
 
-    from retime.refine.train import register, train
+    from retime.cli import app
+    from retime.errors import UsageError
+    from retime.refine.train import train
 
     _write_triplets(tmp_path / "data", count=3, size=(128, 136))
     torch.manual_seed(0)
@@ -242,14 +243,13 @@ def test_train_end_to_end_resumes_and_registers_a_cli_command(tmp_path):
     train([tmp_path / "data"], tmp_path / "run", longer, weights=tmp_path / "ifnet.pt", progress=False)
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["step"] == 3 and [h["step"] for h in state["history"]] == [1, 2, 3]
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(UsageError, match="different configuration"):
         train([tmp_path / "data"], tmp_path / "run", TrainConfig(**{**config.__dict__, "crop": 16}),
               weights=tmp_path / "ifnet.pt", progress=False)
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)  # a second command keeps `train` a subcommand
     result = CliRunner().invoke(app, ["train", "--help"])
     assert result.exit_code == 0 and "--patch" in result.output
+    missing = CliRunner().invoke(app, ["train", str(tmp_path / "nope"), "--out", str(tmp_path / "run2")])
+    assert missing.exit_code == 3 and "does not exist" in missing.output
 
 
 def test_banded_processing_equals_one_pass(monkeypatch):

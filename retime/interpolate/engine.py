@@ -82,6 +82,10 @@ class Interpolator:
             (≥ 60 dB PSNR against float32; docs/performance.md); ``"float32"`` runs everything in float32 (equal to
             the reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
             the CPU exists to test the CUDA path's dtype handling where no GPU is present).
+        refine: add the refinement stage of the design documents (``retime.refine``, docs/refinement.md) after
+            IFNet. Off by default: it did not beat IFNet alone on held-out footage. It needs IFNet's flows and mask,
+            so IFNet then runs its plain forward pass in float32.
+        refine_weights: refinement weights (default: ``$RETIME_REFINER_WEIGHTS`` or the committed ones).
 
     Raises:
         ModelError: weights missing, truncated, with the wrong SHA-256 or the wrong layout.
@@ -89,7 +93,8 @@ class Interpolator:
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
-                 scale: float | None = None, threads: int | None = None, precision: str = "auto") -> None:
+                 scale: float | None = None, threads: int | None = None, precision: str = "auto",
+                 refine: bool = False, refine_weights: str | os.PathLike | None = None) -> None:
         if scale is not None and not 0 < scale <= 1:
             raise UsageError(f"scale must be in (0, 1], got {scale}")
         self.device, self.conv_dtype = choose_device(device)
@@ -107,11 +112,24 @@ class Interpolator:
         self.model = model.to(self.device).eval()
         self.scale = scale
         self.max_batch = MAX_BATCH_CUDA if self.device.type == "cuda" else MAX_BATCH_CPU
+        self.refiner = None
+        if refine:
+            from retime.refine import load_refiner  # ModelError (exit 5) if missing or corrupt
+
+            self.refiner = load_refiner(refine_weights).to(self.device).eval()
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _run(self, stack0: torch.Tensor, stack1: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...]
              ) -> torch.Tensor:
         """``(B, 3, Hp, Wp)`` frames for the B timesteps ``t``; the sparse path when the scales allow it."""
+        if self.refiner is not None:
+            from retime.refine import refine
+
+            n = t.shape[0]
+            img0, img1 = stack0[:, :3].expand(n, -1, -1, -1), stack1[:, :3].expand(n, -1, -1, -1)
+            first = self.model(img0, img1, t, scales=scales, feat0=stack0[:, 3:].expand(n, -1, -1, -1),
+                               feat1=stack1[:, 3:].expand(n, -1, -1, -1))
+            return refine(self.refiner, self.model, first, img0, img1)
         if self.model.supports_sparse(scales):
             return self.model.forward_sparse(stack0, stack1, t, scales=scales, conv_dtype=self.conv_dtype)
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,

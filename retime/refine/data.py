@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retime.errors import InputError
+
 #: Image-triplet layouts: (first frame, true middle frame, last frame) file names inside one folder.
 LAYOUTS = (("frame_00.png", "frame_01_gt.png", "frame_02.png"),
            ("frame10.png", "frame10i11.png", "frame11.png"),
@@ -78,12 +80,12 @@ def mine_triplets(sources: list[str | Path], *, stride: int = 3) -> list[Triplet
         Triplets in a deterministic (sorted) order.
 
     Raises:
-        FileNotFoundError: a source does not exist.
+        InputError: a source does not exist.
     """
     found: list[Triplet] = []
     for source in map(Path, sources):
         if not source.exists():
-            raise FileNotFoundError(f"training data {source} does not exist")
+            raise InputError(f"training data {source} does not exist")
         if source.is_file():
             candidates = [source]
         else:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retime.errors import InputError, UsageError
 from retime.refine.data import augment, build_cache, load_cached, mine_triplets
 from retime.refine.model import Refiner, RefinerConfig
 
@@ -156,7 +157,7 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
 
     triplets = mine_triplets(list(data))
     if not triplets:
-        raise ValueError(f"no training triplets found in {[str(d) for d in data]}")
+        raise InputError(f"no training triplets found in {[str(d) for d in data]}")
     path, digest = resolve_weights(weights)
     ifnet = IFNet()
     load_into(ifnet, load_state_dict(path, digest), path)
@@ -181,7 +182,7 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
         state = load_checkpoint(last, model, optimizer)
         # Only the length of the run may change on resume (the cosine schedule follows the new length).
         if {**state["config"], "steps": config.steps} != asdict(config):
-            raise ValueError(f"{last} was written with a different configuration; use another --out or --no-resume")
+            raise UsageError(f"{last} was written with a different configuration; use another --out or --no-resume")
         if state["config"]["steps"] != config.steps:
             console.print(f"run length changed from {state['config']['steps']} to {config.steps} steps")
         start, history = state["step"], state["history"]
@@ -232,33 +233,6 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
     export_weights(last, out / "refiner.pth")
     console.print(f"wrote {out / 'refiner.pth'}")
     return out / "refiner.pth"
-
-
-def register(app) -> None:
-    """Add ``retime train`` to a Typer ``app`` (the CLI calls this once); options mirror :class:`TrainConfig`."""
-    import typer
-
-    defaults = TrainConfig()
-
-    @app.command("train")
-    def train_command(
-        data: list[Path] = typer.Argument(..., help="Image-triplet folders (frame_00/frame_01_gt/frame_02, "
-                                          "frame10/frame10i11/frame11, im1/im2/im3) and/or video files."),
-        out: Path = typer.Option(Path("runs/refine"), help="Run folder: cache, checkpoints (last.pt), refiner.pth."),
-        steps: int = typer.Option(defaults.steps, help="Optimisation steps."),
-        batch: int = typer.Option(defaults.batch, help="Crops per step."),
-        crop: int = typer.Option(defaults.crop, help="Side of the random square crops (pixels)."),
-        lr: float = typer.Option(defaults.lr, help="AdamW peak learning rate (cosine decay)."),
-        seed: int = typer.Option(defaults.seed, help="Seed of the initialisation and of every augmentation."),
-        patch: int = typer.Option(defaults.patch, help="Attention patch side k (2 → 4 pixels, 3 → 9)."),
-        weights: Path | None = typer.Option(None, help="IFNet checkpoint (default: the registry's)."),
-        threads: int = typer.Option(1, help="CPU threads for PyTorch (0: PyTorch's default)."),
-        resume: bool = typer.Option(True, help="Continue from OUT/last.pt when it exists."),
-    ) -> None:
-        """Train the refinement stage (docs/refinement.md); the first stage (IFNet) stays frozen."""
-        config = TrainConfig(**{**asdict(defaults), "steps": steps, "batch": batch, "crop": crop, "lr": lr,
-                                "seed": seed, "patch": patch})
-        train(data, out, config, weights=weights, threads=threads or None, resume=resume)
 
 
 def main(argv: list[str] | None = None) -> int:
