@@ -32,7 +32,7 @@ def bikes() -> list[np.ndarray]:
     return read_frames("bikes.mp4", [40, 41, 42])
 
 
-def to_padded(frame: np.ndarray, multiple: int = 64) -> torch.Tensor:
+def to_padded(frame: np.ndarray, multiple: int = 128) -> torch.Tensor:
     t = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
     h, w = t.shape[2:]
     return F.pad(t, (0, -w % multiple, 0, -h % multiple))

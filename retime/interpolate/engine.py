@@ -22,6 +22,11 @@ from retime.interpolate.weights import load_into, load_state_dict, resolve_weigh
 
 #: Above this many pixels the flow is estimated at half resolution (RIFE's ``scale=0.5``, recommended for 4K).
 AUTO_HALF_SCALE_PIXELS = 2560 * 1440
+#: Pad frames to multiples of this (at scale 1). The network needs STRIDE (64); Practical-RIFE's own engine pads
+#: to 128 (``max(128, 128 / scale)``), and the zero padding is part of what the coarse blocks see, so padding
+#: like the reference keeps retime's frames equal to the reference's near the bottom and right edges (with 64,
+#: frames whose size is not a multiple of 128 differed by up to 75 grey levels at the border; docs/benchmarks.md).
+PAD_MULTIPLE = 2 * STRIDE
 #: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
 MAX_BATCH_CPU = 1  # on the CPU one t at a time is faster: the full-resolution glue of a batch overflows the caches
 MAX_BATCH_CUDA = 8
@@ -173,7 +178,7 @@ class Interpolator:
         _, _, height, width = tensor.shape
         if height < 2 or width < 2:
             raise ValueError(f"frame of {width}x{height} pixels is too small to interpolate (at least 2x2)")
-        multiple = math.ceil(STRIDE / self.scale_for(height, width))
+        multiple = math.ceil(PAD_MULTIPLE / self.scale_for(height, width))
         pad_h, pad_w = -height % multiple, -width % multiple
         padded = F.pad(tensor, (0, pad_w, 0, pad_h))
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
