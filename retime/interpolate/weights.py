@@ -73,25 +73,30 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def resolve_weights(path: str | os.PathLike | None = None) -> tuple[Path, str | None]:
-    """Pick the checkpoint: ``path`` if given, else ``$RETIME_WEIGHTS``, else the registry default.
+def resolve_weights(path: str | os.PathLike | None = None, *, env: str = WEIGHTS_ENV, entry: str | None = None,
+                    hint: str = FETCH_HINT) -> tuple[Path, str | None]:
+    """Pick a checkpoint: ``path`` if given, else ``$env``, else the registry's ``entry`` (default: the entry marked
+    default, Practical-RIFE 4.2x).
 
     Returns:
         ``(path, expected_sha256)``; the digest is ``None`` for a user-supplied file (its layout is still checked
         strictly on load).
 
     Raises:
-        ModelError: the file does not exist or is not a regular file.
+        ModelError: the file does not exist, or the registry has no such entry; ``hint`` says what to do.
     """
-    if path is None and os.environ.get(WEIGHTS_ENV):
-        path = os.environ[WEIGHTS_ENV]
+    if path is None and os.environ.get(env):
+        path = os.environ[env]
     if path is not None:
         chosen, digest = Path(path), None
     else:
-        entry = default_entry()
-        chosen, digest = entry.path, entry.sha256
+        entries = registry()
+        if entry is not None and entry not in entries:
+            raise ModelError(f"no {entry!r} entry in {WEIGHTS_DIR / 'manifest.json'}: {hint}")
+        found = entries[entry] if entry is not None else default_entry()
+        chosen, digest = found.path, found.sha256
     if not chosen.is_file():
-        raise ModelError(f"model weights not found at {chosen}: {FETCH_HINT}")
+        raise ModelError(f"model weights not found at {chosen}: {hint}")
     return chosen, digest
 
 

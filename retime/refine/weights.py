@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from retime.errors import ModelError
-from retime.interpolate.weights import WEIGHTS_DIR, load_into, registry, sha256_file
+from retime.interpolate.weights import load_into, resolve_weights, sha256_file
 from retime.refine.model import Refiner, RefinerConfig
 
 #: Manifest name of the refinement weights trained by this project.
@@ -26,19 +26,8 @@ def resolve_refiner(path: str | os.PathLike | None = None) -> tuple[Path, str | 
 
     Returns ``(path, expected_sha256)`` (``None`` for a user-supplied file). Raises :class:`ModelError` if missing.
     """
-    if path is None and os.environ.get(REFINER_ENV):
-        path = os.environ[REFINER_ENV]
-    if path is not None:
-        chosen, digest = Path(path), None
-    else:
-        entries = registry()
-        if REFINER_ENTRY not in entries:
-            raise ModelError(f"no {REFINER_ENTRY!r} entry in {WEIGHTS_DIR / 'manifest.json'}: train one with "
-                             "`python -m retime.refine.train` and pass its refiner.pth")
-        chosen, digest = entries[REFINER_ENTRY].path, entries[REFINER_ENTRY].sha256
-    if not chosen.is_file():
-        raise ModelError(f"refinement weights not found at {chosen}")
-    return chosen, digest
+    return resolve_weights(path, env=REFINER_ENV, entry=REFINER_ENTRY,
+                           hint="train one with `retime train` and pass its refiner.pth")
 
 
 def load_refiner(path: str | os.PathLike | None = None) -> Refiner:
