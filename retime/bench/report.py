@@ -83,9 +83,9 @@ def quality_tables(results: list[dict[str, Any]]) -> list[Table]:
             continue
         agree.rows.append([_source_name(r), str(a["frames"]), _num(a["psnr_min"]), _num(a["psnr_pooled"]),
                            str(a["max_abs_diff"]), str(a["identical"])])
-    agree.notes.append("The reference pads to a multiple of 128 px and truncates its output to 8 bits "
-                       "((x * 255).byte()); retime pads to the network's stride and rounds. Truncation against "
-                       "rounding alone differs by one grey level in about half the values (about 51 dB).")
+    agree.notes.append("The reference truncates its output to 8 bits ((x * 255).byte()), retime rounds: that alone "
+                       "differs by one grey level in about half the values (about 51 dB). The reference pads frames "
+                       "to a multiple of 128 px; a different padding moves pixels near the border.")
     return [table, agree]
 
 
