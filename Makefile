@@ -39,7 +39,7 @@ test: setup reference
 test-fast: setup reference
 	$(PY) -m pytest -m "not slow"
 
-bench: setup
+bench: setup reference
 	$(RETIME) bench-suite --out docs/benchmarks.md
 
 clean:
