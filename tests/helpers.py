@@ -48,9 +48,3 @@ def read_frames(name: str, indices: list[int]) -> list[np.ndarray]:
             if i >= max(indices):
                 break
     return [frames[i] for i in indices]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays (inf when equal)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
