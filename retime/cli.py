@@ -203,13 +203,25 @@ class _Bar:
             self.progress.update(task, completed=done, total=max(total or 0, done) or None)
 
 
-def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
+def _check_report(path: Path | None, *, avoid: tuple[Path, ...] = ()) -> None:
+    """Reject a --report path that cannot work before any video is written (so a failing report never leaves a
+    finished OUT behind an error exit)."""
     if path is None:
         return
     for other in avoid:
         if other is not None and path.resolve() == Path(other).resolve():
             raise OutputError(f"{path}: the report would overwrite a video; choose another --report path")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; give a report file name")
+    if not path.resolve().parent.is_dir():
+        raise OutputError(f"{path}: cannot write the report: the folder {path.resolve().parent} does not exist")
+
+
+def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
+    if path is None:
+        return
+    _check_report(path, avoid=avoid)
     tmp = path.with_name(f".{path.name}.retime-tmp")
     try:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -297,6 +309,7 @@ def fix_drops_cmd(
     from retime.pipeline import fix_drops
 
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
+    _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
                            model=_model(weights, scale, refine), overwrite=overwrite, progress=bar)
@@ -337,6 +350,7 @@ def upsample_cmd(
     from retime.pipeline import upsample
 
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
+    _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
                           device=device.value, model=_model(weights, scale, refine), overwrite=overwrite,
@@ -364,6 +378,7 @@ def detect_cmd(
     from retime.pipeline import analyse
 
     settings = _settings(threshold, max_run, scene_cut)
+    _check_report(report, avoid=(input,))
     with _Bar(not quiet and not as_json) as bar:
         analysis = analyse(input, settings, progress=bar)
     data = analysis.to_dict()

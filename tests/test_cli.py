@@ -255,3 +255,15 @@ def test_model_options_reach_the_interpolator(clips, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     device, model = seen[0]
     assert device == "cpu" and model.weights == weights and model.scale == 0.5 and model.refine is True
+
+
+@pytest.mark.parametrize("command", ["fix-drops", "upsample"])
+@pytest.mark.parametrize("bad", ["missing/r.json", "IN", "OUT", "."])
+def test_a_bad_report_path_fails_before_any_video_is_written(clips, tmp_path, command, bad):
+    # review: `fix-drops --report nodir/r.json IN OUT` used to encode OUT, then exit 4 with OUT left in place
+    src, out = clips["lossless"].path, tmp_path / "o.mkv"
+    report = {"IN": src, "OUT": out, ".": tmp_path}.get(bad, tmp_path / bad)
+    before = Path(src).read_bytes()
+    _one_error_line(invoke(command, src, out, "--codec", "ffv1", "--report", report), EXIT_OUTPUT)
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name != "."] == []
+    assert Path(src).read_bytes() == before
