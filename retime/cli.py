@@ -451,9 +451,26 @@ from retime.bench.cli import register as _register_bench  # noqa: E402  (bench, 
 _register_bench(app)
 
 
-def main() -> None:
-    """Console-script entry point (``retime``)."""
-    app(prog_name="retime")
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``retime``). Click's usage errors (a bad option value, a missing argument) are
+    reported like every other error: one ``retime: error:`` line and exit code 2."""
+    # typer.BadParameter is a Click UsageError; its base class is the one every usage error derives from (Typer
+    # vendors Click in recent releases, so the class is reached through Typer's public name).
+    ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+    try:
+        code = app(args=argv, prog_name="retime", standalone_mode=False)
+    except ClickUsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `retime`: the help itself, as Click prints it
+            sys.stderr.write(exc.format_message() + "\n")
+            sys.exit(EXIT_USAGE)
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        _fail(exc.format_message() + hint)
+        code = EXIT_USAGE
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted; no output was written")
+        code = EXIT_INTERRUPTED
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -562,6 +562,11 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
                      device=_device_name(get_engine), peak_window=peak)
 
 
+#: Highest output frame rate upsample accepts (frames per second): a guard against a typo that would synthesize
+#: millions of frames.
+MAX_RATE = 1000
+
+
 def upsample_rate(info: VideoInfo, *, factor: int | None = None, fps: Fraction | str | float | None = None) -> Fraction:
     """The output frame rate: ``factor`` times the input's average rate, or ``fps`` (frames per second).
 
@@ -576,7 +581,10 @@ def upsample_rate(info: VideoInfo, *, factor: int | None = None, fps: Fraction |
     factor = DEFAULTS.factor if factor is None else factor
     if int(factor) != factor or factor < 2:
         raise UsageError(f"--factor must be an integer >= 2, got {factor}")
-    return info.frame_rate * int(factor)
+    rate = info.frame_rate * int(factor)
+    if rate > MAX_RATE:
+        raise UsageError(f"--factor {factor} would give {float(rate):g} fps; the most is {MAX_RATE} fps")
+    return rate
 
 
 def parse_rate(value: Fraction | str | float | int) -> Fraction:
@@ -589,8 +597,8 @@ def parse_rate(value: Fraction | str | float | int) -> Fraction:
         rate = Fraction(str(value).strip()) if not isinstance(value, Fraction) else value
     except (ValueError, ZeroDivisionError):
         raise UsageError(f"--fps must be a positive number such as 60 or 60000/1001, got {value!r}") from None
-    if rate <= 0 or rate > 1000:
-        raise UsageError(f"--fps must be in (0, 1000] frames per second, got {value!r}")
+    if rate <= 0 or rate > MAX_RATE:
+        raise UsageError(f"--fps must be in (0, {MAX_RATE}] frames per second, got {value!r}")
     return rate
 
 

@@ -267,3 +267,26 @@ def test_a_bad_report_path_fails_before_any_video_is_written(clips, tmp_path, co
     _one_error_line(invoke(command, src, out, "--codec", "ffv1", "--report", report), EXIT_OUTPUT)
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name != "."] == []
     assert Path(src).read_bytes() == before
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["upsample", "--factor", "x", "a.mp4", "b.mp4"], "--factor"),
+    (["fix-drops"], "Missing argument 'IN'"),
+    (["--bogus"], "No such option: --bogus"),
+    (["fix-drops", "--device", "tpu", "a.mp4", "b.mp4"], "--device"),
+])
+def test_click_usage_errors_are_one_line_with_exit_2(argv, message, capsys):
+    """The console script reports Click's own usage errors like every other error (not Click's 4-line block)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == EXIT_USAGE
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("retime: error: ") and message in lines[0]
+
+
+def test_bad_preset_and_huge_factor_are_usage_errors_before_any_work(clips, tmp_path):
+    out = tmp_path / "o.mp4"
+    assert "--preset" in _one_error_line(invoke("fix-drops", "--preset", "foo", clips["lossy"].path, out), EXIT_USAGE)
+    assert "1000 fps" in _one_error_line(invoke("upsample", "--factor", "100000", clips["lossy"].path, out),
+                                         EXIT_USAGE)
+    assert not out.exists()

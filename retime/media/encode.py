@@ -49,6 +49,10 @@ STALE_STREAM_TAGS = {"duration", "encoder", "bps", "number_of_frames", "number_o
                      "_statistics_writing_app", "_statistics_writing_date_utc"}
 
 
+#: The speed presets x264 and x265 share (checked before any work: the encoders would only log an error).
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     """How the video stream is encoded.
@@ -67,6 +71,8 @@ class EncodeSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= 51:
             raise UsageError(f"--crf must be in 0..51, got {self.crf}")
+        if self.preset not in PRESETS:
+            raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
 
 
 def choose_encoder(requested: str | None, input_codec: str) -> str:
