@@ -114,7 +114,10 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
         if not container.streams.video:
             raise InputError(f"{path}: no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads: decoding is a large share of a fix-drops run
+        # Pass 2 uses frame + slice threads (decoding is a large share of a fix-drops run). The strict pass 1
+        # captures FFmpeg's log, and frame threads log asynchronously: a message arriving after the capture ends
+        # made PyAV print a traceback (seen in a clean CI run). Slice threads finish within each decode call.
+        stream.thread_type = "SLICE" if strict else "AUTO"
         time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 1000)
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         timeline = _Timeline(time_base, Fraction(rate))
