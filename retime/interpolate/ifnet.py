@@ -15,6 +15,7 @@ The module is pure: it knows nothing of files, devices or the CLI; the device an
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -215,7 +216,7 @@ class IFNet(nn.Module):
     # weighted 1/2 (PyTorch maps output q to input s*q + (s - 1)/2). So block i needs its inputs at only those
     # "taps", a (2H/s, 2W/s) grid. forward_sparse() evaluates the flows, the mask and context (bilinear upsampling
     # of coarser maps = grid_sample at the taps) and the warps at the taps alone, and averages each 2x2 group of taps
-    # (avg_pool2d), which is the bilinear downsampling. The last block's 8 context channels are never used, so its
+    # (_halve), which is the bilinear downsampling. The last block's 8 context channels are never used, so its
     # output layer computes only flow and mask. Equal to forward() up to float rounding (see tests).
     # ------------------------------------------------------------------------------------------------------------
     @staticmethod
@@ -223,75 +224,146 @@ class IFNet(nn.Module):
         """``True`` when every block scale is a power of two (the taps above then lie on whole pixels)."""
         return all(float(s).is_integer() and int(s) >= 1 and (int(s) & (int(s) - 1)) == 0 for s in scales)
 
-    def forward_sparse(self, stack0: torch.Tensor, stack1: torch.Tensor, timestep: torch.Tensor, *,
-                       scales: tuple[float, ...] = SCALES, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
+    def _sparse_blocks(self, dtype: torch.dtype, device: torch.device) -> list[nn.Sequential]:
+        """The IFBlocks as :meth:`forward_sparse` runs them: copies in ``dtype`` and channels-last memory layout.
+
+        Each copy reads its input channels in the pair layout (:data:`_PAIR_ORDER`), and the last one computes only
+        the flow and mask channels (the 8 context channels are never read). Converting once instead of under
+        autocast at every call saves the weight casts; keeping the whole trunk in ``dtype`` saves casting the
+        activations between the convolutions and the residual additions. Rebuilt when the weights change.
+        """
+        key = (dtype, device, tuple(p._version for p in self.parameters()))
+        cache = self.__dict__.setdefault("_sparse_cache", {})
+        if key not in cache:
+            cache.clear()
+            copies = []
+            for i, block in enumerate(self.blocks):
+                block = copy.deepcopy(block).requires_grad_(False)
+                first = block.conv0[0][0]
+                first.weight.data = first.weight.data[:, _pair_order(first.in_channels, first.weight.device)]
+                head = block.lastconv[0]
+                if i == len(self.blocks) - 1:  # output channels 0-19 become flow (4) and mask (1) after the shuffle
+                    pruned = nn.ConvTranspose2d(head.in_channels, 20, 4, 2, 1)
+                    pruned.weight.data, pruned.bias.data = head.weight.data[:, :20], head.bias.data[:20]
+                    head = pruned
+                copies.append(nn.Sequential(block.conv0, block.convblock, head, nn.PixelShuffle(2))
+                              .to(device=device, dtype=dtype, memory_format=torch.channels_last).eval())
+            cache[key] = copies
+        return cache[key]
+
+    def forward_sparse(self, pair: torch.Tensor, timestep: torch.Tensor, *, scales: tuple[float, ...] = SCALES,
+                       conv_dtype: torch.dtype | None = None) -> torch.Tensor:
         """The interpolated frame Î_t (paper eq. 1), computed as :meth:`forward` does but only where it is read.
 
         Args:
-            stack0, stack1: ``(1, 7, H, W)`` or ``(B, 7, H, W)`` outputs of :meth:`encode_frame` for I_0 and I_1
-                (float32/float16/bfloat16), H and W multiples of ``4 * max(scales)``.
+            pair: ``(2, 7, H, W)`` float32 (or float16): :meth:`encode_frame` of I_0 and of I_1, stacked on the batch
+                dimension (so that both frames are warped by one call, which PyTorch's CPU ``grid_sample``
+                parallelises over). H and W are multiples of ``4 * max(scales)``.
             timestep: ``(B,)`` tensor of t in [0, 1]; B frames are produced.
             scales: block scales, all powers of two (:meth:`supports_sparse`).
-            conv_dtype: run the blocks' convolutions under autocast to this dtype (``torch.bfloat16`` on CPUs with
-                AVX-512 BF16/AMX), while flows, sampling grids and warps stay in the inputs' dtype: sampling
-                coordinates need float32's precision (in bfloat16 a 1280-pixel grid is off by several pixels).
+            conv_dtype: run the blocks (convolutions and their residual additions) in this dtype
+                (``torch.bfloat16`` on CPUs with AVX-512 BF16/AMX, ``torch.float16`` on CUDA; ``None``: the pair's),
+                while flows, sampling grids and warps stay in the pair's dtype: sampling coordinates need float32's
+                precision (in bfloat16 a 1280-pixel grid is off by several pixels).
 
         Returns:
-            ``(B, 3, H, W)`` Î_t, not clamped, in the inputs' dtype.
+            ``(B, 3, H, W)`` Î_t, not clamped, in the pair's dtype.
 
         Raises:
-            ValueError: scales not powers of two, or the stacks' spatial sizes differ.
+            ValueError: scales not powers of two, or ``pair`` is not ``(2, 7, H, W)``.
         """
         if not self.supports_sparse(scales) or len(scales) != len(self.blocks):
             raise ValueError(f"forward_sparse needs {len(self.blocks)} power-of-two scales, got {scales}")
-        if stack0.shape[1:] != stack1.shape[1:] or stack0.shape[1] != 7:
-            raise ValueError(f"stacks {tuple(stack0.shape)} and {tuple(stack1.shape)} must be (B, 7, H, W)")
+        if pair.dim() != 4 or pair.shape[:2] != (2, 7):
+            raise ValueError(f"forward_sparse: pair {tuple(pair.shape)} must be (2, 7, H, W)")
         batch = timestep.shape[0]
-        _, _, height, width = stack0.shape
-        s0 = stack0.expand(batch, -1, -1, -1)
-        s1 = stack1.expand(batch, -1, -1, -1)
-        t = timestep.to(stack0.dtype).reshape(-1, 1, 1, 1)
+        _, _, height, width = pair.shape
+        t = timestep.to(pair.dtype).reshape(-1, 1, 1, 1)
+        dtype = conv_dtype or pair.dtype
+        blocks = self._sparse_blocks(dtype, pair.device)
         deltas: list[tuple[int, torch.Tensor]] = []  # (scale, low-resolution flow residual) of each block so far
         full_flow, n_summed = None, 0  # the accumulated flow at full resolution, and how many deltas it holds
         out = None
-        last = len(self.blocks) - 1
-        for i, (block, scale) in enumerate(zip(self.blocks, scales)):
+        for i, scale in enumerate(scales):
             s = int(scale)
             if i == 0:
-                d0, d1 = (F.interpolate(x, scale_factor=1.0 / s, mode="bilinear", align_corners=False)
-                          if s > 1 else x for x in (stack0, stack1))
-                d0, d1 = d0.expand(batch, -1, -1, -1), d1.expand(batch, -1, -1, -1)
-                x = torch.cat((d0[:, :3], d1[:, :3], d0[:, 3:], d1[:, 3:], t.expand(batch, 1, *d0.shape[2:])), 1)
+                low = _downsample(pair, s)
+                parts = [low.reshape(1, 14, *low.shape[2:]), t]  # I_0 ‖ features_0 ‖ I_1 ‖ features_1, t
             else:
-                taps, up = _tap_grids(height, width, s, stack0)
+                taps = _tap_grid(height, width, s, pair)
                 if s <= 2:  # the taps are every full-resolution pixel: plain upsampling, and the sum is kept
                     full_flow, n_summed = _accumulate(full_flow, deltas, n_summed)
                     flow = full_flow
-                    context = _upsample(out[:, 4:], deltas[-1][0])
+                    # avg_pool2d(upsample by 2m) == upsample by m for even m, so the context of a block at s = 2
+                    # is upsampled straight to its resolution, never to full resolution.
+                    context = _upsample(out[:, 4:], deltas[-1][0] // s)
+                    warped = _warp_pair(pair, flow, taps)
+                    if s == 2:
+                        warped, flow = _halve(warped), _halve(flow)
                 else:
+                    up = _upsample_grid(height, width, s, pair)
                     flow = sum(_sample_up(d, up) * sd for sd, d in deltas)
                     context = _sample_up(out[:, 4:], up)  # mask logit and context of the previous block
-                parts = [_warp_at(s0, flow[:, :2], taps), _warp_at(s1, flow[:, 2:], taps), context, flow]
-                if s > 1:  # the bilinear downsampling: the mean of each 2x2 group of taps, part by part
-                    parts = [F.avg_pool2d(part, 2) for part in parts]
-                w0, w1, context, flow = parts
-                x = torch.cat((w0[:, :3], w1[:, :3], w0[:, 3:], w1[:, 3:], t.expand(batch, 1, *flow.shape[2:]),
-                               context, flow / s), 1)
-            with torch.autocast(x.device.type, dtype=conv_dtype or x.dtype, enabled=conv_dtype is not None):
-                feat = block.convblock(block.conv0(x))
-                if i == last:  # only flow (4) and mask (1) are used: output channels 0-19 before the pixel shuffle
-                    conv = block.lastconv[0]
-                    out = F.pixel_shuffle(F.conv_transpose2d(feat, conv.weight[:, :20], conv.bias[:20], 2, 1), 2)
-                else:
-                    out = block.lastconv(feat)
-            out = out.to(x.dtype)
+                    # the bilinear downsampling: the mean of each 2x2 group of taps, part by part
+                    warped, context, flow = (_halve(p) for p in (_warp_pair(pair, flow, taps), context,
+                                                                           flow))
+                parts = [warped, t, context, flow / s]
+            x = _assemble(parts, batch, dtype)
+            out = blocks[i](x)
+            out = out.to(pair.dtype, memory_format=torch.contiguous_format)
             deltas.append((s, out[:, :4]))
 
         flow, _ = _accumulate(full_flow, deltas, n_summed)
         mask = torch.sigmoid(_upsample(out[:, 4:5], int(scales[-1])))
-        warped0 = backward_warp(s0[:, :3], flow[:, :2])
-        warped1 = backward_warp(s1[:, :3], flow[:, 2:4])
-        return warped0 * mask + warped1 * (1 - mask)
+        warped = _warp_pair(pair[:, :3], flow, _tap_grid(height, width, 1, pair))
+        return torch.lerp(warped[:, 3:], warped[:, :3], mask)  # M ⊙ W(I_0) + (1 − M) ⊙ W(I_1)
+
+
+#: Input channels of blocks 1-4 in the checkpoint's order: W(I_0), W(I_1), W(features_0), W(features_1), then t,
+#: mask logit, context, flow (block 0: I_0, I_1, features_0, features_1, t). The sparse path assembles each frame's
+#: image and features side by side (the pair's layout), so it reads the first convolution's weights in this order.
+_PAIR_ORDER = (0, 1, 2, 6, 7, 8, 9, 3, 4, 5, 10, 11, 12, 13)
+_ORDER_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def _pair_order(in_channels: int, device: torch.device) -> torch.Tensor:
+    """Index of each pair-layout input channel in the checkpoint's layout, for a first convolution's weight."""
+    key = (in_channels, device)
+    if key not in _ORDER_CACHE:
+        _ORDER_CACHE[key] = torch.tensor(_PAIR_ORDER + tuple(range(14, in_channels)), device=device)
+    return _ORDER_CACHE[key]
+
+
+def _assemble(parts: list[torch.Tensor], batch: int, dtype: torch.dtype) -> torch.Tensor:
+    """Concatenate ``(1|B, C_i, h, w)`` parts (``(B, 1, 1, 1)`` for t) on the channel dimension, in one copy.
+
+    The result is ``(B, ΣC_i, h, w)`` in ``dtype`` and channels-last memory layout: the convolutions' input. Writing
+    the parts straight into it fuses the concatenation, the dtype conversion and the layout change that oneDNN's
+    convolutions want (a channels-last bfloat16 first convolution measured 6x faster than a contiguous one).
+    """
+    height, width = parts[0].shape[2:]
+    channels = sum(p.shape[1] for p in parts)
+    x = torch.empty((batch, channels, height, width), dtype=dtype, device=parts[0].device,
+                    memory_format=torch.channels_last)
+    start = 0
+    for part in parts:
+        x[:, start:start + part.shape[1]].copy_(part)  # broadcasts t and a shared frame over the batch
+        start += part.shape[1]
+    return x
+
+
+def _halve(x: torch.Tensor) -> torch.Tensor:
+    """The mean of each 2x2 block: ``(B, C, h, w)`` → ``(B, C, h/2, w/2)``.
+
+    Bilinear downsampling by exactly 2 (align_corners=False) weights the two rows and two columns under each output
+    pixel by 1/2 each, so it is this mean; PyTorch's bilinear kernel computes it 3-4x faster than ``avg_pool2d``.
+    """
+    return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+
+
+def _downsample(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Bilinear downsampling by ``s`` (align_corners=False), as each reference IFBlock resizes its input."""
+    return F.interpolate(x, scale_factor=1.0 / s, mode="bilinear", align_corners=False) if s > 1 else x
 
 
 def _upsample(low: torch.Tensor, s: int) -> torch.Tensor:
@@ -308,31 +380,50 @@ def _accumulate(full_flow: torch.Tensor | None, deltas: list[tuple[int, torch.Te
     return full_flow, len(deltas)
 
 
-_TAP_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+_GRID_CACHE: dict[tuple, torch.Tensor] = {}
 
 
-def _tap_grids(height: int, width: int, s: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel coordinates of the bilinear-downsampling taps for factor ``s`` and their upsampling grid.
+def _cached(key: tuple, make) -> torch.Tensor:
+    if key not in _GRID_CACHE:
+        if len(_GRID_CACHE) > 64:
+            _GRID_CACHE.clear()
+        _GRID_CACHE[key] = make()
+    return _GRID_CACHE[key]
 
-    Returns ``(taps, up)``, both ``(1, h, w, 2)`` (x first) with h = 2H/s (H when s = 1): ``taps`` in full-resolution
-    pixels, ``up`` in grid_sample's align_corners=False units, where sampling a map of any coarser resolution R
-    equals upsampling it to full resolution by H/R with F.interpolate and reading the taps.
+
+def _tap_axes(height: int, width: int, s: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-resolution pixel rows and columns of the bilinear-downsampling taps for factor ``s`` (all when s = 1)."""
+    def axis(n: int) -> torch.Tensor:
+        if s == 1:
+            return torch.arange(n, device=like.device, dtype=torch.float32)
+        q = torch.arange(n // s, device=like.device, dtype=torch.float32) * s
+        return torch.stack((q + (s // 2 - 1), q + s // 2), 1).reshape(-1)
+
+    return torch.meshgrid(axis(height), axis(width), indexing="ij")
+
+
+def _tap_grid(height: int, width: int, s: int, like: torch.Tensor) -> torch.Tensor:
+    """The taps for factor ``s`` in ``grid_sample``'s align_corners=True units over the full-resolution frame.
+
+    ``(1, h, w, 2)`` (x first), h = 2H/s (H when s ≤ 2): ``-1`` is pixel 0 and ``+1`` pixel W-1, so that
+    ``grid + flow · (2 / (W-1), 2 / (H-1))`` samples at tap + flow, as :func:`backward_warp` does.
     """
-    key = (height, width, s, like.device, like.dtype)
-    if key not in _TAP_CACHE:
-        def axis(n: int) -> torch.Tensor:
-            if s == 1:
-                return torch.arange(n, device=like.device, dtype=torch.float32)
-            q = torch.arange(n // s, device=like.device, dtype=torch.float32) * s
-            return torch.stack((q + (s // 2 - 1), q + s // 2), 1).reshape(-1)
+    def make() -> torch.Tensor:
+        gy, gx = _tap_axes(height, width, s if s > 2 else 1, like)
+        return torch.stack((gx * (2.0 / max(width - 1, 1)) - 1, gy * (2.0 / max(height - 1, 1)) - 1), -1)[None] \
+            .to(like.dtype)
 
-        gy, gx = torch.meshgrid(axis(height), axis(width), indexing="ij")
-        taps = torch.stack((gx, gy), -1)[None]
-        up = torch.stack((2 * (gx + 0.5) / width - 1, 2 * (gy + 0.5) / height - 1), -1)[None]
-        if len(_TAP_CACHE) > 64:
-            _TAP_CACHE.clear()
-        _TAP_CACHE[key] = (taps.to(like.dtype), up.to(like.dtype))
-    return _TAP_CACHE[key]
+    return _cached(("taps", height, width, 1 if s <= 2 else s, like.device, like.dtype), make)
+
+
+def _upsample_grid(height: int, width: int, s: int, like: torch.Tensor) -> torch.Tensor:
+    """The taps for factor ``s`` in align_corners=False units: sampling a map of any coarser resolution R there
+    equals upsampling it to full resolution by H/R with F.interpolate and reading the taps. ``(1, h, w, 2)``."""
+    def make() -> torch.Tensor:
+        gy, gx = _tap_axes(height, width, s, like)
+        return torch.stack((2 * (gx + 0.5) / width - 1, 2 * (gy + 0.5) / height - 1), -1)[None].to(like.dtype)
+
+    return _cached(("up", height, width, s, like.device, like.dtype), make)
 
 
 def _sample_up(low: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -341,13 +432,20 @@ def _sample_up(low: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
                          align_corners=False)
 
 
-def _warp_at(stack: torch.Tensor, flow: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Backward warp of the full-resolution ``stack`` ``(B, C, H, W)``, read at the taps ``p`` as ``stack(p + flow)``.
+def _warp_pair(pair: torch.Tensor, flow: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Backward warps of both frames of ``pair`` ``(2, C, H, W)`` at the taps: ``(B, 2C, h, w)`` = W(I_0) ‖ W(I_1).
 
-    ``flow`` ``(B, 2, h, w)`` is the flow at the taps in pixels; sampling as :func:`backward_warp` does
-    (bilinear, border, align_corners=True).
+    ``flow`` ``(B, 4, h, w)`` holds F_t→0 and F_t→1 at the taps in pixels; ``taps`` is :func:`_tap_grid`. Sampling is
+    bilinear with border padding and align_corners=True, as :func:`backward_warp`. With one timestep both frames
+    go through one ``grid_sample`` call as a batch of two, which PyTorch's CPU kernel runs on two threads.
     """
-    _, _, height, width = stack.shape
+    _, channels, height, width = pair.shape
+    batch, _, h, w = flow.shape
     scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device, dtype=flow.dtype)
-    grid = (taps + flow.permute(0, 2, 3, 1)) * scale - 1
-    return F.grid_sample(stack, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    # (B, 4, h, w) -> (2, B, h, w, 2): one sampling grid per frame and timestep
+    grid = torch.addcmul(taps, flow.view(batch, 2, 2, h, w).permute(1, 0, 3, 4, 2), scale)
+    if batch == 1:
+        return F.grid_sample(pair, grid[:, 0], mode="bilinear", padding_mode="border",
+                             align_corners=True).view(1, 2 * channels, h, w)
+    return torch.cat([F.grid_sample(pair[k:k + 1].expand(batch, -1, -1, -1), grid[k], mode="bilinear",
+                                    padding_mode="border", align_corners=True) for k in (0, 1)], 1)
