@@ -347,6 +347,8 @@ def _assemble(parts: list[torch.Tensor], batch: int, dtype: torch.dtype) -> torc
                     memory_format=torch.channels_last)
     start = 0
     for part in parts:
+        if part.dtype != dtype and part.shape[1] > 1 and not part.is_contiguous(memory_format=torch.channels_last):
+            part = part.to(dtype)  # converting first makes the transposing copy below move half the bytes
         x[:, start:start + part.shape[1]].copy_(part)  # broadcasts t and a shared frame over the batch
         start += part.shape[1]
     return x
@@ -375,7 +377,7 @@ def _accumulate(full_flow: torch.Tensor | None, deltas: list[tuple[int, torch.Te
                 ) -> tuple[torch.Tensor, int]:
     """Add the flow residuals not yet summed, each upsampled to full resolution and scaled to pixels."""
     for s, delta in deltas[n_summed:]:
-        term = _upsample(delta, s) * s if s > 1 else delta
+        term = _upsample(delta * s, s) if s > 1 else delta  # scaled at low resolution: fewer values to multiply
         full_flow = term if full_flow is None else full_flow + term
     return full_flow, len(deltas)
 
