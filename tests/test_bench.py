@@ -92,6 +92,12 @@ def test_scores_and_agreement_aggregate(picture):
     assert a["psnr_pooled"] == pytest.approx(10 * math.log10(255**2 / 2), abs=1e-5)
     assert a["max_abs_diff"] == 2 and a["identical"] == 1
     assert a["psnr_min"] == pytest.approx(20 * math.log10(255 / 2), abs=1e-5)
+    # against a float reference: a frame equal to the rounded reference counts as identical, its PSNR is finite
+    exact = picture.astype(np.float32) + 0.25
+    agree.add(picture.copy(), exact)
+    a = agree.to_dict()
+    assert a["identical"] == 2 and a["max_abs_diff"] == 2
+    assert agree.worst_psnr == pytest.approx(20 * math.log10(255 / 2), abs=1e-5)  # the worst frame is still the first
 
 
 def test_json_numbers_are_strict():

@@ -128,27 +128,47 @@ class Scores:
 class Agreement:
     """How closely two implementations agree, frame by frame (e.g. retime against the reference Practical-RIFE).
 
-    Reported as the worst frame's PSNR (dB; ``inf`` when every frame is identical), the PSNR of the MSE pooled over
-    all frames, the largest absolute difference of any channel of any pixel (grey levels) and the count of
-    bit-identical frames.
+    ``add(ours, exact)`` takes retime's uint8 frame and the other implementation's frame, uint8 or float in grey
+    levels (the reference's float32 output before any 8-bit conversion, so that its truncation does not count as
+    a difference). Reported as the worst frame's PSNR (dB; ``inf`` when every frame is identical), the PSNR of the
+    MSE pooled over all frames, the largest absolute difference of any channel of any pixel (grey levels) and the
+    count of identical frames (every value equal to the other's, rounded).
     """
 
     sq_err_sum: float = 0.0
     values: int = 0
     worst_psnr: float = math.inf
-    max_abs_diff: int = 0
+    max_abs_diff: float = 0.0
     identical: int = 0
     frames: int = 0
+    truth_psnr: list[tuple[float, float]] = field(default_factory=list)
 
-    def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        _check_pair(a, b)
-        diff = a.astype(np.int16) - b.astype(np.int16)
-        self.sq_err_sum += float(np.sum(diff.astype(np.float64) ** 2))
+    def add(self, a: np.ndarray, b: np.ndarray, truth: np.ndarray | None = None) -> None:
+        """Add one frame pair; with ``truth``, also the PSNR of each against it (``b`` rounded to 8 bits first, as
+        ``a`` was), for :attr:`truth_psnr_delta`."""
+        if a.shape != b.shape:
+            raise ValueError(f"frames differ in shape: {a.shape} and {b.shape}")
+        diff = a.astype(np.float64) - b.astype(np.float64)
+        sq = float(np.sum(diff**2))
+        self.sq_err_sum += sq
         self.values += diff.size
-        self.worst_psnr = min(self.worst_psnr, psnr(a, b))
-        self.max_abs_diff = max(self.max_abs_diff, int(np.abs(diff).max()))
-        self.identical += int(not diff.any())
+        frame_psnr = math.inf if sq == 0 else 10 * math.log10(DATA_RANGE**2 / (sq / diff.size))
+        self.worst_psnr = min(self.worst_psnr, frame_psnr)
+        self.max_abs_diff = max(self.max_abs_diff, round(float(np.abs(diff).max()), 2))
+        rounded = np.round(np.clip(b, 0, DATA_RANGE)).astype(a.dtype)
+        self.identical += int(np.array_equal(a, rounded))
         self.frames += 1
+        if truth is not None:
+            self.truth_psnr.append((psnr(a, truth), psnr(rounded, truth)))
+
+    @property
+    def truth_psnr_delta(self) -> float | None:
+        """Mean PSNR against the true frames of ``a`` minus that of ``b`` rounded (dB): the quality lost (< 0) or
+        gained by ``a``'s faster arithmetic, with both sides quantized the same way. Infinite PSNRs are skipped."""
+        pairs = [(x, y) for x, y in self.truth_psnr if math.isfinite(x) and math.isfinite(y)]
+        if not pairs:
+            return None
+        return float(np.mean([x for x, _ in pairs]) - np.mean([y for _, y in pairs]))
 
     @property
     def pooled_psnr(self) -> float:
@@ -161,7 +181,8 @@ class Agreement:
             return {"frames": 0}
         return {"frames": self.frames, "psnr_min": json_number(self.worst_psnr),
                 "psnr_pooled": json_number(self.pooled_psnr), "max_abs_diff": self.max_abs_diff,
-                "identical": self.identical}
+                "identical": self.identical,
+                "truth_psnr_delta": None if self.truth_psnr_delta is None else round(self.truth_psnr_delta, 4)}
 
 
 def mean_or_nan(values: Iterable[float]) -> float:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from retime.errors import ModelError
 from retime.interpolate.weights import load_state_dict, resolve_weights
 
-__all__ = ["REPO_ROOT", "REFERENCE_SOURCE", "ReferenceRife", "load_reference"]
+__all__ = ["REPO_ROOT", "REFERENCE_SOURCE", "ReferenceRife", "load_reference", "to_reference_bytes"]
 
 #: The repository root (retime is installed in editable mode; the assets live beside the package).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,14 +89,24 @@ class ReferenceRife:
 
     def interpolate(self, frame0: np.ndarray, frame1: np.ndarray, ts: Sequence[float]) -> list[np.ndarray]:
         """One ``(H, W, 3)`` uint8 frame per t, one network call per t as the reference engine does it."""
+        return [to_reference_bytes(frame) for frame in self.interpolate_float(frame0, frame1, ts)]
+
+    def interpolate_float(self, frame0: np.ndarray, frame1: np.ndarray, ts: Sequence[float]) -> list[np.ndarray]:
+        """The network's own output before the engine's 8-bit conversion: one ``(H, W, 3)`` float32 frame per t in
+        grey levels [0, 255] (the float32 reference that retime's frames are compared with)."""
         h, w, _ = frame0.shape
         image0, image1 = self.prepare(frame0), self.prepare(frame1)
         out = []
         for t in ts:
             merged = self.run(image0, image1, float(t))
-            # The reference engine's conversion, truncation included: (mid[0] * 255.).byte()
-            out.append((merged[0] * 255.0).byte().numpy().transpose(1, 2, 0)[:h, :w].copy())
+            out.append((merged[0] * 255.0).numpy().transpose(1, 2, 0)[:h, :w].copy())
         return out
+
+
+def to_reference_bytes(frame: np.ndarray) -> np.ndarray:
+    """The reference engine's 8-bit conversion of a float frame in grey levels: ``(mid[0] * 255.).byte()``, which
+    truncates (a value of 254.9 becomes 254)."""
+    return torch.from_numpy(frame).byte().numpy()
 
 
 def load_reference(weights: str | Path | None = None) -> tuple[ReferenceRife | None, str | None]:

@@ -29,7 +29,7 @@ import numpy as np
 from retime.bench import ffmpeg
 from retime.bench.clipio import find_triplet_dirs, iter_video_frames, load_triplet, write_video
 from retime.bench.metrics import Agreement, Scores, average_frame, psnr
-from retime.bench.peers import ReferenceRife
+from retime.bench.peers import ReferenceRife, to_reference_bytes
 from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames, probe
 
@@ -86,10 +86,10 @@ def _score_pair(cols: _Columns, first: np.ndarray, truth: np.ndarray, last: np.n
         (ours,) = interpolator.interpolate(first, last, [0.5])
         cols.scores["retime"].add(ours, truth)
     if reference is not None and "reference" in cols.scores:
-        (ref,) = reference.interpolate(first, last, [0.5])
-        cols.scores["reference"].add(ref, truth)
+        (exact,) = reference.interpolate_float(first, last, [0.5])
+        cols.scores["reference"].add(to_reference_bytes(exact), truth)
         if ours is not None:
-            cols.agreement.add(ours, ref)
+            cols.agreement.add(ours, exact, truth)
     cols.scores["average"].add(average_frame(first, last), truth)
 
 
