@@ -27,9 +27,9 @@ with torch.inference_mode():
     t = torch.tensor([0.5])
     r = ref(torch.cat((a,b),1), 0.5, [16,8,4,2,1])[2][4]
     variants = {
-      'fast': lambda: net.forward_sparse(torch.cat((net.encode_frame(a), net.encode_frame(b))), t),
-      'fast_bf16': lambda: net.forward_sparse(torch.cat((net.encode_frame(a), net.encode_frame(b))), t, conv_dtype=torch.bfloat16),
-      'fast_bf16_enc': lambda: net.forward_sparse(torch.cat([torch.cat((x, torch.autocast('cpu', dtype=torch.bfloat16)(net.encode)(x).float()),1) for x in (a,b)]), t, conv_dtype=torch.bfloat16),
+      'fast': lambda: net.forward_sparse(net.encode_frame(a), net.encode_frame(b), t),
+      'fast_bf16': lambda: net.forward_sparse(net.encode_frame(a), net.encode_frame(b), t, conv_dtype=torch.bfloat16),
+      'fast_bf16_enc': lambda: net.forward_sparse(*[torch.cat((x, torch.autocast('cpu', dtype=torch.bfloat16)(net.encode)(x).float()),1) for x in (a,b)], t, conv_dtype=torch.bfloat16),
     }
     res = {}
     for name, fn in list(variants.items()) + [('ref', lambda: ref(torch.cat((a,b),1), 0.5, [16,8,4,2,1])[2][4])]:
@@ -38,7 +38,7 @@ with torch.inference_mode():
         print(name, f'{res[name]:.0f} ms', 'psnr vs ref (uint8)', 10*torch.log10(torch.tensor(255**2/max(mse,1e-12))).item())
     for k in variants: print(k, 'ratio', res[k]/res['ref'])
 from torch.profiler import profile, ProfilerActivity
-pair = torch.cat((net.encode_frame(a), net.encode_frame(b)))
+st0, st1 = net.encode_frame(a), net.encode_frame(b)
 with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-    net.forward_sparse(pair, t, conv_dtype=torch.bfloat16)
+    net.forward_sparse(st0, st1, t, conv_dtype=torch.bfloat16)
 print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=30))

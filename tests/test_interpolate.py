@@ -89,7 +89,7 @@ def test_sparse_path_equals_plain_forward(interpolator):
     with torch.inference_mode():
         for scales in ((16.0, 8.0, 4.0, 2.0, 1.0), (32.0, 16.0, 8.0, 4.0, 2.0)):
             plain = net(a.expand(3, -1, -1, -1), b.expand(3, -1, -1, -1), t, scales=scales).frame
-            sparse = net.forward_sparse(torch.cat((net.encode_frame(a), net.encode_frame(b))), t, scales=scales)
+            sparse = net.forward_sparse(net.encode_frame(a), net.encode_frame(b), t, scales=scales)
             assert (plain - sparse).abs().max().item() <= 5e-4
     assert not net.supports_sparse((12.0, 6.0, 3.0, 1.5, 0.75))
 

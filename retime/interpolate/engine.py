@@ -155,10 +155,9 @@ class Interpolator:
             self.refiner = load_refiner(refine_weights).to(self.device).eval()
 
     # -- helpers -------------------------------------------------------------------------------------------------
-    def _run(self, pair: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...]) -> torch.Tensor:
-        """``(B, 3, Hp, Wp)`` frames for the B timesteps ``t`` between the ``(2, 7, Hp, Wp)`` pair of stacks; the
-        sparse path when the scales allow it."""
-        stack0, stack1 = pair[0:1], pair[1:2]
+    def _run(self, stack0: torch.Tensor, stack1: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...]
+             ) -> torch.Tensor:
+        """``(B, 3, Hp, Wp)`` frames for the B timesteps ``t``; the sparse path when the scales allow it."""
         if self.refiner is not None:
             from retime.refine import refine
 
@@ -168,7 +167,7 @@ class Interpolator:
                                feat1=stack1[:, 3:].expand(n, -1, -1, -1))
             return refine(self.refiner, self.model, first, img0, img1)
         if self.model.supports_sparse(scales):
-            return self.model.forward_sparse(pair, t, scales=scales, conv_dtype=self.conv_dtype)
+            return self.model.forward_sparse(stack0, stack1, t, scales=scales, conv_dtype=self.conv_dtype)
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
                             enabled=self.conv_dtype is not None):
             n = t.shape[0]
@@ -250,12 +249,11 @@ class Interpolator:
             raise ValueError(f"frames differ in size: {p0.width}x{p0.height} and {p1.width}x{p1.height}")
         scale = self.scale_for(p0.height, p0.width)
         scales = tuple(s / scale for s in SCALES)
-        pair = torch.cat((p0.stack, p1.stack))  # once per pair: both frames are warped in one call
         outputs: list = []
         for start in range(0, len(ts), self.max_batch):
             chunk = ts[start:start + self.max_batch]
             t = torch.tensor(chunk, device=self.device, dtype=self.dtype)
-            frames = self._run(pair, t, scales)[:, :, :p0.height, :p0.width]
+            frames = self._run(p0.stack, p1.stack, t, scales)[:, :, :p0.height, :p0.width]
             if torch.isnan(frames).any():
                 raise ValueError("the model produced NaN values (non-finite input?)")
             frames = frames.clamp(0.0, 1.0)

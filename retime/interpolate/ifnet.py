@@ -251,72 +251,71 @@ class IFNet(nn.Module):
             cache[key] = copies
         return cache[key]
 
-    def forward_sparse(self, pair: torch.Tensor, timestep: torch.Tensor, *, scales: tuple[float, ...] = SCALES,
-                       conv_dtype: torch.dtype | None = None) -> torch.Tensor:
+    def forward_sparse(self, stack0: torch.Tensor, stack1: torch.Tensor, timestep: torch.Tensor, *,
+                       scales: tuple[float, ...] = SCALES, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
         """The interpolated frame Î_t (paper eq. 1), computed as :meth:`forward` does but only where it is read.
 
         Args:
-            pair: ``(2, 7, H, W)`` float32 (or float16): :meth:`encode_frame` of I_0 and of I_1, stacked on the batch
-                dimension (so that both frames are warped by one call, which PyTorch's CPU ``grid_sample``
-                parallelises over). H and W are multiples of ``4 * max(scales)``.
+            stack0, stack1: ``(1, 7, H, W)`` float32 (or float16) outputs of :meth:`encode_frame` for I_0 and I_1,
+                H and W multiples of ``4 * max(scales)``.
             timestep: ``(B,)`` tensor of t in [0, 1]; B frames are produced.
             scales: block scales, all powers of two (:meth:`supports_sparse`).
             conv_dtype: run the blocks (convolutions and their residual additions) in this dtype
-                (``torch.bfloat16`` on CPUs with AVX-512 BF16/AMX, ``torch.float16`` on CUDA; ``None``: the pair's),
-                while flows, sampling grids and warps stay in the pair's dtype: sampling coordinates need float32's
+                (``torch.bfloat16`` on CPUs with AVX-512 BF16/AMX, ``torch.float16`` on CUDA; ``None``: the stacks'),
+                while flows, sampling grids and warps stay in the stacks' dtype: sampling coordinates need float32's
                 precision (in bfloat16 a 1280-pixel grid is off by several pixels).
 
         Returns:
-            ``(B, 3, H, W)`` Î_t, not clamped, in the pair's dtype.
+            ``(B, 3, H, W)`` Î_t, not clamped, in the stacks' dtype.
 
         Raises:
-            ValueError: scales not powers of two, or ``pair`` is not ``(2, 7, H, W)``.
+            ValueError: scales not powers of two, or the stacks are not both ``(1, 7, H, W)``.
         """
         if not self.supports_sparse(scales) or len(scales) != len(self.blocks):
             raise ValueError(f"forward_sparse needs {len(self.blocks)} power-of-two scales, got {scales}")
-        if pair.dim() != 4 or pair.shape[:2] != (2, 7):
-            raise ValueError(f"forward_sparse: pair {tuple(pair.shape)} must be (2, 7, H, W)")
+        if stack0.shape != stack1.shape or stack0.dim() != 4 or stack0.shape[:2] != (1, 7):
+            raise ValueError(f"stacks {tuple(stack0.shape)} and {tuple(stack1.shape)} must both be (1, 7, H, W)")
+        stacks = (stack0, stack1)
         batch = timestep.shape[0]
-        _, _, height, width = pair.shape
-        t = timestep.to(pair.dtype).reshape(-1, 1, 1, 1)
-        dtype = conv_dtype or pair.dtype
-        blocks = self._sparse_blocks(dtype, pair.device)
+        _, _, height, width = stack0.shape
+        t = timestep.to(stack0.dtype).reshape(-1, 1, 1, 1)
+        dtype = conv_dtype or stack0.dtype
+        blocks = self._sparse_blocks(dtype, stack0.device)
         deltas: list[tuple[int, torch.Tensor]] = []  # (scale, low-resolution flow residual) of each block so far
         full_flow, n_summed = None, 0  # the accumulated flow at full resolution, and how many deltas it holds
         out = None
         for i, scale in enumerate(scales):
             s = int(scale)
             if i == 0:
-                low = _downsample(pair, s)
-                parts = [low.reshape(1, 14, *low.shape[2:]), t]  # I_0 ‖ features_0 ‖ I_1 ‖ features_1, t
+                low = [_downsample(stack, s) for stack in stacks]
+                x = _new_input(batch, 15, *low[0].shape[2:], dtype, stack0.device)
+                x[:, 0:7].copy_(low[0])  # I_0 ‖ features_0 ‖ I_1 ‖ features_1 ‖ t (the pair layout)
+                x[:, 7:14].copy_(low[1])
+                x[:, 14:15].copy_(t)
             else:
-                taps = _tap_grid(height, width, s, pair)
                 if s <= 2:  # the taps are every full-resolution pixel: plain upsampling, and the sum is kept
                     full_flow, n_summed = _accumulate(full_flow, deltas, n_summed)
                     flow = full_flow
-                    # avg_pool2d(upsample by 2m) == upsample by m for even m, so the context of a block at s = 2
+                    # _halve(upsample by 2m) == upsample by m for even m, so the context of a block at s = 2
                     # is upsampled straight to its resolution, never to full resolution.
                     context = _upsample(out[:, 4:], deltas[-1][0] // s)
-                    warped = _warp_pair(pair, flow, taps)
-                    if s == 2:
-                        warped, flow = _halve(warped), _halve(flow)
+                    pooled = _halve(flow) if s == 2 else flow
                 else:
-                    up = _upsample_grid(height, width, s, pair)
+                    up = _upsample_grid(height, width, s, stack0)
                     flow = sum(_sample_up(d, up) * sd for sd, d in deltas)
-                    context = _sample_up(out[:, 4:], up)  # mask logit and context of the previous block
-                    # the bilinear downsampling: the mean of each 2x2 group of taps, part by part
-                    warped, context, flow = (_halve(p) for p in (_warp_pair(pair, flow, taps), context,
-                                                                           flow))
-                parts = [warped, t, context, flow / s]
-            x = _assemble(parts, batch, dtype)
-            out = blocks[i](x)
-            out = out.to(pair.dtype, memory_format=torch.contiguous_format)
+                    context = _halve(_sample_up(out[:, 4:], up))  # mask logit and context of the previous block
+                    pooled = _halve(flow)
+                x = _new_input(batch, 28, *context.shape[2:], dtype, stack0.device)
+                _warp_into(stacks, flow, _tap_grid(height, width, s, stack0), x[:, :14], 1 if s == 1 else 2)
+                x[:, 14:15].copy_(t)
+                x[:, 15:24].copy_(context)
+                x[:, 24:28].copy_(pooled).div_(s)
+            out = blocks[i](x).to(stack0.dtype, memory_format=torch.contiguous_format)
             deltas.append((s, out[:, :4]))
 
         flow, _ = _accumulate(full_flow, deltas, n_summed)
         mask = torch.sigmoid(_upsample(out[:, 4:5], int(scales[-1])))
-        warped = _warp_pair(pair[:, :3], flow, _tap_grid(height, width, 1, pair))
-        return torch.lerp(warped[:, 3:], warped[:, :3], mask)  # M ⊙ W(I_0) + (1 − M) ⊙ W(I_1)
+        return _blend(stacks, flow, mask, _tap_grid(height, width, 1, stack0))
 
 
 #: Input channels of blocks 1-4 in the checkpoint's order: W(I_0), W(I_1), W(features_0), W(features_1), then t,
@@ -334,24 +333,16 @@ def _pair_order(in_channels: int, device: torch.device) -> torch.Tensor:
     return _ORDER_CACHE[key]
 
 
-def _assemble(parts: list[torch.Tensor], batch: int, dtype: torch.dtype) -> torch.Tensor:
-    """Concatenate ``(1|B, C_i, h, w)`` parts (``(B, 1, 1, 1)`` for t) on the channel dimension, in one copy.
+def _new_input(batch: int, channels: int, height: int, width: int, dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
+    """An uninitialised block input ``(B, C, h, w)`` in ``dtype``, channels-last.
 
-    The result is ``(B, ΣC_i, h, w)`` in ``dtype`` and channels-last memory layout: the convolutions' input. Writing
-    the parts straight into it fuses the concatenation, the dtype conversion and the layout change that oneDNN's
-    convolutions want (a channels-last bfloat16 first convolution measured 6x faster than a contiguous one).
+    The sparse path writes each part (warps, t, context, flow) straight into it, which fuses the concatenation, the
+    dtype conversion and the layout change that oneDNN's convolutions want (a channels-last bfloat16 first
+    convolution measured 6x faster than a contiguous one).
     """
-    height, width = parts[0].shape[2:]
-    channels = sum(p.shape[1] for p in parts)
-    x = torch.empty((batch, channels, height, width), dtype=dtype, device=parts[0].device,
-                    memory_format=torch.channels_last)
-    start = 0
-    for part in parts:
-        if part.dtype != dtype and part.shape[1] > 1 and not part.is_contiguous(memory_format=torch.channels_last):
-            part = part.to(dtype)  # converting first makes the transposing copy below move half the bytes
-        x[:, start:start + part.shape[1]].copy_(part)  # broadcasts t and a shared frame over the batch
-        start += part.shape[1]
-    return x
+    return torch.empty((batch, channels, height, width), dtype=dtype, device=device,
+                       memory_format=torch.channels_last)
 
 
 def _halve(x: torch.Tensor) -> torch.Tensor:
@@ -434,20 +425,85 @@ def _sample_up(low: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
                          align_corners=False)
 
 
-def _warp_pair(pair: torch.Tensor, flow: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Backward warps of both frames of ``pair`` ``(2, C, H, W)`` at the taps: ``(B, 2C, h, w)`` = W(I_0) ‖ W(I_1).
+#: Rows of taps warped per ``grid_sample`` call (a band): small enough that a band's warped channels stay in the CPU
+#: caches on their way into the block input, and that no full-resolution warp is ever held whole.
+BAND_TAPS = 1 << 17
 
-    ``flow`` ``(B, 4, h, w)`` holds F_t→0 and F_t→1 at the taps in pixels; ``taps`` is :func:`_tap_grid`. Sampling is
-    bilinear with border padding and align_corners=True, as :func:`backward_warp`. With one timestep both frames
-    go through one ``grid_sample`` call as a batch of two, which PyTorch's CPU kernel runs on two threads.
+
+def _bands(rows: int, width: int, multiple: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` row ranges covering ``rows`` tap rows, each a multiple of ``multiple`` rows long."""
+    step = max(multiple, BAND_TAPS // max(width, 1) // multiple * multiple)
+    return [(r, min(r + step, rows)) for r in range(0, rows, step)]
+
+
+def _sample(stack: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``grid_sample`` of a ``(1, C, H, W)`` frame at ``grid`` ``(B, h, w, 2)``: bilinear, border, align_corners=True.
+
+    With one grid whose row count is even, its top and bottom halves go in as a batch of two (the frame expanded,
+    not copied), because PyTorch's CPU kernel parallelises over the batch only; the halves are returned stacked on
+    the batch dimension, ``(2, C, h/2, w)``. Otherwise ``(B, C, h, w)``.
     """
-    _, channels, height, width = pair.shape
-    batch, _, h, w = flow.shape
+    batch, rows, width, _ = grid.shape
+    if batch == 1 and rows % 2 == 0:
+        grid = grid.view(2, rows // 2, width, 2)
+    return F.grid_sample(stack.expand(grid.shape[0], -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                         align_corners=True)
+
+
+def _grid(taps: torch.Tensor, flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Sampling grid at tap + flow: ``taps`` ``(1, h, w, 2)`` (:func:`_tap_grid`), ``flow`` ``(B, 2, h, w)`` pixels."""
+    height, width = size
     scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device, dtype=flow.dtype)
-    # (B, 4, h, w) -> (2, B, h, w, 2): one sampling grid per frame and timestep
-    grid = torch.addcmul(taps, flow.view(batch, 2, 2, h, w).permute(1, 0, 3, 4, 2), scale)
-    if batch == 1:
-        return F.grid_sample(pair, grid[:, 0], mode="bilinear", padding_mode="border",
-                             align_corners=True).view(1, 2 * channels, h, w)
-    return torch.cat([F.grid_sample(pair[k:k + 1].expand(batch, -1, -1, -1), grid[k], mode="bilinear",
-                                    padding_mode="border", align_corners=True) for k in (0, 1)], 1)
+    return torch.addcmul(taps, flow.permute(0, 2, 3, 1), scale)
+
+
+def _rows_of(sampled: torch.Tensor, batch: int) -> list[tuple[int, torch.Tensor]]:
+    """Split :func:`_sample`'s result into ``(row offset, (B, C, h, w) rows)`` pieces in row order."""
+    if sampled.shape[0] == batch:
+        return [(0, sampled)]
+    half = sampled.shape[2]
+    return [(0, sampled[0:1]), (half, sampled[1:2])]
+
+
+def _warp_into(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, taps: torch.Tensor, dst: torch.Tensor,
+               group: int) -> None:
+    """Write W(I_0 ‖ features_0, F_t→0) ‖ W(I_1 ‖ features_1, F_t→1) at the taps into ``dst``, band by band.
+
+    Args:
+        stacks: the two ``(1, 7, H, W)`` frames.
+        flow: ``(B, 4, h, w)`` F_t→0 and F_t→1 at the taps, in pixels.
+        taps: ``(1, h, w, 2)`` :func:`_tap_grid`.
+        dst: ``(B, 14, h / group, w / group)`` view of the block input (any dtype and strides).
+        group: 1, or 2 to average each 2x2 group of taps (the block's bilinear downsampling, :func:`_halve`).
+
+    Sampling is bilinear with border padding and align_corners=True, as :func:`backward_warp`.
+    """
+    batch, _, rows, width = flow.shape
+    size = stacks[0].shape[2:]
+    for start, stop in _bands(rows, width, 2 * group):
+        for k, stack in enumerate(stacks):
+            sampled = _sample(stack, _grid(taps[:, start:stop], flow[:, 2 * k:2 * k + 2, start:stop], size))
+            if group == 2:
+                sampled = _halve(sampled)
+            for offset, piece in _rows_of(sampled, batch):
+                first = (start // group) + offset
+                dst[:, 7 * k:7 * k + 7, first:first + piece.shape[2]].copy_(piece)
+
+
+def _blend(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor
+           ) -> torch.Tensor:
+    """Î_t = M ⊙ W(I_0, F_t→0) + (1 − M) ⊙ W(I_1, F_t→1) (RIFE eq. 1), band by band: ``(B, 3, H, W)``.
+
+    ``flow`` ``(B, 4, H, W)`` final flows in pixels, ``mask`` ``(B, 1, H, W)`` fusion mask M in (0, 1).
+    """
+    batch, _, rows, width = flow.shape
+    size = stacks[0].shape[2:]
+    frame = torch.empty((batch, 3, rows, width), dtype=flow.dtype, device=flow.device)
+    for start, stop in _bands(rows, width, 2):
+        warped = [_rows_of(_sample(stack[:, :3], _grid(taps[:, start:stop], flow[:, 2 * k:2 * k + 2, start:stop],
+                                                         size)), batch) for k, stack in enumerate(stacks)]
+        for (offset, w0), (_, w1) in zip(*warped):
+            first = start + offset
+            last = first + w0.shape[2]
+            torch.lerp(w1, w0, mask[:, :, first:last], out=frame[:, :, first:last])
+    return frame
