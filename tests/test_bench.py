@@ -23,7 +23,7 @@ from retime.bench.metrics import Agreement, Scores, average_frame, json_number, 
 from retime.bench.quality import quality_triplets, quality_video
 from retime.bench.run import SCHEMA, bench, parse_crf
 from retime.errors import InputError, UsageError
-from tests.helpers import WEIGHTS, read_frames, require
+from tests.helpers import WEIGHTS, read_frames, reference_ifnet, require
 
 # --- metrics: known answers -----------------------------------------------------------------------------------
 
@@ -365,3 +365,23 @@ def test_speed_task_reports_per_run_memory_and_the_floor(moving_clip):
     text = "".join(to_markdown(t) for t in speed_tables([r]))
     assert "| 96x64 |" in text and "not run (--no-reference)" in text
     assert model["reference_ms"] == "not run (--no-reference)" and model["ratio"] == "not run (--no-reference)"
+
+
+@pytest.mark.slow
+def test_model_timing_against_the_reference_in_and_out_of_process(moving_clip):
+    """The ratio is reported both against the reference in retime's process and against it alone, as shipped."""
+    from retime.bench.report import speed_tables, to_markdown
+    from retime.bench.speed import model_timing
+
+    require(WEIGHTS, "weights")
+    reference_ifnet()  # fails, not skips, when `make reference` was not run
+    (m,) = model_timing(moving_clip, [None], repeats=1, device="cpu")
+    for key in ("reference_ms", "reference_alone_ms"):
+        assert m[key]["1"] > 0 and m[key]["4"] > 0
+    assert m["ratio_alone"]["1"] == pytest.approx(m["retime_ms"]["1"] / m["reference_alone_ms"]["1"], abs=1e-3)
+    row = next(line for line in to_markdown(speed_tables([{
+        "source": str(moving_clip), "size": m["size"], "frames": 3, "device": "cpu", "threads": 2,
+        "fix_drops_over_floor": 1.0, "model": [m],
+        **{k: {"fps": 1.0, "peak_rss_mib": 1.0} for k in ("upsample", "fix_drops", "reencode_floor")}}])[1])
+        .splitlines() if line.startswith("| 96x64"))
+    assert row.count("|") == 12 and "–" not in row
