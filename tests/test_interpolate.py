@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -257,3 +259,12 @@ def test_refine_option_runs_the_refinement_stage(interpolator, bikes, monkeypatc
     (plain,) = interpolator.interpolate(a, b, [0.5])
     assert calls and out.shape == a.shape and out.dtype == np.uint8
     assert psnr(out, plain) > 35  # the trained stage stays close to IFNet (docs/refinement.md)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
+def test_cpu_engine_keeps_freed_memory_on_glibc(interpolator):
+    """Creating a CPU engine applies the allocator setting (docs/performance.md); calling it again is a no-op."""
+    from retime.interpolate.engine import keep_freed_memory
+
+    assert keep_freed_memory() is True
+    assert keep_freed_memory.cache_info().hits >= 1  # the engine called it first

@@ -113,8 +113,9 @@ class Interpolator:
             ``None`` picks 0.5 above 2560x1440 and 1.0 otherwise.
         threads: CPU threads for PyTorch (``None`` leaves PyTorch's default, one per core).
         precision: ``"auto"`` runs the convolutions in float16 on CUDA and bfloat16 on CPUs with native bfloat16
-            (≥ 60 dB PSNR against float32; docs/performance.md); ``"float32"`` runs everything in float32 (equal to
-            the reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
+            (≥ 50 dB PSNR against the float32 reference on the Middlebury and clip benchmark frames, one UCF101
+            triplet excepted; docs/performance.md); ``"float32"`` runs everything in float32 (equal to the
+            reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
             the CPU exists to test the CUDA path's dtype handling where no GPU is present).
         refine: add the refinement stage of the design documents (``retime.refine``, docs/refinement.md) after
             IFNet. Off by default: it did not beat IFNet alone on held-out footage. It needs IFNet's flows and mask,
