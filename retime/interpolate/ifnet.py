@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from retime.interpolate.warp import backward_warp
+from retime.interpolate.warp import backward_warp, grid_step
 
 #: The default coarse-to-fine downsampling factors of the five IFBlocks at ``scale=1`` (Practical-RIFE 4.2x).
 SCALES = (16.0, 8.0, 4.0, 2.0, 1.0)
@@ -403,8 +403,7 @@ def _tap_grid(height: int, width: int, s: int, like: torch.Tensor) -> torch.Tens
     """
     def make() -> torch.Tensor:
         gy, gx = _tap_axes(height, width, s if s > 2 else 1, like)
-        return torch.stack((gx * (2.0 / max(width - 1, 1)) - 1, gy * (2.0 / max(height - 1, 1)) - 1), -1)[None] \
-            .to(like.dtype)
+        return (torch.stack((gx, gy), -1)[None] * grid_step(height, width, gx) - 1).to(like.dtype)
 
     return _cached(("taps", height, width, 1 if s <= 2 else s, like.device, like.dtype), make)
 
@@ -452,9 +451,7 @@ def _sample(stack: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 
 def _grid(taps: torch.Tensor, flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Sampling grid at tap + flow: ``taps`` ``(1, h, w, 2)`` (:func:`_tap_grid`), ``flow`` ``(B, 2, h, w)`` pixels."""
-    height, width = size
-    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device, dtype=flow.dtype)
-    return torch.addcmul(taps, flow.permute(0, 2, 3, 1), scale)
+    return torch.addcmul(taps, flow.permute(0, 2, 3, 1), grid_step(*size, flow))
 
 
 def _rows_of(sampled: torch.Tensor, batch: int) -> list[tuple[int, torch.Tensor]]:

@@ -19,6 +19,14 @@ def _base_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
     return torch.stack((gx, gy), dim=-1).unsqueeze(0)
 
 
+def grid_step(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """One pixel in ``grid_sample``'s align_corners=True units, ``(2,)`` (x, y): x = -1 is pixel 0, +1 is pixel W-1.
+
+    Multiplying a flow in pixels by it gives the same flow in the sampling grid's normalised units.
+    """
+    return torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=like.device, dtype=like.dtype)
+
+
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``image`` at ``p + flow(p)`` for every pixel ``p`` (bilinear, border padding).
 
@@ -39,6 +47,5 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                          "(expected flow (B, 2, H, W) with the image's B, H, W)")
     _, _, height, width = image.shape
     # Pixels to normalised units: with align_corners=True, x = -1 is pixel 0 and x = +1 is pixel W-1.
-    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=flow.device, dtype=flow.dtype)
-    grid = _base_grid(height, width, flow) + flow.permute(0, 2, 3, 1) * scale
+    grid = _base_grid(height, width, flow) + flow.permute(0, 2, 3, 1) * grid_step(height, width, flow)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
