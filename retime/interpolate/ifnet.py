@@ -283,7 +283,7 @@ class IFNet(nn.Module):
         blocks = self._sparse_blocks(dtype, stack0.device)
         deltas: list[tuple[int, torch.Tensor]] = []  # (scale, low-resolution flow residual) of each block so far
         full_flow, n_summed = None, 0  # the accumulated flow at full resolution, and how many deltas it holds
-        out = None
+        out = raw = None
         for i, scale in enumerate(scales):
             s = int(scale)
             if i == 0:
@@ -298,7 +298,9 @@ class IFNet(nn.Module):
                     flow = full_flow
                     # _halve(upsample by 2m) == upsample by m for even m, so the context of a block at s = 2
                     # is upsampled straight to its resolution, never to full resolution.
-                    context = _upsample(out[:, 4:], deltas[-1][0] // s)
+                    # From the block's own (convolution dtype, channels-last) output: the copy into x below then
+                    # needs no conversion or layout change.
+                    context = _upsample(raw[:, 4:], deltas[-1][0] // s)
                     pooled = _halve(flow) if s == 2 else flow
                 else:
                     up = _upsample_grid(height, width, s, stack0)
@@ -309,8 +311,9 @@ class IFNet(nn.Module):
                 _warp_into(stacks, flow, _tap_grid(height, width, s, stack0), x[:, :14], 1 if s == 1 else 2)
                 x[:, 14:15].copy_(t)
                 x[:, 15:24].copy_(context)
-                x[:, 24:28].copy_(pooled).div_(s)
-            out = blocks[i](x).to(stack0.dtype, memory_format=torch.contiguous_format)
+                x[:, 24:28].copy_(pooled if s == 1 else pooled / s)
+            raw = blocks[i](x)  # (B, 13, h, w) (last block: 5) in the convolution dtype, channels-last
+            out = raw.to(stack0.dtype, memory_format=torch.contiguous_format)
             deltas.append((s, out[:, :4]))
 
         flow, _ = _accumulate(full_flow, deltas, n_summed)
@@ -484,7 +487,8 @@ def _warp_into(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, ta
                 sampled = _halve(sampled)
             for offset, piece in _rows_of(sampled, batch):
                 first = (start // group) + offset
-                dst[:, 7 * k:7 * k + 7, first:first + piece.shape[2]].copy_(piece)
+                # converting first halves the bytes that the layout change (contiguous → channels-last) moves
+                dst[:, 7 * k:7 * k + 7, first:first + piece.shape[2]].copy_(piece.to(dst.dtype))
 
 
 def _blend(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor
