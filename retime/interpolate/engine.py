@@ -187,8 +187,9 @@ class Interpolator:
         if isinstance(frame, np.ndarray):
             if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
                 raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {frame.shape} {frame.dtype}")
-            tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)
-            return tensor.unsqueeze(0).to(self.dtype).div_(255.0), True, torch.uint8
+            # uint8 (1, 3, H, W) view of the array; prepare() converts it (÷ 255) while padding
+            return torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)[None], True, \
+                torch.uint8
         if isinstance(frame, torch.Tensor):
             if frame.dim() != 3 or frame.shape[0] != 3 or not frame.is_floating_point():
                 raise ValueError(f"expected a (3, H, W) float tensor in [0, 1], got {tuple(frame.shape)} {frame.dtype}")
@@ -211,14 +212,20 @@ class Interpolator:
         if height < 2 or width < 2:
             raise ValueError(f"frame of {width}x{height} pixels is too small to interpolate (at least 2x2)")
         multiple = math.ceil(PAD_MULTIPLE / self.scale_for(height, width))
-        pad_h, pad_w = -height % multiple, -width % multiple
-        padded = F.pad(tensor, (0, pad_w, 0, pad_h))
+        size = (height + -height % multiple, width + -width % multiple)
+        # The image, zero-padded, channels-last (oneDNN's convolutions run 25 % faster on it, docs/performance.md;
+        # an (H, W, 3) array already is): the encoder's input.
+        image = torch.zeros((1, *size, 3), dtype=self.dtype, device=self.device).permute(0, 3, 1, 2)
+        image[:, :, :height, :width].copy_(tensor)
+        if as_array:
+            image.div_(255.0)
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
                             enabled=self.conv_dtype is not None):
-            # channels-last: oneDNN's convolutions run 25 % faster on it (docs/performance.md)
-            features = self.model.encode(padded.contiguous(memory_format=torch.channels_last))
-        features = features.to(torch.float32, memory_format=torch.contiguous_format)
-        return PreparedFrame(torch.cat((padded, features), 1), height, width, as_array, dtype)
+            features = self.model.encode(image)
+        stack = torch.empty((1, 7, *size), dtype=self.dtype, device=self.device)
+        stack[:, :3].copy_(image)
+        stack[:, 3:].copy_(features)
+        return PreparedFrame(stack, height, width, as_array, dtype)
 
     @torch.inference_mode()
     def interpolate(self, frame0: np.ndarray | torch.Tensor | PreparedFrame,
