@@ -369,10 +369,17 @@ def _upsample(low: torch.Tensor, s: int) -> torch.Tensor:
 
 def _accumulate(full_flow: torch.Tensor | None, deltas: list[tuple[int, torch.Tensor]], n_summed: int
                 ) -> tuple[torch.Tensor, int]:
-    """Add the flow residuals not yet summed, each upsampled to full resolution and scaled to pixels."""
+    """Add the flow residuals not yet summed, each upsampled to full resolution and scaled to pixels.
+
+    ``full_flow`` is updated in place (one full-resolution flow is alive at a time); callers must be done with the
+    previous sum.
+    """
     for s, delta in deltas[n_summed:]:
         term = _upsample(delta * s, s) if s > 1 else delta  # scaled at low resolution: fewer values to multiply
-        full_flow = term if full_flow is None else full_flow + term
+        if full_flow is None:
+            full_flow = term if s > 1 else term.clone()  # never a view of a block's output
+        else:
+            full_flow.add_(term)
     return full_flow, len(deltas)
 
 
