@@ -447,11 +447,14 @@ class ModelSettings:
         weights: IFNet checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default.
         scale: RIFE's resolution knob (``None``: 1.0 up to 1440p, 0.5 above).
         refine: add the refinement stage (docs/refinement.md); off by default.
+        precision: ``"auto"`` (bfloat16/float16 convolutions where the device has them) or ``"float32"`` (the
+            reference implementation's frames); see ``Interpolator``.
     """
 
     weights: Path | None = None
     scale: float | None = None
     refine: bool = False
+    precision: str = "auto"
 
 
 def _default_interpolator(device: str, model: ModelSettings | None = None) -> Callable[[], FrameInterpolator]:
@@ -460,7 +463,8 @@ def _default_interpolator(device: str, model: ModelSettings | None = None) -> Ca
     def build() -> FrameInterpolator:
         from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
 
-        return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine)
+        return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine,
+                            precision=model.precision)
 
     return build
 

@@ -245,16 +245,18 @@ def test_bigbuckbunny_real_duplicates():
 
 
 def test_model_options_reach_the_interpolator(clips, tmp_path, monkeypatch):
-    """--weights, --scale and --refine are passed to the interpolator the pipeline builds."""
+    """--weights, --scale, --refine and --precision are passed to the interpolator the pipeline builds."""
     seen = []
     monkeypatch.setattr(pipeline, "_default_interpolator",
                         lambda device, model=None: seen.append((device, model)) or BlendInterpolator)
     weights = tmp_path / "w.pkl"
     result = invoke("fix-drops", clips["lossless"].path, tmp_path / "o.mkv", "--codec", "ffv1", "--device", "cpu",
-                    "--weights", weights, "--scale", "0.5", "--refine")
+                    "--weights", weights, "--scale", "0.5", "--refine", "--precision", "float32")
     assert result.exit_code == 0, result.stderr
     device, model = seen[0]
     assert device == "cpu" and model.weights == weights and model.scale == 0.5 and model.refine is True
+    assert model.precision == "float32"
+    assert invoke("upsample", clips["lossless"].path, tmp_path / "u.mkv", "--precision", "half").exit_code == 2
 
 
 @pytest.mark.parametrize("command", ["fix-drops", "upsample"])
