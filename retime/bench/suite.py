@@ -50,7 +50,7 @@ def default_items(data: Path = SHARED_DATA, clips: Path = CLIPS) -> list[SuiteIt
         # 640x272, 25 fps: the main clip. All four encodings of the protocol; the model timed at the standard sizes.
         SuiteItem(clips / "bikes.mp4", ("quality",), 21),
         SuiteItem(clips / "bikes.mp4", ("dropfix",), 120, crfs=(None, 18, 23, 30)),
-        SuiteItem(clips / "bikes.mp4", ("speed",), 30, speed_sizes=STANDARD_SIZES, speed_repeats=2),
+        SuiteItem(clips / "bikes.mp4", ("speed",), 30, speed_sizes=STANDARD_SIZES, speed_repeats=5),
         # 1280x720, 25 fps, with audio: few frames, each is expensive on a CPU.
         SuiteItem(clips / "bigbuckbunny.mp4", ("quality",), 9),
         SuiteItem(clips / "bigbuckbunny.mp4", ("dropfix",), 40),

@@ -60,14 +60,15 @@ def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype | Non
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Make glibc's ``malloc`` serve large blocks from its heap and keep freed memory for reuse (Linux only).
+    """Make glibc's ``malloc`` keep freed blocks for reuse instead of handing them back to the kernel (Linux only).
 
-    By default glibc maps every block above 32 MB (a 14-channel 1280x768 float32 map is 55 MB) freshly from the
-    kernel and unmaps it on free, so each of the network's full-resolution temporaries page-faults in again at every
-    call. Switching ``mmap`` off (``M_MMAP_MAX = 0``) and raising the trim threshold keeps those pages: measured
-    500 → 410 ms per 1280x720 frame on the 2-core development machine (docs/performance.md). It is what running
-    under jemalloc or tcmalloc does, as PyTorch's CPU performance guide recommends. Process-wide; peak memory is
-    unchanged, but freed memory is not given back to the system until exit.
+    By default glibc maps large blocks freshly from the kernel and unmaps them on free, and trims the heap as soon
+    as 128 kB are free at its top, so the network's large temporaries page-fault in again at every call. Raising
+    the mmap threshold to its maximum (32 MiB: every tensor of the sparse path at 1280x720 but one stays in the
+    heap) and the trim threshold to 128 MiB keeps those pages. Measured on the 2-core development machine
+    (docs/performance.md): 500 → 410 ms per 1280x720 frame; and it bounds what is kept, which switching mmap off
+    altogether did not (+90 MB peak in ``upsample`` at 720p). It is what running under jemalloc or tcmalloc does,
+    as PyTorch's CPU performance guide recommends. Process-wide.
 
     Returns:
         ``True`` when the setting was applied (glibc found), else ``False`` (other C libraries: nothing changes).
@@ -79,8 +80,8 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
-    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 1 << 30))
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
 
 
 @dataclass(frozen=True)
