@@ -82,8 +82,14 @@ def test_engine_equals_reference_single_calls(interpolator, bikes):
             assert (got - expected).abs().max().item() <= 5e-4  # the sparse path sums in another order
 
 
-def test_sparse_path_equals_plain_forward(interpolator):
-    """forward_sparse computes forward()'s frame, at scale 1 and at scale 0.5 (4K mode), batched or not."""
+@pytest.mark.parametrize("band_taps", [None, 3000])
+def test_sparse_path_equals_plain_forward(interpolator, band_taps, monkeypatch):
+    """forward_sparse computes forward()'s frame, at scale 1 and at scale 0.5 (4K mode), batched or not, whatever
+    the row bands its warps are cut into (3000 taps: many bands of a few rows each)."""
+    from retime.interpolate import ifnet
+
+    if band_taps is not None:
+        monkeypatch.setattr(ifnet, "BAND_TAPS", band_taps)
     net = interpolator.model
     frames = read_frames("bigbuckbunny.mp4", [60, 62])
     a, b = (to_padded(np.ascontiguousarray(f[:256, :384]), 128) for f in frames)
@@ -93,6 +99,8 @@ def test_sparse_path_equals_plain_forward(interpolator):
             plain = net(a.expand(3, -1, -1, -1), b.expand(3, -1, -1, -1), t, scales=scales).frame
             sparse = net.forward_sparse(net.encode_frame(a), net.encode_frame(b), t, scales=scales)
             assert (plain - sparse).abs().max().item() <= 5e-4
+            single = net.forward_sparse(net.encode_frame(a), net.encode_frame(b), t[1:2], scales=scales)
+            assert (plain[1:2] - single).abs().max().item() <= 5e-4  # one t: two half-bands per call
     assert not net.supports_sparse((12.0, 6.0, 3.0, 1.5, 0.75))
 
 
