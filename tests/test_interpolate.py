@@ -82,6 +82,19 @@ def test_engine_equals_reference_single_calls(interpolator, bikes):
             assert (got - expected).abs().max().item() <= 5e-4  # the sparse path sums in another order
 
 
+@pytest.mark.parametrize("m", [2, 4])
+def test_upsampled_rows_equal_the_rows_of_the_whole_upsampling(m):
+    """The banded block input reads its context a few rows at a time; those rows are the whole upsampling's,
+    including bands that start or end at the frame's top and bottom edges and bands one row high."""
+    from retime.interpolate.ifnet import _upsample_rows
+
+    low = torch.rand(2, 3, 9, 5)
+    whole = F.interpolate(low, scale_factor=m, mode="bilinear", align_corners=False)
+    rows = whole.shape[2]
+    for start, stop in [(0, rows), (0, 2), (0, 1), (5, 6), (6, 14), (7, 20), (rows - 3, rows), (rows - 1, rows)]:
+        assert torch.equal(_upsample_rows(low, m, start, stop), whole[:, :, start:stop]), (start, stop)
+
+
 @pytest.mark.parametrize("band_taps", [None, 3000])
 def test_sparse_path_equals_plain_forward(interpolator, band_taps, monkeypatch):
     """forward_sparse computes forward()'s frame, at scale 1 and at scale 0.5 (4K mode), batched or not, whatever

@@ -265,10 +265,15 @@ class Interpolator:
             frames = self._run(p0.stack, p1.stack, t, scales)[:, :, :p0.height, :p0.width]
             if torch.isnan(frames).any():
                 raise ValueError("the model produced NaN values (non-finite input?)")
-            frames = frames.clamp(0.0, 1.0)
+            frames = frames.clamp_(0.0, 1.0)  # in place: the network's output is this call's own tensor
             if p0.as_array:
-                u8 = frames.mul(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                outputs.extend(u8[i] for i in range(len(chunk)))
+                # (B, H, W, 3) uint8 written in one pass, so each output is a contiguous image for the encoder
+                u8 = torch.empty((len(chunk), p0.height, p0.width, 3), dtype=torch.uint8)
+                levels = frames.mul_(255.0).round_()
+                if levels.device.type != "cpu":
+                    levels = levels.to(torch.uint8)  # a quarter of the bytes to move off the device
+                u8.copy_(levels.permute(0, 2, 3, 1))
+                outputs.extend(u8.numpy())
             else:
                 outputs.extend(frames[i].to(p0.dtype) for i in range(len(chunk)))
         return outputs

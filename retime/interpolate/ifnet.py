@@ -16,6 +16,7 @@ The module is pure: it knows nothing of files, devices or the CLI; the device an
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -281,9 +282,12 @@ class IFNet(nn.Module):
         t = timestep.to(stack0.dtype).reshape(-1, 1, 1, 1)
         dtype = conv_dtype or stack0.dtype
         blocks = self._sparse_blocks(dtype, stack0.device)
-        deltas: list[tuple[int, torch.Tensor]] = []  # (scale, low-resolution flow residual) of each block so far
-        full_flow, n_summed = None, 0  # the accumulated flow at full resolution, and how many deltas it holds
-        out = raw = None
+        # Flow residuals (scale, low-resolution residual) of the blocks not yet summed into full_flow, the flow at
+        # full resolution (from the first block at s <= 2 on). Each temporary is dropped as soon as it has been
+        # read, so that at 1280x720 a call holds little more than the two stacks (docs/performance.md, memory).
+        deltas: list[tuple[int, torch.Tensor]] = []
+        full_flow = out = raw = None
+        previous = 0  # the previous block's scale
         for i, scale in enumerate(scales):
             s = int(scale)
             if i == 0:
@@ -292,15 +296,20 @@ class IFNet(nn.Module):
                 x[:, 0:7].copy_(low[0])  # I_0 ‖ features_0 ‖ I_1 ‖ features_1 ‖ t (the pair layout)
                 x[:, 7:14].copy_(low[1])
                 x[:, 14:15].copy_(t)
+                del low
             else:
                 if s <= 2:  # the taps are every full-resolution pixel: plain upsampling, and the sum is kept
-                    full_flow, n_summed = _accumulate(full_flow, deltas, n_summed)
-                    flow = full_flow
+                    full_flow = _accumulate(full_flow, deltas)
+                    flow, out = full_flow, None
+                    if s == 1 and i == len(scales) - 1:  # full resolution: built and convolved band by band
+                        raw = _run_banded(blocks[i], stacks, flow, raw[:, 4:], previous, t,
+                                          _tap_grid(height, width, 1, stack0))
+                        break
                     # _halve(upsample by 2m) == upsample by m for even m, so the context of a block at s = 2
                     # is upsampled straight to its resolution, never to full resolution.
                     # From the block's own (convolution dtype, channels-last) output: the copy into x below then
                     # needs no conversion or layout change.
-                    context = _upsample(raw[:, 4:], deltas[-1][0] // s)
+                    context = _upsample(raw[:, 4:], previous // s)
                     pooled = _halve(flow) if s == 2 else flow
                 else:
                     up = _upsample_grid(height, width, s, stack0)
@@ -312,12 +321,24 @@ class IFNet(nn.Module):
                 x[:, 14:15].copy_(t)
                 x[:, 15:24].copy_(context)
                 x[:, 24:28].copy_(pooled if s == 1 else pooled / s)
+                del flow, context, pooled
             raw = blocks[i](x)  # (B, 13, h, w) (last block: 5) in the convolution dtype, channels-last
+            del x
+            if i < len(scales) - 1:
+                out = raw.to(stack0.dtype, memory_format=torch.contiguous_format)
+                deltas.append((s, out[:, :4]))
+            previous = s
+
+        s = int(scales[-1])
+        if s == 1:  # the last block's output is full resolution: read it as it is, without a float copy of it
+            deltas.append((1, raw[:, :4]))
+            mask = torch.sigmoid(raw[:, 4:5].to(stack0.dtype))
+        else:
             out = raw.to(stack0.dtype, memory_format=torch.contiguous_format)
             deltas.append((s, out[:, :4]))
-
-        flow, _ = _accumulate(full_flow, deltas, n_summed)
-        mask = torch.sigmoid(_upsample(out[:, 4:5], int(scales[-1])))
+            mask = torch.sigmoid(_upsample(out[:, 4:5], s))
+        flow = _accumulate(full_flow, deltas)
+        del full_flow, out, raw
         return _blend(stacks, flow, mask, _tap_grid(height, width, 1, stack0))
 
 
@@ -367,20 +388,20 @@ def _upsample(low: torch.Tensor, s: int) -> torch.Tensor:
     return F.interpolate(low, scale_factor=s, mode="bilinear", align_corners=False) if s > 1 else low
 
 
-def _accumulate(full_flow: torch.Tensor | None, deltas: list[tuple[int, torch.Tensor]], n_summed: int
-                ) -> tuple[torch.Tensor, int]:
-    """Add the flow residuals not yet summed, each upsampled to full resolution and scaled to pixels.
+def _accumulate(full_flow: torch.Tensor | None, deltas: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """Add the flow residuals ``deltas`` (scale, low-resolution residual), each upsampled to full resolution and
+    scaled to pixels, to ``full_flow`` (in place; a new float32 tensor when it is ``None``), and empty ``deltas``.
 
-    ``full_flow`` is updated in place (one full-resolution flow is alive at a time); callers must be done with the
-    previous sum.
+    One full-resolution flow is alive at a time: callers must be done with the previous sum.
     """
-    for s, delta in deltas[n_summed:]:
+    for s, delta in deltas:
         term = _upsample(delta * s, s) if s > 1 else delta  # scaled at low resolution: fewer values to multiply
-        if full_flow is None:
-            full_flow = term if s > 1 else term.clone()  # never a view of a block's output
+        if full_flow is None:  # never a view of a block's output, and float32 even when the delta is not
+            full_flow = term if s > 1 else term.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
         else:
             full_flow.add_(term)
-    return full_flow, len(deltas)
+    deltas.clear()
+    return full_flow
 
 
 _GRID_CACHE: dict[tuple, torch.Tensor] = {}
@@ -496,6 +517,64 @@ def _warp_into(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, ta
                 first = (start // group) + offset
                 # converting first halves the bytes that the layout change (contiguous → channels-last) moves
                 dst[:, 7 * k:7 * k + 7, first:first + piece.shape[2]].copy_(piece.to(dst.dtype))
+
+
+def _upsample_rows(low: torch.Tensor, m: int, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` of ``_upsample(low, m)``, computed from the few rows of ``low`` they read.
+
+    Bilinear upsampling by ``m`` (align_corners=False) maps output row y to input row (y + 0.5) / m - 0.5; a slice of
+    ``low`` starting at row k maps the same way shifted by k, and its clamping at the slice's edges only touches
+    rows outside ``start:stop`` (one input row of margin either side), so the rows equal the whole upsampling's.
+    """
+    rows = low.shape[2]
+    first = max(math.floor((start + 0.5) / m - 0.5), 0)
+    last = min(math.floor((stop - 0.5) / m - 0.5) + 2, rows)
+    up = _upsample(low[:, :, first:last], m)
+    return up[:, :, start - m * first:stop - m * first]
+
+
+def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor,
+                context: torch.Tensor, context_scale: int, t: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Run a block at s = 1 (full resolution) without ever holding its full-resolution input.
+
+    The block's input (warped images and features, t, the previous block's mask logit and context upsampled by
+    ``context_scale``, the flow; 28 channels, 55 MB in bfloat16 at 1280x720) is built a band of rows at a time, and
+    each band goes straight through the block's first convolution (3x3, stride 2, zero padding 1). Output row r of
+    that convolution reads input rows 2r - 1 … 2r + 1, so a band of input rows a … b - 1 (a, b even) preceded by row
+    a - 1 (zeros above row 0: the padding) gives output rows a/2 … b/2 - 1 exactly; row a - 1 is carried over from
+    the previous band. The rest of the block runs on the half-resolution result as usual.
+
+    Args:
+        block: a :meth:`IFNet._sparse_blocks` copy (first convolution in the pair layout, convolution dtype).
+        stacks: the two ``(1, 7, H, W)`` frames; flow: ``(B, 4, H, W)`` float32 in pixels;
+        context: ``(B, 9, H / context_scale, W / context_scale)`` the previous block's mask logit and context;
+        t: ``(B, 1, 1, 1)``; taps: ``(1, H, W, 2)`` :func:`_tap_grid` at s = 1.
+
+    Returns:
+        ``(B, C, H, W)`` the block's output in its dtype, channels-last (5 channels for the pruned last block).
+    """
+    first = block[0][0][0]
+    batch, _, height, width = flow.shape
+    dtype = first.weight.dtype
+    half = torch.empty((batch, first.out_channels, height // 2, width // 2), dtype=dtype, device=flow.device,
+                       memory_format=torch.channels_last)
+    bands = _bands(height, width, 2)
+    buffer = _new_input(batch, first.in_channels, bands[0][1] - bands[0][0] + 1, width, dtype, flow.device)
+    buffer[:, :, 0].zero_()  # the convolution's zero padding above row 0
+    previous = 0
+    for start, stop in bands:
+        if previous:
+            buffer[:, :, 0].copy_(buffer[:, :, previous])  # input row start - 1, the last of the previous band
+        x = buffer[:, :, :stop - start + 1]
+        body = x[:, :, 1:]
+        _warp_into(stacks, flow[:, :, start:stop], taps[:, start:stop], body[:, :14], 1)
+        body[:, 14:15].copy_(t)
+        body[:, 15:24].copy_(_upsample_rows(context, context_scale, start, stop))
+        body[:, 24:28].copy_(flow[:, :, start:stop])
+        y = F.conv2d(x, first.weight, first.bias, stride=2, padding=(0, 1))
+        half[:, :, start // 2:stop // 2].copy_(F.leaky_relu_(y, 0.2))
+        previous = stop - start
+    return block[3](block[2](block[1](block[0][1](half))))
 
 
 def _blend(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor
