@@ -541,6 +541,31 @@ def _upsample_rows(low: torch.Tensor, m: int, start: int, stop: int) -> torch.Te
     return up[:, :, start - m * first:stop - m * first]
 
 
+def _upsample2_rows_into(low: torch.Tensor, start: int, stop: int, out: torch.Tensor) -> None:
+    """Write rows ``start:stop`` (both even) of ``_upsample(low, 2)`` into ``out`` ``(B, C, stop - start, 2w)``.
+
+    Bilinear upsampling by 2 (align_corners=False) gives output row 2k the weights 1/4, 3/4 on input rows k - 1, k
+    and row 2k + 1 the weights 3/4, 1/4 on rows k, k + 1 (indices clamped to the edges), and the same along the
+    columns. Computed in float32 from ``low``'s few rows and written once into ``out`` (any dtype and layout);
+    equal to :func:`_upsample_rows` and about twice as fast on a block's channels-last bfloat16 output, which
+    PyTorch's kernel first copies to another layout.
+    """
+    rows = low.shape[2]
+    k0, k1 = start // 2, stop // 2
+    band = low[:, :, max(k0 - 1, 0):min(k1 + 1, rows)].float()
+    if k0 == 0:  # clamp: the row above the first is the first
+        band = torch.cat((band[:, :, :1], band), 2)
+    if k1 == rows:
+        band = torch.cat((band, band[:, :, -1:]), 2)
+    band = torch.cat((band[..., :1], band, band[..., -1:]), 3)
+    n = k1 - k0
+    middle = band[:, :, 1:n + 1]
+    for phase, up in ((0, torch.lerp(band[:, :, 0:n], middle, 0.75)), (1, torch.lerp(band[:, :, 2:n + 2], middle, 0.75))):
+        centre = up[..., 1:-1]
+        out[:, :, phase::2, 0::2].copy_(torch.lerp(up[..., :-2], centre, 0.75))
+        out[:, :, phase::2, 1::2].copy_(torch.lerp(up[..., 2:], centre, 0.75))
+
+
 def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor,
                 context: torch.Tensor, context_scale: int, t: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """Run a block at s = 1 (full resolution) without ever holding its full-resolution input.
@@ -577,7 +602,10 @@ def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor],
         body = x[:, :, 1:]
         _warp_into(stacks, flow[:, :, start:stop], taps[:, start:stop], body[:, :14], 1)
         body[:, 14:15].copy_(t)
-        body[:, 15:24].copy_(_upsample_rows(context, context_scale, start, stop))
+        if context_scale == 2:
+            _upsample2_rows_into(context, start, stop, body[:, 15:24])
+        else:
+            body[:, 15:24].copy_(_upsample_rows(context, context_scale, start, stop))
         body[:, 24:28].copy_(flow[:, :, start:stop])
         y = F.conv2d(x, first.weight, first.bias, stride=2, padding=(0, 1))
         half[:, :, start // 2:stop // 2].copy_(F.leaky_relu_(y, 0.2))
