@@ -385,3 +385,22 @@ def test_model_timing_against_the_reference_in_and_out_of_process(moving_clip):
         **{k: {"fps": 1.0, "peak_rss_mib": 1.0} for k in ("upsample", "fix_drops", "reencode_floor")}}])[1])
         .splitlines() if line.startswith("| 96x64"))
     assert row.count("|") == 12 and "–" not in row
+
+
+@pytest.mark.slow
+def test_worker_upsample_job_encodes_with_the_preset_it_is_given(moving_clip, tmp_path):
+    """The memory of upsample at each x264 preset (docs/performance.md) is measured with this job: the preset must
+    reach the encoder (x264 writes its settings into the stream: a lookahead of 10 frames at veryfast, 40 at
+    medium), and a bad one must be refused."""
+    from retime.bench.worker import _pipeline
+    from retime.errors import UsageError
+
+    require(WEIGHTS, "weights")
+    for preset, lookahead in (("veryfast", b"rc_lookahead=10 "), ("medium", b"rc_lookahead=40 ")):
+        out = tmp_path / f"{preset}.mp4"
+        r = _pipeline({"job": "upsample", "input": str(moving_clip), "output": str(out), "preset": preset,
+                       "device": "cpu"})
+        assert r["frames_out"] == 80 and lookahead in out.read_bytes()
+    with pytest.raises(UsageError):
+        _pipeline({"job": "upsample", "input": str(moving_clip), "output": str(tmp_path / "x.mp4"),
+                   "preset": "sluggish"})

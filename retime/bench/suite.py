@@ -75,6 +75,7 @@ def run_suite(items: list[SuiteItem] | None = None, *, device: str = "auto", ref
         ``{"schema", "machine", "items": [bench documents or {"input", "tasks", "error"}], "seconds"}``.
     """
     started = time.perf_counter()
+    machine = machine_info()  # before the work: its date and load average describe the start of the run
     items = default_items() if items is None else items
     if interpolator is None:
         from retime.interpolate import Interpolator
@@ -94,7 +95,7 @@ def run_suite(items: list[SuiteItem] | None = None, *, device: str = "auto", ref
                                   speed_repeats=item.speed_repeats, interpolator=interpolator, log=log))
             except Exception as exc:  # recorded in the document: a failed measurement is a result too
                 docs.append({"input": str(item.source), "tasks": [task], "error": f"{type(exc).__name__}: {exc}"})
-    return {"schema": SCHEMA + "-suite", "machine": machine_info(), "items": docs,
+    return {"schema": SCHEMA + "-suite", "machine": machine, "items": docs,
             "load_average_1min_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
             "seconds": round(time.perf_counter() - started, 1)}
 

@@ -6,7 +6,8 @@ last line of standard output. Jobs:
 - ``{"job": "model", "frames": [path, index0, index1], "size": [w, h] | null, "ts": [1, 4], "repeats": R,
   "engines": ["retime", "reference"]}``: milliseconds per synthesized frame of the model alone (median and best of
   R timed calls after one warm-up, engines interleaved so that a busy machine slows both alike);
-- ``{"job": "upsample", "input": path, "output": path}``: ``retime upsample --factor 2`` with default encoding;
+- ``{"job": "upsample", "input": path, "output": path}``: ``retime upsample --factor 2`` with default encoding
+  (optional ``"codec"`` and ``"preset"``, as ``--codec`` and ``--preset``);
 - ``{"job": "fix_drops", "input": path, "output": path, "codec": null | "ffv1"}``;
 - ``{"job": "reencode", "input": path, "output": path, "codec": null | "ffv1"}``: decode + encode, the floor.
 
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from retime.bench.machine import peak_rss_mib
+from retime.defaults import DEFAULTS
 
 
 def _frames(path: str, i0: int, i1: int, size: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +88,7 @@ def _pipeline(job: dict[str, Any]) -> dict[str, Any]:
     from retime.media import EncodeSettings
     from retime.pipeline import fix_drops, upsample
 
-    encode = EncodeSettings(codec=job.get("codec"))
+    encode = EncodeSettings(codec=job.get("codec"), preset=job.get("preset", DEFAULTS.preset))
     started = time.perf_counter()
     if job["job"] == "upsample":
         result = upsample(job["input"], job["output"], factor=2, encode=encode, overwrite=True,
