@@ -7,6 +7,7 @@ import json
 import math
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -404,3 +405,12 @@ def test_worker_upsample_job_encodes_with_the_preset_it_is_given(moving_clip, tm
     with pytest.raises(UsageError):
         _pipeline({"job": "upsample", "input": str(moving_clip), "output": str(tmp_path / "x.mp4"),
                    "preset": "sluggish"})
+
+
+def test_measurement_worker_does_not_load_the_metrics_libraries():
+    """The worker's peak memory is charged to the command it runs; scikit-image and SciPy (~90 MB) are the
+    metrics', not the command's, so importing the worker and the floor's re-encode must not load them."""
+    code = ("import sys, retime.bench.worker, retime.bench.clipio; "
+            "print(sorted(m for m in ('skimage', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -12,7 +12,19 @@
 A peer that cannot run on this machine is reported with the reason, never with an estimate.
 """
 
-from retime.bench.metrics import average_frame, psnr, ssim
-from retime.bench.run import SCHEMA, TASKS, bench
+from typing import Any
 
 __all__ = ["SCHEMA", "TASKS", "average_frame", "bench", "psnr", "ssim"]
+
+_LAZY = {"average_frame": "metrics", "psnr": "metrics", "ssim": "metrics", "SCHEMA": "run", "TASKS": "run",
+         "bench": "run"}
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, imported on first use: the measurement worker (``retime.bench.worker``) imports this
+    package too, and must not carry scikit-image and SciPy (~90 MB) into the peak memory it measures."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"retime.bench.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,10 @@ plain PyAV rather than with retime's own :class:`~retime.media.VideoWriter`, so 
 cannot also shape its test input. Frames are kept in their decoded pixel format (usually ``yuv420p``) so that a
 lossless FFV1 copy holds exactly the source's pixels. RGB images are compared after the same conversion on both
 sides (:func:`retime.media.to_rgb`, which honours each frame's colour range).
+
+:func:`reencode` is the exception on purpose: it is the floor retime's commands are compared with (decode + encode
+with retime's own writer and settings, no analysis, no model), and it lives here, beside the other plain I/O, so
+that the measurement worker runs it without loading the metrics' scikit-image.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import av
 import numpy as np
 
 from retime.errors import InputError
-from retime.media import iter_frames
+from retime.media import EncodeSettings, VideoWriter, iter_frames, probe
 
 __all__ = ["Triplet", "TRIPLET_LAYOUTS", "find_triplet_dirs", "load_triplet", "read_image", "iter_video_frames",
            "write_video"]
@@ -161,3 +165,14 @@ def write_video(frames: Iterable[av.VideoFrame], path: Path, *, rate: Fraction, 
         out.mux(stream.encode(None))
     return count
 
+
+def reencode(path: Path, out_path: Path, encode: EncodeSettings) -> int:
+    """Decode ``path`` and encode every frame again with retime's writer and ``encode``: no analysis, no model.
+
+    The floor of fix-drops' speed and of its untouched frames' quality. Returns the frames written.
+    """
+    info = probe(path)
+    with VideoWriter(out_path, info, settings=encode, time_base=info.time_base, rate=info.frame_rate) as writer:
+        for decoded in iter_frames(path):
+            writer.write(decoded.frame, decoded.pts, decoded.duration)
+        return writer.frames_written

@@ -26,10 +26,10 @@ from typing import Any
 import av
 import numpy as np
 
-from retime.bench.clipio import iter_video_frames
+from retime.bench.clipio import iter_video_frames, reencode
 from retime.bench.metrics import Agreement, Scores, json_number, mean_or_nan, psnr
 from retime.errors import InputError
-from retime.media import EncodeSettings, VideoWriter, iter_frames, probe
+from retime.media import EncodeSettings, iter_frames, probe
 from retime.plan import Synth
 
 __all__ = ["DROP_FRACTION", "RUN_LENGTHS", "damage_positions", "write_damaged", "reencode", "dropfix"]
@@ -135,18 +135,6 @@ def write_damaged(clip: Path, out_path: Path, positions: list[int], n_frames: in
         for packet in audio_packets or []:
             out.mux(packet)
     return count
-
-
-def reencode(path: Path, out_path: Path, encode: EncodeSettings) -> int:
-    """Decode ``path`` and encode every frame again with retime's writer and ``encode``: no analysis, no model.
-
-    The floor of fix-drops' speed and of its untouched frames' quality. Returns the frames written.
-    """
-    info = probe(path)
-    with VideoWriter(out_path, info, settings=encode, time_base=info.time_base, rate=info.frame_rate) as writer:
-        for decoded in iter_frames(path):
-            writer.write(decoded.frame, decoded.pts, decoded.duration)
-        return writer.frames_written
 
 
 def _audio_packets(path: Path) -> list[bytes]:

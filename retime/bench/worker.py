@@ -99,7 +99,7 @@ def _pipeline(job: dict[str, Any]) -> dict[str, Any]:
                            device=job.get("device", "auto"))
         frames, synthesized = result.frames_written, result.synthesized
     else:
-        from retime.bench.dropfix import reencode
+        from retime.bench.clipio import reencode  # not dropfix: its metrics would load scikit-image
 
         frames, synthesized = reencode(Path(job["input"]), Path(job["output"]), encode), 0
     seconds = time.perf_counter() - started
