@@ -560,7 +560,8 @@ def _upsample2_rows_into(low: torch.Tensor, start: int, stop: int, out: torch.Te
     band = torch.cat((band[..., :1], band, band[..., -1:]), 3)
     n = k1 - k0
     middle = band[:, :, 1:n + 1]
-    for phase, up in ((0, torch.lerp(band[:, :, 0:n], middle, 0.75)), (1, torch.lerp(band[:, :, 2:n + 2], middle, 0.75))):
+    above, below = torch.lerp(band[:, :, 0:n], middle, 0.75), torch.lerp(band[:, :, 2:n + 2], middle, 0.75)
+    for phase, up in ((0, above), (1, below)):  # output rows 2k (from rows k - 1, k) and 2k + 1 (from k, k + 1)
         centre = up[..., 1:-1]
         out[:, :, phase::2, 0::2].copy_(torch.lerp(up[..., :-2], centre, 0.75))
         out[:, :, phase::2, 1::2].copy_(torch.lerp(up[..., 2:], centre, 0.75))
@@ -610,7 +611,8 @@ def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor],
         y = F.conv2d(x, first.weight, first.bias, stride=2, padding=(0, 1))
         half[:, :, start // 2:stop // 2].copy_(F.leaky_relu_(y, 0.2))
         previous = stop - start
-    return block[3](block[2](block[1](block[0][1](half))))
+    conv0, trunk, head, shuffle = block
+    return shuffle(head(trunk(conv0[1](half))))  # the second stride-2 convolution on, as IFBlock runs them
 
 
 def _blend(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor
