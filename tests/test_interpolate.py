@@ -122,6 +122,25 @@ def test_sparse_path_equals_plain_forward(interpolator, band_taps, monkeypatch):
     assert not net.supports_sparse((12.0, 6.0, 3.0, 1.5, 0.75))
 
 
+def test_sparse_path_follows_weight_changes():
+    """forward_sparse runs cached converted copies of the blocks; a weight changed in place or replaced must reach
+    them (the cache key is each parameter's identity and version)."""
+    torch.manual_seed(0)
+    net = IFNet().eval()
+    stacks = [torch.rand(1, 7, 128, 128) for _ in range(2)]
+    t = torch.tensor([0.5])
+    with torch.inference_mode():
+        before = net.forward_sparse(*stacks, t)
+    with torch.no_grad():
+        net.block4.conv0[0][0].weight.mul_(0.5)
+    with torch.inference_mode():
+        changed = net.forward_sparse(*stacks, t)
+        assert not torch.equal(before, changed)
+    net.block3.lastconv[0].bias = torch.nn.Parameter(torch.zeros_like(net.block3.lastconv[0].bias))
+    with torch.inference_mode():
+        assert not torch.equal(changed, net.forward_sparse(*stacks, t))
+
+
 def test_default_precision_matches_float32_reference(interpolator, fast_interpolator, bikes):
     """bfloat16/float16 convolutions (the default on such CPUs / on CUDA) stay >= 50 dB from float32."""
     exact = interpolator.interpolate(bikes[0], bikes[2], [0.25, 0.5])
