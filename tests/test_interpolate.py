@@ -122,6 +122,42 @@ def test_sparse_path_equals_plain_forward(interpolator, band_taps, monkeypatch):
     assert not net.supports_sparse((12.0, 6.0, 3.0, 1.5, 0.75))
 
 
+def test_folded_resconv_equals_resconv():
+    """The fast path's ResConv folds β into the convolution and adds the residual in place: same values."""
+    from retime.interpolate.ifnet import FoldedResConv, ResConv
+
+    torch.manual_seed(0)
+    res = ResConv(8).eval()
+    with torch.no_grad():
+        res.beta.copy_(torch.randn_like(res.beta))  # the checkpoint's β are not ones; negative ones flip the sign
+    x = torch.randn(2, 8, 11, 13)
+    with torch.inference_mode():
+        assert torch.allclose(FoldedResConv(res)(x.clone()), res(x), atol=1e-5)
+
+
+def test_pixel_shuffle_view_reads_what_pixel_shuffle_writes():
+    """The banded last block's output is read through a view of the pixel shuffle instead of a shuffled copy."""
+    from retime.interpolate.ifnet import _as_shuffled, _shuffled
+
+    raw = torch.randn(2, 20, 5, 7).contiguous(memory_format=torch.channels_last)  # as the block returns it
+    assert torch.equal(_shuffled(raw), _as_shuffled(F.pixel_shuffle(raw, 2).contiguous()))
+
+
+def test_run_block_takes_over_its_input():
+    """_run_block pops the input the caller handed over (so it can be freed after the first convolution) and
+    computes what the whole block computes."""
+    from retime.interpolate.ifnet import _run_block
+
+    torch.manual_seed(0)
+    net = IFNet().eval()
+    block = net._sparse_blocks(torch.float32, torch.device("cpu"))[2]
+    x = torch.randn(1, 28, 32, 48).contiguous(memory_format=torch.channels_last)
+    handed = [x.clone()]
+    with torch.inference_mode():
+        out = _run_block(block, handed)
+        assert handed == [] and torch.equal(out, block(x))
+
+
 def test_sparse_path_follows_weight_changes():
     """forward_sparse runs cached converted copies of the blocks; a weight changed in place or replaced must reach
     them (the cache key is each parameter's identity and version)."""
@@ -142,11 +178,13 @@ def test_sparse_path_follows_weight_changes():
 
 
 def test_default_precision_matches_float32_reference(interpolator, fast_interpolator, bikes):
-    """bfloat16/float16 convolutions (the default on such CPUs / on CUDA) stay >= 50 dB from float32."""
+    """bfloat16/float16 convolutions (the default on such CPUs / on CUDA) stay >= 50 dB from float32; bfloat16 is
+    also forced, so that a machine without native bfloat16 (where the default is float32) still checks that path."""
     exact = interpolator.interpolate(bikes[0], bikes[2], [0.25, 0.5])
-    fast = fast_interpolator.interpolate(bikes[0], bikes[2], [0.25, 0.5])
-    for x, y in zip(exact, fast):
-        assert psnr(x, y) >= 50
+    forced = Interpolator(device="cpu", precision="bfloat16")
+    for engine in (fast_interpolator, forced):
+        for x, y in zip(exact, engine.interpolate(bikes[0], bikes[2], [0.25, 0.5])):
+            assert psnr(x, y) >= 50
 
 
 # --- properties ------------------------------------------------------------------------------------------------

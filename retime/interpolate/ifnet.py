@@ -53,9 +53,10 @@ class FeatureEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``image``: ``(B, 3, H, W)`` float in [0, 1], H and W even → ``(B, 4, H, W)`` same dtype."""
-        x = F.leaky_relu(self.cnn0(image), 0.2)
-        x = F.leaky_relu(self.cnn1(x), 0.2)
-        x = F.leaky_relu(self.cnn2(x), 0.2)
+        # in place: each activation overwrites its convolution's output (at 1280x720 one 16 MB map less alive)
+        x = F.leaky_relu_(self.cnn0(image), 0.2)
+        x = F.leaky_relu_(self.cnn1(x), 0.2)
+        x = F.leaky_relu_(self.cnn2(x), 0.2)
         return self.cnn3(x)
 
 
@@ -69,6 +70,27 @@ class ResConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(torch.addcmul(x, self.conv(x), self.beta), 0.2)
+
+
+class FoldedResConv(nn.Module):
+    """:class:`ResConv` as the fast path runs it: β folded into the convolution, ``LeakyReLU(conv_β(x) + x)``.
+
+    ``conv(x)·β`` is the convolution with each output channel's weights and bias scaled by β, so the residual
+    addition and the activation run in place on the convolution's own output: one full-size temporary instead of
+    three (the product, the sum and the activation) and two passes over memory instead of three.
+    ``(B, C, H, W)`` → ``(B, C, H, W)``, same dtype. Equal to :class:`ResConv` up to float rounding.
+    """
+
+    def __init__(self, res: ResConv) -> None:
+        super().__init__()
+        conv = res.conv
+        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1)
+        beta = res.beta.detach().reshape(-1)
+        self.conv.weight.data = conv.weight.detach() * beta[:, None, None, None]
+        self.conv.bias.data = conv.bias.detach() * beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu_(self.conv(x).add_(x), 0.2)
 
 
 class IFBlock(nn.Module):
@@ -251,7 +273,8 @@ class IFNet(nn.Module):
                     pruned = nn.ConvTranspose2d(head.in_channels, 20, 4, 2, 1)
                     pruned.weight.data, pruned.bias.data = head.weight.data[:, :20], head.bias.data[:20]
                     head = pruned
-                copies.append(nn.Sequential(block.conv0, block.convblock, head, nn.PixelShuffle(2))
+                trunk = nn.Sequential(*(FoldedResConv(res) for res in block.convblock))
+                copies.append(nn.Sequential(block.conv0, trunk, head, nn.PixelShuffle(2))
                               .to(device=device, dtype=dtype, memory_format=torch.channels_last).eval())
             cache[key] = copies
         return cache[key]
@@ -306,7 +329,9 @@ class IFNet(nn.Module):
                     full_flow = _accumulate(full_flow, deltas)
                     flow, out = full_flow, None
                     if s == 1 and i == len(scales) - 1:  # full resolution: built and convolved band by band
-                        raw = _run_banded(blocks[i], stacks, flow, raw[:, 4:], previous, t,
+                        handed = [raw[:, 4:]]  # the only reference to the previous output: freed once read
+                        del raw
+                        raw = _run_banded(blocks[i], stacks, flow, handed, previous, t,
                                           _tap_grid(height, width, 1, stack0))
                         break
                     # _halve(upsample by 2m) == upsample by m for even m, so the context of a block at s = 2
@@ -326,22 +351,31 @@ class IFNet(nn.Module):
                 x[:, 15:24].copy_(context)
                 x[:, 24:28].copy_(pooled if s == 1 else pooled / s)
                 del flow, context, pooled
-            raw = blocks[i](x)  # (B, 13, h, w) (last block: 5) in the convolution dtype, channels-last
+            handed = [x]
             del x
+            raw = _run_block(blocks[i], handed)  # (B, 13, h, w) (last block: 5), convolution dtype, channels-last
             if i < len(scales) - 1:
-                out = raw.to(stack0.dtype, memory_format=torch.contiguous_format)
+                # a float contiguous copy of what is read from it: the flow residual, and the mask logit and
+                # context when the next block samples them with grid_sample (s > 2); at s <= 2 they are read
+                # from raw itself
+                read = raw if int(scales[i + 1]) > 2 else raw[:, :4]
+                out = read.to(stack0.dtype, memory_format=torch.contiguous_format)
                 deltas.append((s, out[:, :4]))
             previous = s
 
         s = int(scales[-1])
-        if s == 1:  # the last block's output is full resolution: read it as it is, without a float copy of it
-            deltas.append((1, raw[:, :4]))
-            mask = torch.sigmoid(raw[:, 4:5].to(stack0.dtype))
+        if s == 1:  # the banded last block's output before its pixel shuffle, read through the shuffle's view
+            shuffled = _shuffled(raw)
+            _as_shuffled(full_flow).add_(shuffled[:, :4])
+            mask = torch.empty((batch, 1, height, width), dtype=stack0.dtype, device=stack0.device)
+            _as_shuffled(mask).copy_(shuffled[:, 4:5])
+            mask.sigmoid_()
+            del shuffled
         else:
             out = raw.to(stack0.dtype, memory_format=torch.contiguous_format)
             deltas.append((s, out[:, :4]))
             mask = torch.sigmoid(_upsample(out[:, 4:5], s))
-        flow = _accumulate(full_flow, deltas)
+        flow = _accumulate(full_flow, deltas)  # s == 1: nothing left to add
         del full_flow, out, raw
         return _blend(stacks, flow, mask, _tap_grid(height, width, 1, stack0))
 
@@ -571,8 +605,18 @@ def _upsample2_rows_into(low: torch.Tensor, start: int, stop: int, out: torch.Te
         out[:, :, phase::2, 1::2].copy_(torch.lerp(up[..., 2:], centre, 0.75))
 
 
+def _run_block(block: nn.Sequential, handed: list[torch.Tensor]) -> torch.Tensor:
+    """Run a :meth:`IFNet._sparse_blocks` copy on ``handed.pop()``, its input, which is freed after the first
+    convolution: the caller hands over its only reference in the list (at 1280x720 the input of the block at s = 2
+    is 28 channels at 640x384, 27.5 MB in float32, and would otherwise live through the whole block)."""
+    x = handed.pop()
+    conv0, trunk, head, shuffle = block
+    x = conv0[0](x)
+    return shuffle(head(trunk(conv0[1](x))))
+
+
 def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor,
-                context: torch.Tensor, context_scale: int, t: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+                handed: list[torch.Tensor], context_scale: int, t: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """Run a block at s = 1 (full resolution) without ever holding its full-resolution input.
 
     The block's input (warped images and features, t, the previous block's mask logit and context upsampled by
@@ -585,15 +629,18 @@ def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor],
     Args:
         block: a :meth:`IFNet._sparse_blocks` copy (first convolution in the pair layout, convolution dtype).
         stacks: the two ``(1, 7, H, W)`` frames; flow: ``(B, 4, H, W)`` float32 in pixels;
-        context: ``(B, 9, H / context_scale, W / context_scale)`` the previous block's mask logit and context;
+        handed: ``[context]``, the previous block's mask logit and context ``(B, 9, H / context_scale,
+            W / context_scale)``, the caller's only reference to it: popped, and freed once the bands are built;
         t: ``(B, 1, 1, 1)``; taps: ``(1, H, W, 2)`` :func:`_tap_grid` at s = 1.
 
     Returns:
-        ``(B, C, H, W)`` the block's output in its dtype, channels-last (5 channels for the pruned last block).
+        ``(B, 4C, H/2, W/2)`` the block's output *before* its pixel shuffle (20 channels for the pruned last block,
+        read through :func:`_shuffled`), in its dtype, channels-last. Each stage's input is dropped once read.
     """
     first = block[0][0][0]
     batch, _, height, width = flow.shape
     dtype = first.weight.dtype
+    context = handed.pop()
     half = torch.empty((batch, first.out_channels, height // 2, width // 2), dtype=dtype, device=flow.device,
                        memory_format=torch.channels_last)
     bands = _bands(height, width, 2)
@@ -615,8 +662,25 @@ def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor],
         y = F.conv2d(x, first.weight, first.bias, stride=2, padding=(0, 1))
         half[:, :, start // 2:stop // 2].copy_(F.leaky_relu_(y, 0.2))
         previous = stop - start
-    conv0, trunk, head, shuffle = block
-    return shuffle(head(trunk(conv0[1](half))))  # the second stride-2 convolution on, as IFBlock runs them
+    del context, buffer, x, body, y
+    conv0, trunk, head, _ = block
+    x = conv0[1](half)  # the second stride-2 convolution on, as IFBlock runs them
+    del half
+    return head(trunk(x))
+
+
+def _shuffled(raw: torch.Tensor) -> torch.Tensor:
+    """``pixel_shuffle(raw, 2)`` as a view: ``(B, 4C, h, w)`` → ``(B, C, h, 2, w, 2)``, whose ``(h, 2)`` and
+    ``(w, 2)`` dimensions are the rows and columns of the ``(B, C, 2h, 2w)`` result (output pixel (2y + i, 2x + j) of
+    channel c is input channel 4c + 2i + j at (y, x)). Read through it, the shuffle is never materialised."""
+    batch, channels, height, width = raw.shape
+    return raw.view(batch, channels // 4, 2, 2, height, width).permute(0, 1, 4, 2, 5, 3)
+
+
+def _as_shuffled(full: torch.Tensor) -> torch.Tensor:
+    """A contiguous ``(B, C, H, W)`` tensor viewed as ``(B, C, H/2, 2, W/2, 2)``, to meet :func:`_shuffled`."""
+    batch, channels, height, width = full.shape
+    return full.view(batch, channels, height // 2, 2, width // 2, 2)
 
 
 def _blend(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor
