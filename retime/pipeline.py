@@ -55,7 +55,7 @@ __all__ = [
 
 #: Decoded frames waiting between the decode thread and the renderer, and rendered frames waiting for the encoder.
 #: Small: each is a full frame (a few MB at 1080p); 8 is enough to keep both threads busy.
-QUEUE_FRAMES = 8
+QUEUE_FRAMES = 3
 
 
 class FrameInterpolator(Protocol):

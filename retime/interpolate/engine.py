@@ -214,6 +214,9 @@ class Interpolator:
             raise ValueError(f"frame of {width}x{height} pixels is too small to interpolate (at least 2x2)")
         multiple = math.ceil(PAD_MULTIPLE / self.scale_for(height, width))
         size = (height + -height % multiple, width + -width % multiple)
+        # The stack outlives every temporary below: allocated first, it sits below them in the heap, and their
+        # freed space does not end up as a hole under a long-lived block (docs/performance.md, memory).
+        stack = torch.empty((1, 7, *size), dtype=self.dtype, device=self.device)
         # The image, zero-padded, channels-last (oneDNN's convolutions run 25 % faster on it, docs/performance.md;
         # an (H, W, 3) array already is): the encoder's input.
         image = torch.zeros((1, *size, 3), dtype=self.dtype, device=self.device).permute(0, 3, 1, 2)
@@ -223,7 +226,6 @@ class Interpolator:
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
                             enabled=self.conv_dtype is not None):
             features = self.model.encode(image)
-        stack = torch.empty((1, 7, *size), dtype=self.dtype, device=self.device)
         stack[:, :3].copy_(image)
         stack[:, 3:].copy_(features)
         return PreparedFrame(stack, height, width, as_array, dtype)
@@ -262,13 +264,14 @@ class Interpolator:
         for start in range(0, len(ts), self.max_batch):
             chunk = ts[start:start + self.max_batch]
             t = torch.tensor(chunk, device=self.device, dtype=self.dtype)
+            # allocated before the model's temporaries, for the reason given in prepare()
+            u8 = torch.empty((len(chunk), p0.height, p0.width, 3), dtype=torch.uint8) if p0.as_array else None
             frames = self._run(p0.stack, p1.stack, t, scales)[:, :, :p0.height, :p0.width]
             if torch.isnan(frames).any():
                 raise ValueError("the model produced NaN values (non-finite input?)")
             frames = frames.clamp_(0.0, 1.0)  # in place: the network's output is this call's own tensor
             if p0.as_array:
                 # (B, H, W, 3) uint8 written in one pass, so each output is a contiguous image for the encoder
-                u8 = torch.empty((len(chunk), p0.height, p0.width, 3), dtype=torch.uint8)
                 levels = frames.mul_(255.0).round_()
                 if levels.device.type != "cpu":
                     levels = levels.to(torch.uint8)  # a quarter of the bytes to move off the device
