@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 import pytest
 from typer.testing import CliRunner
 
@@ -261,6 +262,9 @@ def test_bench_document_schema(moving_clip, tmp_path):
     doc = json.loads(text)
     assert doc["schema"] == SCHEMA and doc["kind"] == "video"
     assert {"cpu", "cores", "torch", "torch_threads", "date"} <= set(doc["machine"])
+    # speed depends on the vector instructions and on whether the convolutions run in bfloat16: both are stated
+    assert doc["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert doc["machine"]["cpu_conv_dtype"] in {"bfloat16", "float32"}
     assert doc["settings"]["crf"] == ["lossless", 30]
     q = doc["quality"]
     assert set(q["methods"]) == {"retime_upsample", "retime", "reference", "minterpolate", "average"}

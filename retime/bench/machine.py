@@ -64,9 +64,16 @@ def machine_info() -> dict[str, Any]:
 
     from retime import __version__
 
+    from retime.interpolate import choose_device
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    conv_dtype = choose_device("cpu")[1]
     return {
         "cpu": cpu_model(),
+        # the vector instructions PyTorch dispatches to ("AVX2", "AVX512", ...) and the dtype retime's default CPU
+        # engine runs its convolutions in (bfloat16 needs AVX-512 BF16 or AMX): the two facts that decide speed
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_conv_dtype": str(conv_dtype or torch.float32).removeprefix("torch."),
         "cores": usable_cores(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

@@ -181,7 +181,11 @@ def speed_tables(results: list[dict[str, Any]]) -> list[Table]:
 
 def machine_lines(machine: dict[str, Any]) -> list[str]:
     gpu = machine.get("gpu") or "none"
-    return [f"- CPU: {machine['cpu']}, {machine['cores']} cores usable; GPU: {gpu}",
+    isa = ""
+    if machine.get("cpu_capability"):
+        isa = (f" ({machine['cpu_capability']}; retime's CPU convolutions run in "
+               f"{machine.get('cpu_conv_dtype', 'float32')} here)")
+    return [f"- CPU: {machine['cpu']}{isa}, {machine['cores']} cores usable; GPU: {gpu}",
             f"- torch {machine['torch']} with {machine['torch_threads']} threads; Python {machine['python']}, "
             f"PyAV {machine['pyav']} (libavcodec {machine.get('libavcodec')}), numpy {machine['numpy']}",
             f"- retime {machine['retime']} (commit {machine.get('commit') or 'unknown'}), {machine['os']}",
