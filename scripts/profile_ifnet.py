@@ -3,11 +3,14 @@
 Usage: PYTHONPATH=. .venv/bin/python scripts/profile_ifnet.py HEIGHT WIDTH [THREADS]
 Prints ms per synthesized frame (both frames encoded in each call, as the reference engine does), the ratio to the
 reference, PSNR of each path's uint8 output against the reference's, then a torch.profiler table of the default
-path. Notes and results: docs/performance.md.
+path (the convolution dtype the engine picks on this CPU: bfloat16 with AVX-512 BF16 or AMX, else float32). Notes and results: docs/performance.md.
 """
 import torch, torch.nn.functional as F, time, sys
 torch.set_num_threads(int(sys.argv[3]) if len(sys.argv)>3 else 2)
 from retime.interpolate.ifnet import IFNet
+from retime.interpolate.engine import choose_device, keep_freed_memory
+keep_freed_memory()  # as the engine does
+DEFAULT_DTYPE = choose_device('cpu')[1]
 from retime.interpolate.weights import load_state_dict, load_into, strip_prefixes
 from tests.helpers import reference_ifnet, WEIGHTS
 from pathlib import Path
@@ -38,7 +41,9 @@ with torch.inference_mode():
         print(name, f'{res[name]:.0f} ms', 'psnr vs ref (uint8)', 10*torch.log10(torch.tensor(255**2/max(mse,1e-12))).item())
     for k in variants: print(k, 'ratio', res[k]/res['ref'])
 from torch.profiler import profile, ProfilerActivity
-st0, st1 = net.encode_frame(a), net.encode_frame(b)
+with torch.inference_mode():  # channels-last, as the engine's prepare() makes them
+    st0, st1 = (x.contiguous(memory_format=torch.channels_last) for x in (net.encode_frame(a), net.encode_frame(b)))
+print('profiled: forward_sparse with conv_dtype', DEFAULT_DTYPE)
 with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-    net.forward_sparse(st0, st1, t, conv_dtype=torch.bfloat16)
+    net.forward_sparse(st0, st1, t, conv_dtype=DEFAULT_DTYPE)
 print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=30))
