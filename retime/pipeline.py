@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 #: Decoded frames waiting between the decode thread and the renderer, and rendered frames waiting for the encoder.
-#: Small: each is a full frame (a few MB at 1080p); 8 is enough to keep both threads busy.
+#: Small: each is a full frame (a few MB at 1080p; a decoded one is held twice, as the frame and its RGB array). 3 keeps
+#: both threads busy, since the model is slower than decoding and encoding at every size (8 held ~35 MB more at
+#: 720p for no speed: docs/performance.md, change 22).
 QUEUE_FRAMES = 3
 
 
