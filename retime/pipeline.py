@@ -55,8 +55,8 @@ __all__ = [
 
 #: Decoded frames waiting between the decode thread and the renderer, and rendered frames waiting for the encoder.
 #: Small: each is a full frame (a few MB at 1080p; a decoded one is held twice, as the frame and its RGB array). 3 keeps
-#: both threads busy, since the model is slower than decoding and encoding at every size (8 held ~35 MB more at
-#: 720p for no speed: docs/performance.md, change 22).
+#: both threads busy: fix-drops on a 100 s 320x240 clip (decode and encode bound) took 22.4-22.5 s against 21.8-22.3
+#: with 8, and on the 720p clip 11.1 s and 779 MiB against 12.0 s and 811 MiB (docs/performance.md, change 22).
 QUEUE_FRAMES = 3
 
 
