@@ -131,8 +131,11 @@ def test_folded_resconv_equals_resconv():
     with torch.no_grad():
         res.beta.copy_(torch.randn_like(res.beta))  # the checkpoint's β are not ones; negative ones flip the sign
     x = torch.randn(2, 8, 11, 13)
+    before = x.clone()
     with torch.inference_mode():
-        assert torch.allclose(FoldedResConv(res)(x.clone()), res(x), atol=1e-5)
+        folded = FoldedResConv(res)(x)
+        assert torch.equal(x, before)  # in place on the convolution's output, never on the input
+        assert torch.allclose(folded, res(x), atol=1e-5)
 
 
 def test_pixel_shuffle_view_reads_what_pixel_shuffle_writes():
@@ -148,14 +151,31 @@ def test_run_block_takes_over_its_input():
     computes what the whole block computes."""
     from retime.interpolate.ifnet import _run_block
 
+    import weakref
+
     torch.manual_seed(0)
     net = IFNet().eval()
     block = net._sparse_blocks(torch.float32, torch.device("cpu"))[2]
     x = torch.randn(1, 28, 32, 48).contiguous(memory_format=torch.channels_last)
     handed = [x.clone()]
+    alive_at_second_conv = []
+    probe = weakref.ref(handed[0])
+    hook = block[0][1].register_forward_pre_hook(lambda module, args: alive_at_second_conv.append(probe() is not None))
     with torch.inference_mode():
         out = _run_block(block, handed)
-        assert handed == [] and torch.equal(out, block(x))
+        hook.remove()
+        assert handed == [] and alive_at_second_conv == [False]  # freed right after the first convolution
+        assert torch.equal(out, block(x))
+
+
+def test_building_the_fast_path_draws_no_random_numbers():
+    """The converted blocks are made on the meta device: a seeded caller's random stream is not moved by them."""
+    net = IFNet().eval()
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    blocks = net._sparse_blocks(torch.float32, torch.device("cpu"))
+    assert torch.equal(state, torch.get_rng_state())
+    assert not any(p.requires_grad for block in blocks for p in block.parameters())
 
 
 def test_sparse_path_follows_weight_changes():

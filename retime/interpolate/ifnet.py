@@ -84,13 +84,20 @@ class FoldedResConv(nn.Module):
     def __init__(self, res: ResConv) -> None:
         super().__init__()
         conv = res.conv
-        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1)
         beta = res.beta.detach().reshape(-1)
-        self.conv.weight.data = conv.weight.detach() * beta[:, None, None, None]
-        self.conv.bias.data = conv.bias.detach() * beta
+        self.conv = _inference_conv(nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, device="meta"),
+                                    conv.weight.detach() * beta[:, None, None, None], conv.bias.detach() * beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu_(self.conv(x).add_(x), 0.2)
+
+
+def _inference_conv(conv: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> nn.Module:
+    """``conv`` (made on the ``meta`` device, so that building it draws nothing from torch's random generator) with
+    the given weight and bias as parameters that need no gradient: the fast path's converted layers."""
+    conv.weight = nn.Parameter(weight, requires_grad=False)
+    conv.bias = nn.Parameter(bias, requires_grad=False)
+    return conv
 
 
 class IFBlock(nn.Module):
@@ -270,9 +277,8 @@ class IFNet(nn.Module):
                 first.weight.data = first.weight.data[:, _pair_order(first.in_channels, first.weight.device)]
                 head = block.lastconv[0]
                 if i == len(self.blocks) - 1:  # output channels 0-19 become flow (4) and mask (1) after the shuffle
-                    pruned = nn.ConvTranspose2d(head.in_channels, 20, 4, 2, 1)
-                    pruned.weight.data, pruned.bias.data = head.weight.data[:, :20], head.bias.data[:20]
-                    head = pruned
+                    head = _inference_conv(nn.ConvTranspose2d(head.in_channels, 20, 4, 2, 1, device="meta"),
+                                           head.weight.detach()[:, :20], head.bias.detach()[:20])
                 trunk = nn.Sequential(*(FoldedResConv(res) for res in block.convblock))
                 copies.append(nn.Sequential(block.conv0, trunk, head, nn.PixelShuffle(2))
                               .to(device=device, dtype=dtype, memory_format=torch.channels_last).eval())
