@@ -94,7 +94,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option(
     help="IFNet checkpoint to use instead of the registry default (weights/manifest.json); also $RETIME_WEIGHTS.")]
 ScaleOpt = Annotated[Optional[float], typer.Option(
     "--scale", metavar="S", show_default=False,
-    help="RIFE's flow resolution: 1.0 (default up to 1440p), 0.5 for 4K (default above 1440p).")]
+    help="RIFE's flow resolution: 1 (default up to 1440p), 0.5 for 4K (default above 1440p), 0.25 for 8K, 0.125.")]
 PrecisionOpt = Annotated[Precision, typer.Option(
     "--precision", help="auto: convolutions in bfloat16 on CPUs that have it, float16 on CUDA (faster; >= 50 dB "
     "from float32 on the benchmark frames); float32: the reference implementation's frames, slower.")]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from retime.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Defaults:
@@ -56,6 +58,18 @@ class Defaults:
     device: str = "auto"
     #: RIFE's resolution knob: 1.0 for up to 1080p, 0.5 for 4K (the flow is estimated at half resolution).
     scale: float = 1.0
+    #: The scale values the network runs at. Its blocks resize by 16/scale ... 1/scale and back; with a factor that
+    #: is not a power of two the sizes do not come back (0.75 at 340 pixels wide: 341), which fails in the reference
+    #: implementation as it did here, so only these are accepted (8K: 0.25).
+    scale_choices: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+
+    def check_scale(self, scale: float | None) -> None:
+        """Raise :class:`~retime.errors.UsageError` unless ``scale`` is ``None`` (automatic) or in
+        :attr:`scale_choices`."""
+        if scale is not None and scale not in self.scale_choices:
+            choices = ", ".join(f"{c:g}" for c in self.scale_choices)
+            raise UsageError(f"scale (--scale) must be one of {choices} (1 up to 1440p, 0.5 for 4K, 0.25 for 8K), "
+                             f"got {scale:g}")
     #: Upsampling factor when neither --factor nor --fps is given.
     factor: int = 2
 

@@ -447,7 +447,8 @@ class ModelSettings:
 
     Attributes:
         weights: IFNet checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default.
-        scale: RIFE's resolution knob (``None``: 1.0 up to 1440p, 0.5 above).
+        scale: RIFE's resolution knob, one of :attr:`~retime.defaults.Defaults.scale_choices` (``None``: 1.0 up
+            to 1440p, 0.5 above).
         refine: add the refinement stage (docs/refinement.md); off by default.
         precision: ``"auto"`` (bfloat16/float16 convolutions where the device has them) or ``"float32"`` (the
             reference implementation's frames); see ``Interpolator``.
@@ -457,6 +458,9 @@ class ModelSettings:
     scale: float | None = None
     refine: bool = False
     precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        DEFAULTS.check_scale(self.scale)  # before any work: the engine is built only after pass 1
 
 
 def _default_interpolator(device: str, model: ModelSettings | None = None) -> Callable[[], FrameInterpolator]:

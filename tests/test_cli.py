@@ -286,9 +286,12 @@ def test_click_usage_errors_are_one_line_with_exit_2(argv, message, capsys):
     assert len(lines) == 1 and lines[0].startswith("retime: error: ") and message in lines[0]
 
 
-def test_bad_preset_and_huge_factor_are_usage_errors_before_any_work(clips, tmp_path):
+def test_bad_preset_scale_and_huge_factor_are_usage_errors_before_any_work(clips, tmp_path):
     out = tmp_path / "o.mp4"
     assert "--preset" in _one_error_line(invoke("fix-drops", "--preset", "foo", clips["lossy"].path, out), EXIT_USAGE)
     assert "1000 fps" in _one_error_line(invoke("upsample", "--factor", "100000", clips["lossy"].path, out),
                                          EXIT_USAGE)
+    # RIFE's scale knob off a power of two used to fail inside the network (exit 1) after pass 1
+    for command in ("fix-drops", "upsample"):
+        assert "--scale" in _one_error_line(invoke(command, "--scale", "0.75", clips["lossy"].path, out), EXIT_USAGE)
     assert not out.exists()

@@ -264,6 +264,19 @@ def test_bad_inputs_are_rejected(interpolator, bikes):
     assert interpolator.interpolate(bikes[0], bikes[2], []) == []
 
 
+def test_scale_is_a_power_of_two(bikes):
+    """RIFE's scale knob runs at 1, 0.5, 0.25 and 0.125 (the fast path); other values are refused up front, since
+    the network's resizes by 16/scale ... 1/scale do not come back to the frame's size (0.75: 340 -> 341)."""
+    require(WEIGHTS, "weights")
+    with pytest.raises(UsageError, match="scale"):
+        Interpolator(device="cpu", scale=0.75)
+    engine = Interpolator(device="cpu", scale=0.25)
+    a, b = (np.ascontiguousarray(f[:72, :100]) for f in (bikes[0], bikes[2]))
+    (out,) = engine.interpolate(a, b, [0.5])
+    assert out.shape == a.shape and out.dtype == np.uint8
+    assert psnr(out, a) < 99 and psnr(out, b) < 99  # a new frame, not a copy of either
+
+
 def test_half_precision_path_keeps_shape_and_dtype(bikes):
     require(WEIGHTS, "weights")
     half = Interpolator(device="cpu", precision="float16")

@@ -110,7 +110,8 @@ class Interpolator:
     Args:
         weights: checkpoint path; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default (``weights/``).
         device: ``"auto"`` (CUDA + float16 if available, else CPU float32), ``"cpu"`` or ``"cuda"``.
-        scale: RIFE's resolution knob (1.0 up to 1440p; 0.5 estimates flow at half resolution, for 4K);
+        scale: RIFE's resolution knob, a power of two (1.0 up to 1440p; 0.5 estimates flow at half resolution, for
+            4K; 0.25 for 8K);
             ``None`` picks 0.5 above 2560x1440 and 1.0 otherwise.
         threads: CPU threads for PyTorch (``None`` leaves PyTorch's default, one per core).
         precision: ``"auto"`` runs the convolutions in float16 on CUDA and bfloat16 on CPUs with native bfloat16
@@ -125,14 +126,14 @@ class Interpolator:
 
     Raises:
         ModelError: weights missing, truncated, with the wrong SHA-256 or the wrong layout.
-        UsageError: unknown or unavailable device, or ``scale`` not in (0, 1].
+        UsageError: unknown or unavailable device, or ``scale`` not one of
+            :attr:`~retime.defaults.Defaults.scale_choices` (1, 0.5, 0.25, 0.125).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
                  scale: float | None = None, threads: int | None = None, precision: str = "auto",
                  refine: bool = False, refine_weights: str | os.PathLike | None = None) -> None:
-        if scale is not None and not 0 < scale <= 1:
-            raise UsageError(f"scale must be in (0, 1], got {scale}")
+        DEFAULTS.check_scale(scale)
         self.device, self.conv_dtype = choose_device(device)
         precisions = {"auto": self.conv_dtype, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
         if precision not in precisions:
