@@ -289,6 +289,10 @@ class IFNet(nn.Module):
                        scales: tuple[float, ...] = SCALES, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
         """The interpolated frame Î_t (paper eq. 1), computed as :meth:`forward` does but only where it is read.
 
+        Inference only: its converted blocks need no gradient, and it writes into preallocated tensors (``out=``,
+        in place) that autograd cannot follow, so stacks that require gradients are refused by PyTorch; train
+        through :meth:`forward`.
+
         Args:
             stack0, stack1: ``(1, 7, H, W)`` float32 (or float16) outputs of :meth:`encode_frame` for I_0 and I_1,
                 H and W multiples of ``4 * max(scales)``.
