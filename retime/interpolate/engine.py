@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from retime.defaults import DEFAULTS
-from retime.errors import ModelError, UsageError
+from retime.errors import UsageError
 from retime.interpolate.ifnet import SCALES, STRIDE, IFNet
 from retime.interpolate.weights import load_into, load_state_dict, resolve_weights
 
