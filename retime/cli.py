@@ -65,6 +65,17 @@ class Precision(str, Enum):
     float32 = "float32"
 
 
+class Quality(str, Enum):
+    fast = "fast"
+    balanced = "balanced"
+    best = "best"
+
+
+class ModelName(str, Enum):
+    rife46 = "rife-4.6"
+    rife42 = "rife-4.2x"
+
+
 # --- shared options -------------------------------------------------------------------------------------------
 
 InPath = Annotated[Path, typer.Argument(metavar="IN", help="Input video file.", show_default=False)]
@@ -92,9 +103,18 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace O
 WeightsOpt = Annotated[Optional[Path], typer.Option(
     "--weights", metavar="PATH", envvar="RETIME_WEIGHTS", show_default=False,
     help="IFNet checkpoint to use instead of the registry default (weights/manifest.json); also $RETIME_WEIGHTS.")]
-ScaleOpt = Annotated[Optional[float], typer.Option(
-    "--scale", metavar="S", show_default=False,
-    help="RIFE's flow resolution: 1 (default up to 1440p), 0.5 for 4K (default above 1440p), 0.25 for 8K, 0.125.")]
+ScaleOpt = Annotated[str, typer.Option(
+    "--scale", metavar="S",
+    help="RIFE's flow resolution: auto (chosen on the input by rebuilding frames it has, per --quality), or 2 "
+         "(finer, small frames), 1, 0.5 (4K), 0.25 (8K), 0.125.")]
+QualityOpt = Annotated[Quality, typer.Option(
+    "--quality", help="fast: RIFE 4.6; balanced: 4.6 with ensembling and a flow-scale search on the input; best: "
+                      "a wider search (slowest). Table in docs/quality.md.")]
+ModelOpt = Annotated[Optional[ModelName], typer.Option(
+    "--model", help="Interpolation model (default: the preset's, RIFE 4.6).", show_default=False)]
+EnsembleOpt = Annotated[Optional[bool], typer.Option(
+    "--ensemble/--no-ensemble", help="Average with the time-reversed estimate (about 1.5x the time; default: the "
+                                     "preset's).", show_default=False)]
 PrecisionOpt = Annotated[Precision, typer.Option(
     "--precision", help="auto: convolutions in bfloat16 on CPUs that have it, float16 on CUDA (faster; >= 50 dB "
     "from float32 on the benchmark frames); float32: the reference implementation's frames, slower.")]
@@ -245,10 +265,20 @@ def _settings(threshold: float, max_run: int, scene_cut: float):
     return DetectionSettings(threshold=threshold, max_run=max_run, scene_cut=scene_cut)
 
 
-def _model(weights: Path | None, scale: float | None, refine: bool, precision: Precision = Precision.auto):
+def _model(weights: Path | None, scale: str, refine: bool, precision: Precision = Precision.auto,
+           quality: Quality = Quality(DEFAULTS.quality), model: ModelName | None = None,
+           ensemble: bool | None = None):
     from retime.pipeline import ModelSettings
 
-    return ModelSettings(weights=weights, scale=scale, refine=refine, precision=precision.value)
+    if scale.strip().lower() == "auto":
+        value = None
+    else:
+        try:
+            value = float(scale)
+        except ValueError:
+            raise typer.BadParameter(f"expected auto or a number, got {scale!r}", param_hint="--scale") from None
+    return ModelSettings(weights=weights, scale=value, refine=refine, precision=precision.value,
+                         quality=quality.value, model=model.value if model else None, ensemble=ensemble)
 
 
 def _encode(codec: str | None, crf: int, preset: str):
@@ -277,6 +307,14 @@ def _summary(result) -> None:
         lines.append("  kept: " + "; ".join(f"frames {r.start}-{r.start + r.length - 1} ({r.action})" for r in kept))
     if det.cuts:
         lines.append(f"  scene cuts before frame(s): {', '.join(map(str, det.cuts[:12]))}")
+    if result.model:
+        m = result.model
+        setting = f"scale {m['scale']:g}{', ensemble' if m['ensemble'] else ''}"
+        if m["searched"]:
+            tried = ", ".join(f"{t['scale']:g}{'+ens' if t['ensemble'] else ''} {t['psnr']:.2f} dB"
+                              for t in m["trials"])
+            setting += f" (chosen by rebuilding frames {', '.join(map(str, m['rebuilt_frames']))}: {tried})"
+        lines.append(f"  model {m['name']} ({m['quality']}): {setting}")
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     device = f" on {result.device}" if result.device else ""
     lines.append(f"  {a.n_frames} frames in, {result.frames_written} written ({result.synthesized} synthesized, "
@@ -302,7 +340,10 @@ def fix_drops_cmd(
     preset: PresetOpt = DEFAULTS.preset,
     device: DeviceOpt = Device(DEFAULTS.device),
     weights: WeightsOpt = None,
-    scale: ScaleOpt = None,
+    quality: QualityOpt = Quality(DEFAULTS.quality),
+    model: ModelOpt = None,
+    scale: ScaleOpt = "auto",
+    ensemble: EnsembleOpt = None,
     refine: RefineOpt = False,
     precision: PrecisionOpt = Precision.auto,
     overwrite: OverwriteOpt = False,
@@ -321,7 +362,7 @@ def fix_drops_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
-                           model=_model(weights, scale, refine, precision), overwrite=overwrite, progress=bar)
+                           model=_model(weights, scale, refine, precision, quality, model, ensemble), overwrite=overwrite, progress=bar)
     _write_report(report, result.to_dict(), avoid=(input, output))
     if not quiet:
         _summary(result)
@@ -345,7 +386,10 @@ def upsample_cmd(
     preset: PresetOpt = DEFAULTS.preset,
     device: DeviceOpt = Device(DEFAULTS.device),
     weights: WeightsOpt = None,
-    scale: ScaleOpt = None,
+    quality: QualityOpt = Quality(DEFAULTS.quality),
+    model: ModelOpt = None,
+    scale: ScaleOpt = "auto",
+    ensemble: EnsembleOpt = None,
     refine: RefineOpt = False,
     precision: PrecisionOpt = Precision.auto,
     overwrite: OverwriteOpt = False,
@@ -363,7 +407,7 @@ def upsample_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
-                          device=device.value, model=_model(weights, scale, refine, precision), overwrite=overwrite,
+                          device=device.value, model=_model(weights, scale, refine, precision, quality, model, ensemble), overwrite=overwrite,
                           progress=bar)
     _write_report(report, result.to_dict(), avoid=(input, output))
     if not quiet:

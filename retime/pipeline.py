@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Container, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -92,6 +92,7 @@ class Analysis:
         scores: ``scores[i]`` = mean absolute grey-level difference of frames i and i + 1 (grey levels).
         detection: duplicates, runs, freezes, scene cuts.
         plan: the fix-drops plan for this detection.
+        pictures: the RGB frames kept for choosing the model's settings (:func:`tuning_samples`).
     """
 
     info: VideoInfo
@@ -100,6 +101,8 @@ class Analysis:
     scores: tuple[float, ...]
     detection: Detection
     plan: FixDropsPlan
+    #: RGB pictures of the frames asked for with ``keep_rgb`` (index -> (H, W, 3) uint8); not part of the JSON.
+    pictures: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def n_frames(self) -> int:
@@ -149,10 +152,10 @@ class Analysis:
 
 
 def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info: VideoInfo | None = None,
-            progress: Progress | None = None) -> Analysis:
+            progress: Progress | None = None, keep_rgb: Container[int] = ()) -> Analysis:
     """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, plan fix-drops.
 
-    Memory: one grey frame pair plus a few numbers per frame.
+    Memory: one grey frame pair plus a few numbers per frame, and the RGB pictures of the frames in ``keep_rgb``.
 
     Raises:
         InputError: the file is missing, not a video, has no video stream, is corrupted or truncated, or has fewer
@@ -166,7 +169,10 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
     durations: list[int | None] = []
     scores: list[float] = []
     previous: np.ndarray | None = None
-    for frame in iter_luma(path):
+    pictures: dict[int, np.ndarray] = {}
+    for frame in iter_luma(path, keep_rgb=keep_rgb):
+        if frame.rgb is not None:
+            pictures[frame.index] = frame.rgb
         if previous is not None:
             if frame.luma.shape != previous.shape:
                 raise InputError(f"{path}: the frame size changes at frame {frame.index} "
@@ -181,7 +187,8 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
         raise InputError(f"{path}: the video has {len(pts)} frame(s); at least 2 are needed")
     detection = detect(scores, settings)
     return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, info),
-                    scores=tuple(scores), detection=detection, plan=plan_fix_drops(len(pts), detection))
+                    scores=tuple(scores), detection=detection, plan=plan_fix_drops(len(pts), detection),
+                    pictures=pictures)
 
 
 def _expected_frames(info: VideoInfo) -> int | None:
@@ -228,6 +235,9 @@ class RunResult:
     device: str | None = None
     peak_window: int = 0  # most source frames held at once in pass 2 (bounded by plan.max_lookahead)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the model and its settings as used, with the evidence of the scale search (``None``: nothing synthesized
+    #: or an injected interpolator)
+    model: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,6 +255,7 @@ class RunResult:
             "device": self.device,
             "seconds": round(self.seconds, 3),
             "output_plan": self.plan.to_dict() if self.command == "upsample" else None,
+            "model": self.model,
             **self.extra,
         }
 
@@ -443,24 +454,54 @@ def _model_input(engine: FrameInterpolator, frame: DecodedFrame, prepared: dict[
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """How the default interpolator is built (``retime.interpolate.Interpolator``'s arguments besides the device).
+    """How the default interpolator is built and set (``retime.interpolate.Interpolator``'s arguments besides the
+    device).
 
     Attributes:
-        weights: IFNet checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default.
-        scale: RIFE's resolution knob, one of :attr:`~retime.defaults.Defaults.scale_choices` (``None``: 1.0 up
-            to 1440p, 0.5 above).
+        weights: checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry entry of ``model``.
+        quality: the preset (:data:`~retime.defaults.QUALITY_PRESETS`): ``fast``, ``balanced`` or ``best``.
+        model: registry name (``rife-4.6``, ``rife-4.2x``); ``None``: the preset's (4.2x with ``refine``).
+        scale: RIFE's flow scale, one of :attr:`~retime.defaults.Defaults.scale_choices`; ``None`` (auto): chosen
+            on the input by the preset's search (:mod:`retime.interpolate.autotune`), or by frame size for a
+            preset without one.
+        ensemble: ``True``/``False`` fixes it; ``None``: the preset's (searched when the preset tries both).
         refine: add the refinement stage (docs/refinement.md); off by default.
         precision: ``"auto"`` (bfloat16/float16 convolutions where the device has them) or ``"float32"`` (the
             reference implementation's frames); see ``Interpolator``.
+
+    Raises:
+        UsageError: unknown preset or a scale that is not offered (checked when made, before any work).
     """
 
     weights: Path | None = None
     scale: float | None = None
     refine: bool = False
     precision: str = "auto"
+    quality: str = DEFAULTS.quality
+    model: str | None = None
+    ensemble: bool | None = None
 
     def __post_init__(self) -> None:
         DEFAULTS.check_scale(self.scale)  # before any work: the engine is built only after pass 1
+        DEFAULTS.quality_preset(self.quality)
+
+    @property
+    def preset(self):
+        return DEFAULTS.quality_preset(self.quality)
+
+    @property
+    def model_name(self) -> str:
+        return self.model or ("rife-4.2x" if self.refine else self.preset.model)
+
+    def candidates(self, height: int, width: int) -> list:
+        """The settings the search tries at this frame size (pixels): one when nothing is searched."""
+        from retime.interpolate.autotune import Candidate
+
+        base = 0.5 if height * width > 2560 * 1440 else 1.0
+        scales = [self.scale] if self.scale is not None else \
+            [base * step for step in self.preset.scale_steps if base * step in DEFAULTS.scale_choices]
+        ensembles = [self.ensemble] if self.ensemble is not None else list(self.preset.ensembles)
+        return [Candidate(sc, en) for sc in scales for en in ensembles]
 
 
 def _default_interpolator(device: str, model: ModelSettings | None = None) -> Callable[[], FrameInterpolator]:
@@ -469,10 +510,65 @@ def _default_interpolator(device: str, model: ModelSettings | None = None) -> Ca
     def build() -> FrameInterpolator:
         from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
 
+        first = model.candidates(1, 1)[0]
         return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine,
-                            precision=model.precision)
+                            precision=model.precision, model=model.model_name, ensemble=first.ensemble)
 
     return build
+
+
+#: Most memory the search's sample frames may take (bytes; three RGB frames per sample).
+SAMPLE_BYTES = 96 << 20
+
+
+def tuning_positions(info: VideoInfo, model: ModelSettings | None) -> list[int]:
+    """Source frames whose RGB pictures pass 1 keeps for the settings search: ``i - 1, i, i + 1`` around each of
+    the preset's sample positions, spread evenly over the expected frame count; none without a search."""
+    model = model or ModelSettings()
+    if len(model.candidates(info.height, info.width)) < 2:
+        return []
+    total = _expected_frames(info) or 0
+    per_sample = 3 * info.width * info.height * 3
+    count = max(1, min(model.preset.samples, SAMPLE_BYTES // max(per_sample, 1)))
+    if total < 3:
+        return []
+    centres = sorted({min(max(1, round((k + 0.5) * total / count)), total - 2) for k in range(count)})
+    return sorted({i + d for c in centres for i in (c,) for d in (-1, 0, 1)})
+
+
+def tuning_samples(analysis: Analysis) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(i, frame i - 1, frame i, frame i + 1)`` for each kept centre i whose three frames are distinct pictures
+    of one shot (no duplicate and no scene cut among them)."""
+    det = analysis.detection
+    duplicates, cuts = set(det.duplicates), set(det.cuts)
+    pics = analysis.pictures
+    out = []
+    for i in sorted(pics):
+        if i - 1 in pics and i + 1 in pics and not ({i, i + 1} & (duplicates | cuts)):
+            out.append((i, pics[i - 1], pics[i], pics[i + 1]))
+    return out
+
+
+def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | None, *,
+          prefer_finer: bool) -> dict[str, Any] | None:
+    """Choose and set the real engine's scale and ensembling on the input; the report's ``model`` section.
+    ``None`` for an injected interpolator (it has no settings)."""
+    if not hasattr(engine, "model_name"):
+        return None
+    from retime.interpolate.autotune import choose
+
+    model = model or ModelSettings()
+    info = analysis.info
+    candidates = model.candidates(info.height, info.width)
+    samples = tuning_samples(analysis) if len(candidates) > 1 else []
+    if len(candidates) > 1 and not samples:  # nothing to rebuild: the size rule, with the preset's ensembling
+        base = engine.scale_for(info.height, info.width)
+        candidates = [min(candidates, key=lambda c: (abs(c.scale - base), c.ensemble))]
+    choice = choose(engine, samples, candidates, prefer_finer=prefer_finer)
+    engine.scale, engine.ensemble = choice.candidate.scale, choice.candidate.ensemble
+    analysis.pictures.clear()
+    return {"name": engine.model_name, "quality": model.quality, "precision": model.precision,
+            "searched": len(choice.trials) > 0, **choice.to_dict()}
 
 
 def _check_device(device: str) -> None:
@@ -559,17 +655,20 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
     with atomic_output(output, input=input, overwrite=overwrite) as tmp:
         with VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
                          label=output) as writer:
-            analysis = analyse(input, detection, info=info, progress=progress)
+            keep = tuning_positions(info, model) if interpolator is None else []
+            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
             plan = analysis.plan
+            tuning = None
             if plan.synthesized:
-                get_engine()  # weights are checked before the long pass, not in the middle of it
+                # weights are checked before the long pass, not in the middle of it
+                tuning = _tune(get_engine(), analysis, model, prefer_finer=False)
             peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
                                   lambda: iter_frames(input), get_engine, progress)
         written = writer.frames_written
     return RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
                      frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
                      encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=info.frame_rate,
-                     device=_device_name(get_engine), peak_window=peak)
+                     device=_device_name(get_engine), peak_window=peak, model=tuning)
 
 
 #: Highest output frame rate upsample accepts (frames per second): a guard against a typo that would synthesize
@@ -677,7 +776,10 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     time_base, first_pts, ticks = _output_timeline(out_rate, start)
     with atomic_output(output, input=input, overwrite=overwrite) as tmp:
         with VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate, label=output) as writer:
-            analysis = analyse(input, detection, info=info, progress=progress)
+            keep = tuning_positions(info, model) if interpolator is None else []
+            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
+            # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
+            tuning = _tune(get_engine(), analysis, model, prefer_finer=True)
             times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
             # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
             end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]
@@ -690,4 +792,4 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     return RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
                      frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
                      encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=out_rate,
-                     device=_device_name(get_engine), peak_window=peak)
+                     device=_device_name(get_engine), peak_window=peak, model=tuning)
