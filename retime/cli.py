@@ -309,12 +309,12 @@ def _summary(result) -> None:
         lines.append(f"  scene cuts before frame(s): {', '.join(map(str, det.cuts[:12]))}")
     if result.model:
         m = result.model
-        setting = f"scale {m['scale']:g}{', ensemble' if m['ensemble'] else ''}"
+        setting = f"{m['model']} at scale {m['scale']:g}{' with ensembling' if m['ensemble'] else ''}"
         if m["searched"]:
-            tried = ", ".join(f"{t['scale']:g}{'+ens' if t['ensemble'] else ''} {t['psnr']:.2f} dB"
+            tried = ", ".join(f"{t['model']} {t['scale']:g}{'+ens' if t['ensemble'] else ''} {t['psnr']:.2f} dB"
                               for t in m["trials"])
-            setting += f" (chosen by rebuilding frames {', '.join(map(str, m['rebuilt_frames']))}: {tried})"
-        lines.append(f"  model {m['name']} ({m['quality']}): {setting}")
+            setting += f" (rebuilt frames {', '.join(map(str, m['rebuilt_frames']))}: {tried})"
+        lines.append(f"  model ({m['quality']}): {setting}")
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     device = f" on {result.device}" if result.device else ""
     lines.append(f"  {a.n_frames} frames in, {result.frames_written} written ({result.synthesized} synthesized, "

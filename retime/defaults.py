@@ -15,7 +15,7 @@ class QualityPreset:
     """What ``--quality NAME`` runs: a model, and the settings its flow scale search tries (``--scale auto``).
 
     Attributes:
-        model: weights registry name.
+        models: weights registry names, searched when more than one (the first is used without a search).
         scale_steps: candidate flow scales as multiples of the size rule's scale (1 up to 1440p, 0.5 above);
             one value means no search.
         ensembles: candidate ensembling settings.
@@ -23,21 +23,21 @@ class QualityPreset:
     """
 
     name: str
-    model: str
+    models: tuple[str, ...]
     scale_steps: tuple[float, ...]
     ensembles: tuple[bool, ...]
     samples: int
 
     @property
     def searches(self) -> bool:
-        return len(self.scale_steps) * len(self.ensembles) > 1
+        return len(self.models) * len(self.scale_steps) * len(self.ensembles) > 1
 
 
 #: The three presets; what each runs was decided by measurement (docs/quality.md).
 QUALITY_PRESETS = {
-    "fast": QualityPreset("fast", "rife-4.6", (1.0,), (False,), 0),
-    "balanced": QualityPreset("balanced", "rife-4.6", (1.0, 0.5), (True,), 4),
-    "best": QualityPreset("best", "rife-4.6", (2.0, 1.0, 0.5, 0.25), (False, True), 6),
+    "fast": QualityPreset("fast", ("rife-4.6",), (1.0,), (False,), 0),
+    "balanced": QualityPreset("balanced", ("rife-4.6", "rife-4.2x"), (1.0, 0.5), (True,), 4),
+    "best": QualityPreset("best", ("rife-4.6", "rife-4.2x"), (2.0, 1.0, 0.5), (False, True), 6),
 }
 
 

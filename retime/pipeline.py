@@ -460,7 +460,8 @@ class ModelSettings:
     Attributes:
         weights: checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry entry of ``model``.
         quality: the preset (:data:`~retime.defaults.QUALITY_PRESETS`): ``fast``, ``balanced`` or ``best``.
-        model: registry name (``rife-4.6``, ``rife-4.2x``); ``None``: the preset's (4.2x with ``refine``).
+        model: registry name (``rife-4.6``, ``rife-4.2x``); ``None``: the preset's (searched when it names
+            several; 4.2x with ``refine``).
         scale: RIFE's flow scale, one of :attr:`~retime.defaults.Defaults.scale_choices`; ``None`` (auto): chosen
             on the input by the preset's search (:mod:`retime.interpolate.autotune`), or by frame size for a
             preset without one.
@@ -490,8 +491,11 @@ class ModelSettings:
         return DEFAULTS.quality_preset(self.quality)
 
     @property
-    def model_name(self) -> str:
-        return self.model or ("rife-4.2x" if self.refine else self.preset.model)
+    def models(self) -> list[str]:
+        """The models to try, the first being the one used without a search (a ``weights`` file is one model)."""
+        if self.model or self.refine or self.weights is not None:
+            return [self.model or ("rife-4.2x" if self.refine else self.preset.models[0])]
+        return list(self.preset.models)
 
     def candidates(self, height: int, width: int) -> list:
         """The settings the search tries at this frame size (pixels): one when nothing is searched."""
@@ -501,20 +505,21 @@ class ModelSettings:
         scales = [self.scale] if self.scale is not None else \
             [base * step for step in self.preset.scale_steps if base * step in DEFAULTS.scale_choices]
         ensembles = [self.ensemble] if self.ensemble is not None else list(self.preset.ensembles)
-        return [Candidate(sc, en) for sc in scales for en in ensembles]
+        return [Candidate(m, sc, en) for m in self.models for sc in scales for en in ensembles]
+
+
+def _build_engine(device: str, model: ModelSettings, name: str) -> FrameInterpolator:
+    from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
+
+    first = model.candidates(1, 1)[0]
+    return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine,
+                        precision=model.precision, model=name, ensemble=first.ensemble)
 
 
 def _default_interpolator(device: str, model: ModelSettings | None = None) -> Callable[[], FrameInterpolator]:
+    """A factory of the interpolator of ``model``'s first model (built when first needed)."""
     model = model or ModelSettings()
-
-    def build() -> FrameInterpolator:
-        from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
-
-        first = model.candidates(1, 1)[0]
-        return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine,
-                            precision=model.precision, model=model.model_name, ensemble=first.ensemble)
-
-    return build
+    return lambda: _build_engine(device, model, model.models[0])
 
 
 #: Most memory the search's sample frames may take (bytes; three RGB frames per sample).
@@ -528,10 +533,10 @@ def tuning_positions(info: VideoInfo, model: ModelSettings | None) -> list[int]:
     if len(model.candidates(info.height, info.width)) < 2:
         return []
     total = _expected_frames(info) or 0
+    if total < 3:  # the container does not say: sample the first seconds
+        total = 120
     per_sample = 3 * info.width * info.height * 3
     count = max(1, min(model.preset.samples, SAMPLE_BYTES // max(per_sample, 1)))
-    if total < 3:
-        return []
     centres = sorted({min(max(1, round((k + 0.5) * total / count)), total - 2) for k in range(count)})
     return sorted({i + d for c in centres for i in (c,) for d in (-1, 0, 1)})
 
@@ -549,26 +554,40 @@ def tuning_samples(analysis: Analysis) -> list[tuple[int, np.ndarray, np.ndarray
     return out
 
 
-def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | None, *,
-          prefer_finer: bool) -> dict[str, Any] | None:
-    """Choose and set the real engine's scale and ensembling on the input; the report's ``model`` section.
-    ``None`` for an injected interpolator (it has no settings)."""
+def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | None, device: str, *,
+          prefer_finer: bool) -> tuple[FrameInterpolator, dict[str, Any] | None]:
+    """Choose the model and set its scale and ensembling on the input.
+
+    Returns:
+        ``(engine to render with, the report's model section)``; an injected interpolator (it has no settings)
+        comes back as it is, with ``None``.
+    """
     if not hasattr(engine, "model_name"):
-        return None
+        return engine, None
     from retime.interpolate.autotune import choose
 
     model = model or ModelSettings()
     info = analysis.info
     candidates = model.candidates(info.height, info.width)
     samples = tuning_samples(analysis) if len(candidates) > 1 else []
-    if len(candidates) > 1 and not samples:  # nothing to rebuild: the size rule, with the preset's ensembling
+    if len(candidates) > 1 and not samples:  # nothing to rebuild: the first model by the size rule
         base = engine.scale_for(info.height, info.width)
-        candidates = [min(candidates, key=lambda c: (abs(c.scale - base), c.ensemble))]
-    choice = choose(engine, samples, candidates, prefer_finer=prefer_finer)
-    engine.scale, engine.ensemble = choice.candidate.scale, choice.candidate.ensemble
+        candidates = [min((c for c in candidates if c.model == engine.model_name),
+                          key=lambda c: (abs(c.scale - base), not c.ensemble))]
+    engines = {engine.model_name: engine}
+
+    def get(name: str) -> FrameInterpolator:
+        if name not in engines:
+            engines[name] = _build_engine(device, model, name)
+        return engines[name]
+
+    choice = choose(get, samples, candidates, prefer_finer=prefer_finer)
+    chosen = get(choice.candidate.model)
+    chosen.scale, chosen.ensemble = choice.candidate.scale, choice.candidate.ensemble
+    engines.clear()
     analysis.pictures.clear()
-    return {"name": engine.model_name, "quality": model.quality, "precision": model.precision,
-            "searched": len(choice.trials) > 0, **choice.to_dict()}
+    return chosen, {"name": chosen.model_name, "quality": model.quality, "precision": model.precision,
+                    "searched": len(choice.trials) > 0, **choice.to_dict()}
 
 
 def _check_device(device: str) -> None:
@@ -661,7 +680,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
             tuning = None
             if plan.synthesized:
                 # weights are checked before the long pass, not in the middle of it
-                tuning = _tune(get_engine(), analysis, model, prefer_finer=False)
+                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=False)
+                get_engine = _memo(lambda: engine)
             peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
                                   lambda: iter_frames(input), get_engine, progress)
         written = writer.frames_written
@@ -779,7 +799,8 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
             keep = tuning_positions(info, model) if interpolator is None else []
             analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
             # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
-            tuning = _tune(get_engine(), analysis, model, prefer_finer=True)
+            engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=True)
+            get_engine = _memo(lambda: engine)
             times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
             # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
             end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]

@@ -15,8 +15,9 @@ Pure: frames in, a :class:`Choice` out; no files, no CLI.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,13 +29,17 @@ TIE_DB = 0.05
 
 @dataclass(frozen=True)
 class Candidate:
-    """One setting of the model: RIFE's flow ``scale`` (2, 1, 0.5, 0.25, 0.125) and ``ensemble`` on or off."""
+    """One setting: the model (registry name), RIFE's flow ``scale`` (2, 1, 0.5, 0.25, 0.125) and ``ensemble``."""
 
+    model: str
     scale: float
     ensemble: bool
 
     def label(self) -> str:
-        return f"scale {self.scale:g}{' + ensemble' if self.ensemble else ''}"
+        return f"{self.model} scale {self.scale:g}{' + ensemble' if self.ensemble else ''}"
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "scale": self.scale, "ensemble": self.ensemble}
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,8 @@ class Choice:
     frames: tuple[int, ...]
 
     def to_dict(self) -> dict:
-        return {"scale": self.candidate.scale, "ensemble": self.candidate.ensemble,
-                "rebuilt_frames": list(self.frames),
-                "trials": [{"scale": t.candidate.scale, "ensemble": t.candidate.ensemble, "psnr": round(t.psnr, 3),
+        return {**self.candidate.to_dict(), "rebuilt_frames": list(self.frames),
+                "trials": [{**t.candidate.to_dict(), "psnr": round(t.psnr, 3),
                             "per_frame": [round(p, 3) for p in t.per_sample],
                             "seconds_per_frame": round(t.seconds_per_frame, 3)} for t in self.trials]}
 
@@ -69,18 +73,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if err == 0 else float(10 * np.log10(255.0 ** 2 / err))
 
 
-def choose(engine, samples: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
            candidates: Sequence[Candidate], *, prefer_finer: bool = False) -> Choice:
     """Rebuild each sample with each candidate and return the best.
 
     Args:
-        engine: an :class:`~retime.interpolate.Interpolator` (its ``interpolate`` takes ``scale`` and
-            ``ensemble``).
+        engines: the :class:`~retime.interpolate.Interpolator` of a model name (its ``interpolate`` takes
+            ``scale`` and ``ensemble``); called only for the models that are tried.
         samples: ``(index, previous, frame, next)``: the source frame ``index`` and its neighbours, ``(H, W, 3)``
             uint8 RGB, all from one shot.
         candidates: the settings to try (at least one).
-        prefer_finer: among candidates within :data:`TIE_DB` of the best, take the one with the finest flow
-            (the largest scale), then the cheaper one (without ensembling).
+        prefer_finer: among candidates of the best one's model within :data:`TIE_DB` of it, take the one with
+            the finest flow (the largest scale), then the cheaper one (without ensembling).
 
     Returns:
         :class:`Choice`. With one candidate or no samples nothing is run and the first candidate is returned.
@@ -97,13 +101,13 @@ def choose(engine, samples: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarr
         scores = []
         started = time.perf_counter()
         for _, previous, truth, following in samples:
-            out = engine.interpolate(previous, following, [0.5], scale=candidate.scale,
-                                     ensemble=candidate.ensemble)[0]
+            out = engines(candidate.model).interpolate(previous, following, [0.5], scale=candidate.scale,
+                                                       ensemble=candidate.ensemble)[0]
             scores.append(min(psnr(out, truth), 100.0))  # identical frames: cap, so that a mean stays finite
         seconds = (time.perf_counter() - started) / len(samples)
         trials.append(Trial(candidate, float(np.mean(scores)), tuple(scores), seconds))
     best = max(trials, key=lambda t: t.psnr)
     if prefer_finer:
-        close = [t for t in trials if t.psnr >= best.psnr - TIE_DB]
+        close = [t for t in trials if t.psnr >= best.psnr - TIE_DB and t.candidate.model == best.candidate.model]
         best = max(close, key=lambda t: (t.candidate.scale, not t.candidate.ensemble))
     return Choice(best.candidate, tuple(trials), tuple(s[0] for s in samples))
