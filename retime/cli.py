@@ -7,6 +7,8 @@ lines. ``--quiet`` prints nothing on success except ``detect --json``'s JSON, wh
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
@@ -19,6 +21,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -26,8 +29,8 @@ from rich.text import Text
 
 from retime import __version__
 from retime.defaults import DEFAULTS
-from retime.errors import (EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT, EXIT_USAGE,
-                           OutputError, RetimeError)
+from retime.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT,
+                           EXIT_USAGE, OutputError, RetimeError)
 
 EPILOG = (
     "\b\nExit codes:\n"
@@ -39,7 +42,8 @@ EPILOG = (
     f"  {EXIT_OUTPUT}    output error: output exists (without --overwrite), output equals input,\n"
     f"       output folder missing or not writable, disk full, codec unsupported\n"
     f"  {EXIT_MODEL}    model error: weights missing, truncated or wrong\n"
-    f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no output is left behind"
+    f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGTERM, SIGHUP); no output is left behind\n"
+    f"  {EXIT_BROKEN_PIPE}  stdout closed early (e.g. piped into head); nothing more is printed"
 )
 
 app = typer.Typer(
@@ -83,8 +87,9 @@ MaxRunOpt = Annotated[int, typer.Option("--max-run", metavar="FRAMES",
 SceneCutOpt = Annotated[float, typer.Option("--scene-cut", metavar="GREY",
                                             help="Scene-cut threshold in grey levels; never interpolated across.")]
 CodecOpt = Annotated[Optional[str], typer.Option(
-    "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265) or ffv1 (lossless). "
-                    "Default: H.265 for HEVC input, else H.264.", show_default=False)]
+    "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265), ffv1 (lossless), vp9 "
+                    "(libvpx-vp9) or av1 (SVT-AV1, libaom or rav1e). Default: VP9 for .webm, else H.265 for HEVC "
+                    "input, else H.264.", show_default=False)]
 CrfOpt = Annotated[int, typer.Option("--crf", metavar="CRF", help="Quality for h264/h265 (0-51, lower is better).")]
 PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET",
                                         help="x264/x265 speed preset (ultrafast ... veryslow).")]
@@ -121,8 +126,9 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _fail(message: str) -> None:
     """One line on stderr, plain text (no wrapping, no markup), whatever the terminal width."""
-    sys.stderr.write(f"retime: error: {' '.join(str(message).split())}\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # stderr itself closed: nobody to tell
+        sys.stderr.write(f"retime: error: {' '.join(str(message).split())}\n")
+        sys.stderr.flush()
 
 
 def exit_point(command: Callable[..., None]) -> Callable[..., None]:
@@ -132,11 +138,15 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         debug = bool(kwargs.get("debug"))
-        previous = _sigterm_as_interrupt()
+        previous = _signals_as_interrupt()
         try:
             command(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         except typer.Exit:
             raise
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except RetimeError as exc:
             if debug:
                 traceback.print_exc()
@@ -153,21 +163,38 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
             _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             raise typer.Exit(EXIT_INTERNAL) from None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     return run
 
 
-def _sigterm_as_interrupt():
-    """Treat SIGTERM (a killed run) like Ctrl-C, so the temporary output is removed. Main thread only."""
+#: Signals that mean "stop now": a killed run (SIGTERM) or a closed terminal or SSH session (SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _signals_as_interrupt() -> dict:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the temporary output is removed; return the previous handlers.
+    Main thread only."""
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. some test runners)
-        return None
+    previous = {}
+    for signum in STOP_SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread (e.g. some test runners)
+            break
+    return previous
+
+
+def _silence_stdout() -> None:
+    """After a reader closed stdout (``retime detect ... | head``): point it at /dev/null, so that Python's own
+    flush at exit does not complain, and print nothing more (what Unix filters do)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # --- progress and output --------------------------------------------------------------------------------------
@@ -236,7 +263,9 @@ def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the report: {exc.strerror}") from None
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise OutputError(f"{path}: " + ("disk full: cannot write the report" if full else
+                                         f"cannot write the report: {exc.strerror}")) from None
 
 
 def _settings(threshold: float, max_run: int, scene_cut: float):
@@ -267,9 +296,12 @@ def _duplicate_list(analysis, limit: int = 12) -> str:
 def _summary(result) -> None:
     a = result.analysis
     det = a.detection
-    lines = [f"[bold]retime {result.command}[/] {result.input} -> {result.output}"]
+    lines = [f"[bold]retime {result.command}[/] {escape(str(result.input))} -> {escape(str(result.output))}"]
     if det.duplicates:
         lines.append(f"  {len(det.duplicates)} duplicate frame(s): {_duplicate_list(a)}")
+        if result.command == "upsample":
+            lines.append("  [bold]not repaired[/]: upsample keeps duplicates as they are (each is shown twice as "
+                         "long); run `retime fix-drops` first, then upsample its output")
     else:
         lines.append("  no duplicate frames found")
     kept = [r for r in a.plan.runs if r.action != "interpolate"]
@@ -282,6 +314,7 @@ def _summary(result) -> None:
     lines.append(f"  {a.n_frames} frames in, {result.frames_written} written ({result.synthesized} synthesized, "
                  f"{result.encoder} {result.pix_fmt} at {result.out_rate} fps) in {result.seconds:.1f} s "
                  f"({fps:.1f} fps{device})")
+    lines.extend(f"  note: {escape(note)}" for note in result.extra.get("notes", ()))
     for line in lines:
         _err.print(line)
 
@@ -321,8 +354,8 @@ def fix_drops_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
-                           model=_model(weights, scale, refine, precision), overwrite=overwrite, progress=bar)
-    _write_report(report, result.to_dict(), avoid=(input, output))
+                           model=_model(weights, scale, refine, precision), overwrite=overwrite, progress=bar,
+                           report=report)
     if not quiet:
         _summary(result)
 
@@ -364,8 +397,7 @@ def upsample_cmd(
     with _Bar(not quiet) as bar:
         result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
                           device=device.value, model=_model(weights, scale, refine, precision), overwrite=overwrite,
-                          progress=bar)
-    _write_report(report, result.to_dict(), avoid=(input, output))
+                          progress=bar, report=report)
     if not quiet:
         _summary(result)
 
@@ -400,7 +432,10 @@ def detect_cmd(
 
 
 def _print_analysis(analysis) -> None:
-    out = Console(highlight=False)
+    # Off a terminal (a pipe, a file) nothing is wrapped, so each record stays on one line for line-based tools.
+    out = Console(highlight=False, markup=False, soft_wrap=True)
+    if not out.is_terminal:
+        out = Console(highlight=False, markup=False, soft_wrap=True, width=100_000)
     info = analysis.info
     out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {info.frame_rate} fps, "
               f"{float(analysis.end_time):.3f} s")

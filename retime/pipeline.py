@@ -20,6 +20,7 @@ Output goes to a temporary file beside the target and is renamed into place only
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import threading
@@ -523,10 +524,15 @@ def _write_through(writer: VideoWriter, stamps: Callable[[int], tuple[int, int]]
     return peak
 
 
+def _attach_report(staged, report: str | Path | None, result: RunResult) -> None:
+    if report is not None:
+        staged.attach(report, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
+
+
 def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,
               encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
               device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-              progress: Progress | None = None) -> RunResult:
+              progress: Progress | None = None, report: str | Path | None = None) -> RunResult:
     """Replace duplicated frames with interpolated ones; every other frame, the frame count, every timestamp, the
     duration and the frame rate stay the input's. Other streams are copied.
 
@@ -543,6 +549,7 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
         model: weights, scale and refinement of the default interpolator.
         overwrite: replace an existing ``output``.
         progress: ``progress(stage, done, total)`` callback.
+        report: write :meth:`RunResult.to_dict` there as JSON, committed together with the video (both or neither).
 
     Raises:
         InputError, OutputError, ModelError, UsageError: see :mod:`retime.errors`; on any error (and on
@@ -556,8 +563,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
     get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device, model))
     if interpolator is None and device != "auto":
         _check_device(device)  # an explicit --device cuda without CUDA fails now, not after pass 1
-    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
-        with VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
+    with atomic_output(output, input=input, overwrite=overwrite) as staged:
+        with VideoWriter(staged.path, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
                          label=output) as writer:
             analysis = analyse(input, detection, info=info, progress=progress)
             plan = analysis.plan
@@ -565,11 +572,13 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
                 get_engine()  # weights are checked before the long pass, not in the middle of it
             peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
                                   lambda: iter_frames(input), get_engine, progress)
-        written = writer.frames_written
-    return RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
-                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
-                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=info.frame_rate,
-                     device=_device_name(get_engine), peak_window=peak)
+        result = RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis,
+                           plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
+                           seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
+                           out_rate=info.frame_rate, device=_device_name(get_engine), peak_window=peak,
+                           extra={"notes": writer.notes})
+        _attach_report(staged, report, result)
+    return result
 
 
 #: Highest output frame rate upsample accepts (frames per second): a guard against a typo that would synthesize
@@ -652,7 +661,7 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
              fps: Fraction | str | float | None = None, detection: DetectionSettings | None = None,
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
              device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-             progress: Progress | None = None) -> RunResult:
+             progress: Progress | None = None, report: str | Path | None = None) -> RunResult:
     """Raise the frame rate to ``factor`` x the input's or to ``fps``: a constant-frame-rate output of the same
     duration, source frames passed through, frames synthesized at the exact time between each pair, nothing
     blended across scene cuts. Other streams are copied.
@@ -675,8 +684,9 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     get_engine()  # upsampling always synthesizes: check the weights before any work
     start = (info.start_pts or 0) * info.time_base
     time_base, first_pts, ticks = _output_timeline(out_rate, start)
-    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
-        with VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate, label=output) as writer:
+    with atomic_output(output, input=input, overwrite=overwrite) as staged:
+        with VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
+                         label=output) as writer:
             analysis = analyse(input, detection, info=info, progress=progress)
             times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
             # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
@@ -686,8 +696,10 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
                 first_pts = round(plan.start_time / time_base)
             peak = _write_through(writer, lambda j: (first_pts + j * ticks, ticks), plan,
                                   lambda: iter_frames(input), get_engine, progress)
-        written = writer.frames_written
-    return RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
-                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
-                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=out_rate,
-                     device=_device_name(get_engine), peak_window=peak)
+        result = RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis,
+                           plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
+                           seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
+                           out_rate=out_rate, device=_device_name(get_engine), peak_window=peak,
+                           extra={"notes": writer.notes})
+        _attach_report(staged, report, result)
+    return result
