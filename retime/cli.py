@@ -8,7 +8,6 @@ lines. ``--quiet`` prints nothing on success except ``detect --json``'s JSON, wh
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import os
@@ -121,7 +120,14 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 # --- the one exit point ---------------------------------------------------------------------------------------
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Console(Console):
+    """A Rich console whose closed pipe ends the run like Unix filters (exit 141, silent), not Rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+_err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
@@ -138,6 +144,10 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         debug = bool(kwargs.get("debug"))
+        # File names and tags are bytes from the wild: print an undecodable name back as the bytes it is (as ls
+        # does) instead of failing on it.
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="surrogateescape")
         previous = _signals_as_interrupt()
         try:
             command(*args, **kwargs)
@@ -253,19 +263,14 @@ def _check_report(path: Path | None, *, avoid: tuple[Path, ...] = ()) -> None:
 
 
 def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
+    """Write ``data`` as JSON to ``path`` atomically (locked temp file + rename; ``detect``'s report: the video
+    commands commit theirs with the video)."""
     if path is None:
         return
     _check_report(path, avoid=avoid)
-    tmp = path.with_name(f".{path.name}.retime-tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        raise OutputError(f"{path}: " + ("disk full: cannot write the report" if full else
-                                         f"cannot write the report: {exc.strerror}")) from None
+    from retime.media.encode import write_atomically
+
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _settings(threshold: float, max_run: int, scene_cut: float):
@@ -433,9 +438,9 @@ def detect_cmd(
 
 def _print_analysis(analysis) -> None:
     # Off a terminal (a pipe, a file) nothing is wrapped, so each record stays on one line for line-based tools.
-    out = Console(highlight=False, markup=False, soft_wrap=True)
+    out = _Console(highlight=False, markup=False, soft_wrap=True)
     if not out.is_terminal:
-        out = Console(highlight=False, markup=False, soft_wrap=True, width=100_000)
+        out = _Console(highlight=False, markup=False, soft_wrap=True, width=100_000)
     info = analysis.info
     out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {info.frame_rate} fps, "
               f"{float(analysis.end_time):.3f} s")

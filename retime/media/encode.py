@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import re
 import secrets
@@ -117,20 +118,39 @@ def muxer_for(output: str | Path) -> str:
                           f"e.g. .mp4, .mkv, .mov or .webm") from None
 
 
+def header_fits(muxer: str, encoder: str) -> bool:
+    """Whether the ``muxer`` container takes ``encoder``'s video: a 64x64 header written into memory (FFmpeg's
+    codec table says yes to some pairs that the muxer then refuses, such as VP9 in QuickTime)."""
+    try:
+        with av.open(io.BytesIO(), mode="w", format=muxer) as scratch:
+            stream = scratch.add_stream(encoder, rate=25, options=_QUIET.get(encoder, {}))
+            stream.width = stream.height = 64
+            stream.pix_fmt = "yuv420p"
+            scratch.start_encoding()
+    except (ValueError, av.FFmpegError, OSError):
+        return False
+    return True
+
+
+_QUIET = {"libx265": {"x265-params": "log-level=error"}}
+
+
 def fitting_codecs(muxer: str) -> list[str]:
-    """The :data:`CODEC_NAMES` whose encoder this FFmpeg build has and the ``muxer`` container can hold."""
+    """The :data:`CODEC_NAMES` whose encoder this FFmpeg build has and the ``muxer`` container holds."""
+    os.environ.setdefault("SVT_LOG", "1")
     fits = []
-    with av.open("/nonexistent-retime-dir/x", mode="w", format=muxer) as scratch:
-        for name in CODEC_NAMES:
-            encoder = next((e for e in CODEC_ALIASES[name] if _has_encoder(e)), None)
-            if encoder is None:
-                continue
-            try:
-                scratch.add_stream(encoder, rate=25)
-            except (ValueError, av.FFmpegError):
-                continue
+    for name in CODEC_NAMES:
+        encoder = next((e for e in CODEC_ALIASES[name] if _has_encoder(e)), None)
+        if encoder is not None and header_fits(muxer, encoder):
             fits.append(name)
     return fits
+
+
+def _refused(label: Path, container: str, encoder: str, muxer: str) -> OutputError:
+    fits = fitting_codecs(muxer)
+    hint = f"use --codec {' or '.join(fits)}" if fits else "no codec of this FFmpeg build fits it"
+    return OutputError(f"{label}: the {container} container cannot hold {encoder} video; {hint}, or another "
+                       f"extension such as .mkv")
 
 
 def choose_encoder(requested: str | None, input_codec: str, muxer: str | None = None) -> str:
@@ -334,12 +354,12 @@ class StagedOutput:
             self.name, self.fd = self._named_temp(output)
         self.path = Path(f"/proc/self/fd/{self.fd}") if os.path.isdir("/proc/self/fd") else self.name
 
-    def _named_temp(self, final: Path) -> tuple[Path, int]:
+    def _named_temp(self, final: Path, doing: str = "create a temporary file in its folder") -> tuple[Path, int]:
         name = temp_path_for(final)
         try:
             fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
         except OSError as exc:
-            raise _write_error(self.output, exc, "create a temporary file in its folder") from None
+            raise _write_error(final, exc, doing) from None
         fcntl.flock(fd, fcntl.LOCK_EX)  # held until this process ends: a later run leaves the file alone
         return name, fd
 
@@ -347,6 +367,7 @@ class StagedOutput:
         """Commit ``data`` to ``path`` together with the video: written beside it now, moved into place right after
         the video (and the video removed again if that fails). Only before the ``with`` block ends."""
         self._attachments.append((Path(path), data))
+        remove_stale_temporaries(Path(path).resolve().parent)
 
     # -- commit ---------------------------------------------------------------------------------------------------
     def commit(self) -> None:
@@ -375,14 +396,12 @@ class StagedOutput:
     def _stage_attachment(self, path: Path, data: bytes) -> None:
         name, fd = None, None
         try:
-            name, fd = self._named_temp(path)
+            name, fd = self._named_temp(path, "write the report")
             self._staged.append((name, path))
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
-        except OutputError as exc:
-            raise OutputError(str(exc).replace("create a temporary file", "write the report")) from None
         except OSError as exc:
             raise _write_error(path, exc, "write the report") from None
         finally:
@@ -435,6 +454,36 @@ class StagedOutput:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
+
+
+def write_atomically(path: str | Path, data: bytes, *, what: str = "the report") -> None:
+    """Write a small file (a report) so that it appears complete or not at all, through a locked temporary name
+    beside it that a later run removes if this process is killed.
+
+    Raises:
+        OutputError: the folder is missing, not writable or full (the message names ``path``).
+    """
+    path = Path(path)
+    remove_stale_temporaries(path.resolve().parent)
+    fd, tmp = None, None
+    try:
+        tmp = temp_path_for(path)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise _write_error(path, exc, f"write {what}") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 #: ``linkat`` follows ``/proc/self/fd/N`` only when called with a directory descriptor (Python calls plain
@@ -559,6 +608,8 @@ class VideoWriter:
             if _disk_full(exc):
                 raise _output_error(self.label, exc) from None
             dropped = list(self._copied_data)
+            if not header_fits(self._out.format.name, self.encoder):
+                raise _refused(self.label, self._out.format.long_name, self.encoder, self._out.format.name) from None
             if dropped:  # a data stream this container refuses: drop it, saying so, and start again
                 self._open(settings, rate, copy_streams, copy_data=False)
                 self.notes.extend(f"{label} not copied: the {self._out.format.long_name} container cannot hold "
@@ -582,6 +633,7 @@ class VideoWriter:
                        "cpu-used": str(VPX_SPEED[settings.preset])}
         elif self.encoder == "libsvtav1":
             options = {"crf": str(settings.crf), "preset": str(SVT_SPEED[settings.preset])}
+            os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 prints a banner to stderr otherwise
         elif self.encoder == "libaom-av1":
             options = {"crf": str(settings.crf), "b": "0", "cpu-used": str(VPX_SPEED[settings.preset]),
                        "row-mt": "1"}
@@ -590,10 +642,7 @@ class VideoWriter:
         try:
             stream = self._out.add_stream(self.encoder, rate=rate, options=options)
         except ValueError:
-            fits = fitting_codecs(self._out.format.name)
-            hint = f"use --codec {' or '.join(fits)}" if fits else "no codec of this FFmpeg build fits it"
-            raise OutputError(f"{self.label}: the {self._out.format.long_name} container cannot hold {self.encoder} "
-                              f"video; {hint}, or another extension such as .mkv") from None
+            raise _refused(self.label, self._out.format.long_name, self.encoder, self._out.format.name) from None
         stream.width = info.width
         stream.height = info.height
         stream.pix_fmt = self.pix_fmt
@@ -623,7 +672,8 @@ class VideoWriter:
         for src in self._source.streams:
             if src.index == self.info.stream_index:
                 continue
-            label = f"{src.type} stream #{src.index} ({src.codec_context.name if src.codec_context else 'no codec'})"
+            codec = src.codec_context.name if src.codec_context else getattr(src, "name", None) or "no codec"
+            label = f"{src.type} stream #{src.index} ({codec})"
             if _is_timecode(src):
                 # The MP4/MOV muxers rebuild a timecode track from the video's "timecode" tag (Matroska keeps the
                 # tag); copying the track's packets is refused by both.
