@@ -120,7 +120,8 @@ def open_input(path: str | Path) -> av.container.InputContainer:
     except av.error.InvalidDataError:
         raise InputError(f"{path}: not a video file (or the file is damaged beyond reading)") from None
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot open: {exc}") from None
+        reason = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's words, without its error number and path
+        raise InputError(f"{path}: cannot open it as a video (truncated or damaged?): {reason}") from None
 
 
 def display_matrix_of(frame: av.VideoFrame) -> tuple[int, ...] | None:
@@ -218,5 +219,6 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:
         for frame in container.decode(stream):
             return frame
     except (av.FFmpegError, OSError) as exc:
-        raise InputError(f"{path}: corrupted video, the first frame cannot be decoded: {exc}") from None
+        raise InputError(f"{path}: corrupted video, the first frame cannot be decoded: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
     raise InputError(f"{path}: the video stream holds no frames (at least 2 are needed)")
