@@ -223,8 +223,11 @@ def temp_kind(request, monkeypatch) -> str:
     """Run a test with O_TMPFILE output and again with the fallback temporary name."""
     if request.param == "named":
         monkeypatch.setattr(encode, "_open_unnamed", lambda folder: None)
-    elif encode._open_unnamed(Path.cwd()) is None:
-        pytest.skip("this file system has no O_TMPFILE")
+    else:
+        fd = encode._open_unnamed(Path.cwd())
+        if fd is None:
+            pytest.skip("this file system has no O_TMPFILE")
+        os.close(fd)
     return request.param
 
 

@@ -326,8 +326,8 @@ def _disk_full(exc: BaseException) -> bool:
 def _write_error(output: Path, exc: BaseException, doing: str) -> OutputError:
     """One OutputError that names ``output`` (never a temporary name) and says "disk full" when it is."""
     if _disk_full(exc):
-        return OutputError(f"{output}: disk full (no space left on the device of {Path(output).resolve().parent}) "
-                           f"while {doing}; nothing was written")
+        return OutputError(f"{output}: disk full (no space left on the device of {Path(output).resolve().parent}): "
+                           f"cannot {doing}; nothing was written")
     reason = getattr(exc, "strerror", None) or str(exc)
     return OutputError(f"{output}: cannot {doing}: {reason}")
 
@@ -412,11 +412,9 @@ class StagedOutput:
         output = self.output
         try:
             if self.name is None:  # the unnamed file gets a name: the final one, or a temporary one to rename
-                # absolute: the names are resolved from _ROOT_FD
                 target = self.folder / (output.name if not self.overwrite else temp_path_for(output).name)
                 try:
-                    os.link(f"/proc/self/fd/{self.fd}", target, follow_symlinks=True, src_dir_fd=_ROOT_FD,
-                            dst_dir_fd=_ROOT_FD)
+                    _link_unnamed(self.fd, target)
                 except FileExistsError:
                     raise OutputError(f"{output}: appeared while retime was running; not replaced") from None
                 if self.overwrite:
@@ -486,9 +484,17 @@ def write_atomically(path: str | Path, data: bytes, *, what: str = "the report")
                 tmp.unlink()
 
 
-#: ``linkat`` follows ``/proc/self/fd/N`` only when called with a directory descriptor (Python calls plain
-#: ``link`` otherwise, which links the symlink itself and fails with EXDEV); absolute paths ignore which one.
-_ROOT_FD = os.open("/", os.O_RDONLY)
+def _link_unnamed(fd: int, target: Path) -> None:
+    """Give the unnamed file ``fd`` the name ``target`` (``linkat`` of ``/proc/self/fd/N``, following the link).
+
+    Python calls ``linkat`` (which can follow) only when given a directory descriptor; otherwise it calls plain
+    ``link``, which links the magic symlink itself and fails with EXDEV.
+    """
+    folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(f"/proc/self/fd/{fd}", target.name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
 
 
 def _sync_folder(folder: Path) -> None:
