@@ -27,7 +27,7 @@ import retime.media.encode as encode
 import retime.pipeline as pipeline
 from conftest import BlendInterpolator, damage, moving_frames, true_frames, write_clip
 from retime.errors import EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE
-from retime.media import probe
+from retime.media import VideoWriter, probe
 from retime.media.encode import atomic_output, fitting_codecs, muxer_for, remove_stale_temporaries, temp_path_for
 
 runner = CliRunner()
@@ -132,7 +132,11 @@ def test_a_data_stream_is_copied_where_it_fits_and_otherwise_dropped_with_a_reas
     assert result.exit_code == 0 and "not copied" not in result.stderr
     with av.open(str(tmp_path / "o.ts")) as c:
         assert len([p for p in c.demux(c.streams.data[0]) if p.size]) == 10
-    # Matroska and MP4 do not: dropped, and the summary says which stream and why (decided before any frame)
+    # Matroska and MP4 do not: dropped, and the summary says which stream and why, decided before any frame
+    info = probe(src)
+    writer = VideoWriter(tmp_path / "w.mp4", info, time_base=info.time_base, rate=info.frame_rate)
+    assert writer.notes and "data stream #1 (klv)" in writer.notes[0] and writer.frames_written == 0
+    writer.abort()
     for ext in ("mkv", "mp4"):
         result = invoke("fix-drops", src, tmp_path / f"o.{ext}")
         assert result.exit_code == 0, result.stderr
