@@ -14,8 +14,8 @@ so with a lossless codec they are bit-exact. Synthesized frames come from an int
 :class:`retime.interpolate.Interpolator` is built (and torch imported) only when a plan synthesizes something and
 none was injected.
 
-Output goes to a temporary file beside the target and is renamed into place only when complete
-(:func:`retime.media.encode.atomic_output`).
+Output goes to an unnamed (or, where the file system has none, a hidden temporary) file in the target's folder and
+gets its name, together with the ``--report``, only when complete (:func:`retime.media.encode.atomic_output`).
 """
 
 from __future__ import annotations
