@@ -391,6 +391,17 @@ def test_every_container_has_a_working_default_codec(small, tmp_path, ext):
         assert "libvpx-vp9" in result.stderr or "av1" in result.stderr
 
 
+def test_webm_keeps_ten_bits_where_an_encoder_can(clips, tmp_path):
+    out = tmp_path / "t.webm"
+    result = invoke("fix-drops", clips["tenbit"].path, out)
+    assert result.exit_code == 0, result.stderr
+    with av.open(str(out)) as c:
+        pix_fmt = c.streams.video[0].codec_context.pix_fmt
+    ten_bit_encoders = [e for e in encode.CONTAINER_DEFAULTS["webm"] if encode._has_encoder(e)
+                        and encode._max_bits(e) >= 10]
+    assert pix_fmt == ("yuv420p10le" if ten_bit_encoders else "yuv420p")
+
+
 @pytest.mark.parametrize("ext", ["mp4", "mkv", "mov", "webm"])
 @pytest.mark.parametrize("codec", ["h264", "h265", "ffv1", "vp9", "av1"])
 def test_a_codec_the_container_refuses_gets_a_hint_that_works(small, tmp_path, ext, codec):

@@ -153,17 +153,23 @@ def _refused(label: Path, container: str, encoder: str, muxer: str) -> OutputErr
                        f"extension such as .mkv")
 
 
-def choose_encoder(requested: str | None, input_codec: str, muxer: str | None = None) -> str:
+def _max_bits(encoder: str) -> int:
+    formats = av.Codec(encoder, "w").video_formats or ()
+    return max((max((c.bits for c in f.components), default=8) for f in formats), default=8)
+
+
+def choose_encoder(requested: str | None, input_codec: str, muxer: str | None = None, bits: int = 8) -> str:
     """The FFmpeg encoder name for ``requested`` (a :data:`CODEC_ALIASES` key) or, when ``None``, the default for
-    the input and the output container ``muxer`` (H.265 for HEVC input, else H.264; VP9, else AV1, for WebM).
+    the input and the output container ``muxer`` (H.265 for HEVC input, else H.264; for WebM VP9, else AV1, the
+    first that keeps the input's ``bits`` per component where one does).
 
     Raises:
         UsageError: the name is not one of :data:`CODEC_ALIASES`.
         OutputError: this FFmpeg build has no encoder for it.
     """
     if requested is None:
-        preference = CONTAINER_DEFAULTS.get(muxer or "", ())
-        wanted = next((e for e in preference if _has_encoder(e)), None)
+        preference = [e for e in CONTAINER_DEFAULTS.get(muxer or "", ()) if _has_encoder(e)]
+        wanted = next((e for e in preference if _max_bits(e) >= bits), preference[0] if preference else None)
         if wanted is None:
             wanted = "libx265" if input_codec == "hevc" and _has_encoder("libx265") else "libx264"
     else:
@@ -573,7 +579,7 @@ class VideoWriter:
         self.label = Path(label) if label is not None else self.path  # the name users know (not the temp file)
         self.info = info
         self.time_base = Fraction(time_base)
-        self.encoder = choose_encoder(settings.codec, info.codec, muxer_for(self.label))
+        self.encoder = choose_encoder(settings.codec, info.codec, muxer_for(self.label), info.bit_depth)
         self.pix_fmt = choose_pix_fmt(self.encoder, info.pix_fmt)
         _check_size(self.encoder, self.pix_fmt, info.width, info.height, self.label)
         self.frames_written = 0
