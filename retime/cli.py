@@ -7,6 +7,7 @@ lines. ``--quiet`` prints nothing on success except ``detect --json``'s JSON, wh
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -26,8 +28,8 @@ from rich.text import Text
 
 from retime import __version__
 from retime.defaults import DEFAULTS
-from retime.errors import (EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT, EXIT_USAGE,
-                           OutputError, RetimeError)
+from retime.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT,
+                           EXIT_USAGE, OutputError, RetimeError)
 
 EPILOG = (
     "\b\nExit codes:\n"
@@ -39,7 +41,8 @@ EPILOG = (
     f"  {EXIT_OUTPUT}    output error: output exists (without --overwrite), output equals input,\n"
     f"       output folder missing or not writable, disk full, codec unsupported\n"
     f"  {EXIT_MODEL}    model error: weights missing, truncated or wrong\n"
-    f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no output is left behind"
+    f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGTERM, SIGHUP); no output is left behind\n"
+    f"  {EXIT_BROKEN_PIPE}  stdout closed early (e.g. piped into head); nothing more is printed"
 )
 
 app = typer.Typer(
@@ -94,8 +97,9 @@ MaxRunOpt = Annotated[int, typer.Option("--max-run", metavar="FRAMES",
 SceneCutOpt = Annotated[float, typer.Option("--scene-cut", metavar="GREY",
                                             help="Scene-cut threshold in grey levels; never interpolated across.")]
 CodecOpt = Annotated[Optional[str], typer.Option(
-    "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265) or ffv1 (lossless). "
-                    "Default: H.265 for HEVC input, else H.264.", show_default=False)]
+    "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265), ffv1 (lossless), vp9 "
+                    "(libvpx-vp9) or av1 (SVT-AV1, libaom or rav1e). Default: VP9 for .webm, else H.265 for HEVC "
+                    "input, else H.264.", show_default=False)]
 CrfOpt = Annotated[int, typer.Option("--crf", metavar="CRF", help="Quality for h264/h265 (0-51, lower is better).")]
 PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET",
                                         help="x264/x265 speed preset (ultrafast ... veryslow).")]
@@ -136,13 +140,21 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 # --- the one exit point ---------------------------------------------------------------------------------------
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Console(Console):
+    """A Rich console whose closed pipe ends the run like Unix filters (exit 141, silent), not Rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+_err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
     """One line on stderr, plain text (no wrapping, no markup), whatever the terminal width."""
-    sys.stderr.write(f"retime: error: {' '.join(str(message).split())}\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # stderr itself closed: nobody to tell
+        sys.stderr.write(f"retime: error: {' '.join(str(message).split())}\n")
+        sys.stderr.flush()
 
 
 def exit_point(command: Callable[..., None]) -> Callable[..., None]:
@@ -152,11 +164,19 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         debug = bool(kwargs.get("debug"))
-        previous = _sigterm_as_interrupt()
+        # File names and tags are bytes from the wild: print an undecodable name back as the bytes it is (as ls
+        # does) instead of failing on it.
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="surrogateescape")
+        previous = _signals_as_interrupt()
         try:
             command(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         except typer.Exit:
             raise
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except RetimeError as exc:
             if debug:
                 traceback.print_exc()
@@ -173,21 +193,38 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
             _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             raise typer.Exit(EXIT_INTERNAL) from None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     return run
 
 
-def _sigterm_as_interrupt():
-    """Treat SIGTERM (a killed run) like Ctrl-C, so the temporary output is removed. Main thread only."""
+#: Signals that mean "stop now": a killed run (SIGTERM) or a closed terminal or SSH session (SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _signals_as_interrupt() -> dict:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the temporary output is removed; return the previous handlers.
+    Main thread only."""
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. some test runners)
-        return None
+    previous = {}
+    for signum in STOP_SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread (e.g. some test runners)
+            break
+    return previous
+
+
+def _silence_stdout() -> None:
+    """After a reader closed stdout (``retime detect ... | head``): point it at /dev/null, so that Python's own
+    flush at exit does not complain, and print nothing more (what Unix filters do)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # --- progress and output --------------------------------------------------------------------------------------
@@ -246,17 +283,14 @@ def _check_report(path: Path | None, *, avoid: tuple[Path, ...] = ()) -> None:
 
 
 def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
+    """Write ``data`` as JSON to ``path`` atomically (locked temp file + rename; ``detect``'s report: the video
+    commands commit theirs with the video)."""
     if path is None:
         return
     _check_report(path, avoid=avoid)
-    tmp = path.with_name(f".{path.name}.retime-tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the report: {exc.strerror}") from None
+    from retime.media.encode import write_atomically
+
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _settings(threshold: float, max_run: int, scene_cut: float):
@@ -297,9 +331,12 @@ def _duplicate_list(analysis, limit: int = 12) -> str:
 def _summary(result) -> None:
     a = result.analysis
     det = a.detection
-    lines = [f"[bold]retime {result.command}[/] {result.input} -> {result.output}"]
+    lines = [f"[bold]retime {result.command}[/] {escape(str(result.input))} -> {escape(str(result.output))}"]
     if det.duplicates:
         lines.append(f"  {len(det.duplicates)} duplicate frame(s): {_duplicate_list(a)}")
+        if result.command == "upsample":
+            lines.append("  [bold]not repaired[/]: upsample keeps duplicates as they are (each is shown twice as "
+                         "long); run `retime fix-drops` first, then upsample its output")
     else:
         lines.append("  no duplicate frames found")
     kept = [r for r in a.plan.runs if r.action != "interpolate"]
@@ -320,6 +357,7 @@ def _summary(result) -> None:
     lines.append(f"  {a.n_frames} frames in, {result.frames_written} written ({result.synthesized} synthesized, "
                  f"{result.encoder} {result.pix_fmt} at {result.out_rate} fps) in {result.seconds:.1f} s "
                  f"({fps:.1f} fps{device})")
+    lines.extend(f"  note: {escape(note)}" for note in result.extra.get("notes", ()))
     for line in lines:
         _err.print(line)
 
@@ -362,8 +400,8 @@ def fix_drops_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
-                           model=_model(weights, scale, refine, precision, quality, model, ensemble), overwrite=overwrite, progress=bar)
-    _write_report(report, result.to_dict(), avoid=(input, output))
+                           model=_model(weights, scale, refine, precision, quality, model, ensemble),
+                           overwrite=overwrite, progress=bar, report=report)
     if not quiet:
         _summary(result)
 
@@ -407,9 +445,8 @@ def upsample_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
-                          device=device.value, model=_model(weights, scale, refine, precision, quality, model, ensemble), overwrite=overwrite,
-                          progress=bar)
-    _write_report(report, result.to_dict(), avoid=(input, output))
+                          device=device.value, model=_model(weights, scale, refine, precision, quality, model, ensemble),
+                          overwrite=overwrite, progress=bar, report=report)
     if not quiet:
         _summary(result)
 
@@ -444,7 +481,10 @@ def detect_cmd(
 
 
 def _print_analysis(analysis) -> None:
-    out = Console(highlight=False)
+    # Off a terminal (a pipe, a file) nothing is wrapped, so each record stays on one line for line-based tools.
+    out = _Console(highlight=False, markup=False, soft_wrap=True)
+    if not out.is_terminal:
+        out = _Console(highlight=False, markup=False, soft_wrap=True, width=100_000)
     info = analysis.info
     out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {info.frame_rate} fps, "
               f"{float(analysis.end_time):.3f} s")

@@ -14,12 +14,13 @@ so with a lossless codec they are bit-exact. Synthesized frames come from an int
 :class:`retime.interpolate.Interpolator` is built (and torch imported) only when a plan synthesizes something and
 none was injected.
 
-Output goes to a temporary file beside the target and is renamed into place only when complete
-(:func:`retime.media.encode.atomic_output`).
+Output goes to an unnamed (or, where the file system has none, a hidden temporary) file in the target's folder and
+gets its name, together with the ``--report``, only when complete (:func:`retime.media.encode.atomic_output`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import threading
@@ -638,10 +639,15 @@ def _write_through(writer: VideoWriter, stamps: Callable[[int], tuple[int, int]]
     return peak
 
 
+def _attach_report(staged, report: str | Path | None, result: RunResult) -> None:
+    if report is not None:
+        staged.attach(report, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
+
+
 def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,
               encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
               device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-              progress: Progress | None = None) -> RunResult:
+              progress: Progress | None = None, report: str | Path | None = None) -> RunResult:
     """Replace duplicated frames with interpolated ones; every other frame, the frame count, every timestamp, the
     duration and the frame rate stay the input's. Other streams are copied.
 
@@ -658,6 +664,7 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
         model: weights, scale and refinement of the default interpolator.
         overwrite: replace an existing ``output``.
         progress: ``progress(stage, done, total)`` callback.
+        report: write :meth:`RunResult.to_dict` there as JSON, committed together with the video (both or neither).
 
     Raises:
         InputError, OutputError, ModelError, UsageError: see :mod:`retime.errors`; on any error (and on
@@ -671,8 +678,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
     get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device, model))
     if interpolator is None and device != "auto":
         _check_device(device)  # an explicit --device cuda without CUDA fails now, not after pass 1
-    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
-        with VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
+    with atomic_output(output, input=input, overwrite=overwrite) as staged:
+        with VideoWriter(staged.path, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
                          label=output) as writer:
             keep = tuning_positions(info, model) if interpolator is None else []
             analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
@@ -684,11 +691,13 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
                 get_engine = _memo(lambda: engine)
             peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
                                   lambda: iter_frames(input), get_engine, progress)
-        written = writer.frames_written
-    return RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
-                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
-                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=info.frame_rate,
-                     device=_device_name(get_engine), peak_window=peak, model=tuning)
+        result = RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis,
+                           plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
+                           seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
+                           out_rate=info.frame_rate, device=_device_name(get_engine), peak_window=peak,
+                           extra={"notes": writer.notes}, model=tuning)
+        _attach_report(staged, report, result)
+    return result
 
 
 #: Highest output frame rate upsample accepts (frames per second): a guard against a typo that would synthesize
@@ -771,7 +780,7 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
              fps: Fraction | str | float | None = None, detection: DetectionSettings | None = None,
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
              device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-             progress: Progress | None = None) -> RunResult:
+             progress: Progress | None = None, report: str | Path | None = None) -> RunResult:
     """Raise the frame rate to ``factor`` x the input's or to ``fps``: a constant-frame-rate output of the same
     duration, source frames passed through, frames synthesized at the exact time between each pair, nothing
     blended across scene cuts. Other streams are copied.
@@ -794,8 +803,9 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     get_engine()  # upsampling always synthesizes: check the weights before any work
     start = (info.start_pts or 0) * info.time_base
     time_base, first_pts, ticks = _output_timeline(out_rate, start)
-    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
-        with VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate, label=output) as writer:
+    with atomic_output(output, input=input, overwrite=overwrite) as staged:
+        with VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
+                         label=output) as writer:
             keep = tuning_positions(info, model) if interpolator is None else []
             analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
             # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
@@ -809,8 +819,10 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
                 first_pts = round(plan.start_time / time_base)
             peak = _write_through(writer, lambda j: (first_pts + j * ticks, ticks), plan,
                                   lambda: iter_frames(input), get_engine, progress)
-        written = writer.frames_written
-    return RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
-                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
-                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=out_rate,
-                     device=_device_name(get_engine), peak_window=peak, model=tuning)
+        result = RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis,
+                           plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
+                           seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
+                           out_rate=out_rate, device=_device_name(get_engine), peak_window=peak,
+                           extra={"notes": writer.notes}, model=tuning)
+        _attach_report(staged, report, result)
+    return result

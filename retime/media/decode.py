@@ -132,7 +132,8 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
                 yield index, timeline.pts_of(frame), time_base, frame
                 index += 1
         except av.FFmpegError as exc:
-            raise InputError(f"{path}: corrupted video, decoding failed after {index} frames: {exc}") from None
+            raise InputError(f"{path}: corrupted video, decoding failed after {index} frames: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
         if strict and errors:
             _raise_corrupt(path, index, errors)
         if strict and header_count and index < header_count:
