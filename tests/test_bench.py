@@ -340,18 +340,21 @@ def test_model_beats_the_blend_and_agrees_with_the_reference(tmp_path):
     (Not the issue-7 bound of 50 dB: the reference pads to 128 px, retime to 64 px, which moves border pixels.)
     """
     from retime.bench.peers import load_reference
-    from retime.interpolate import Interpolator
+    from retime.bench.quality import model_columns
 
     require(WEIGHTS, "weights")
     folder = _triplet(tmp_path / "bikes40", TRIPLET_LAYOUTS[2], read_frames("bikes.mp4", [40, 41, 42]))
     reference, why = load_reference()
     assert reference is not None, why
-    r = quality_triplets(folder, interpolator=Interpolator(device="cpu"), reference=reference)
+    e46, _, extra = model_columns("cpu")
+    r = quality_triplets(folder, interpolator=e46, settings={"ensemble": True}, extra=extra, reference=reference)
     m = r["methods"]
-    assert m["retime"]["psnr"] > m["average"]["psnr"] + 3
-    assert m["retime"]["ssim"] > m["average"]["ssim"]
+    for column in ("retime", "retime_fast", "retime_42"):  # every model and preset
+        assert m[column]["available"] and m[column]["psnr"] > m["average"]["psnr"] + 3
+        assert m[column]["ssim"] > m["average"]["ssim"]
     assert m["reference"]["psnr"] > m["average"]["psnr"] + 3
-    assert r["retime_vs_reference"]["psnr_pooled"] > m["retime"]["psnr"] + 5
+    # the agreement is that of the same weights (4.2x), far closer than either is to the truth
+    assert r["retime_vs_reference"]["psnr_pooled"] > m["retime_42"]["psnr"] + 5
 
 
 @pytest.mark.slow

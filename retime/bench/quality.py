@@ -37,8 +37,10 @@ __all__ = ["METHODS", "quality_triplets", "quality_video", "is_triplet_source"]
 
 #: Column keys and what each one is, in table order.
 METHODS = {
-    "retime_upsample": "retime upsample --factor 2 (FFV1 lossless)",
-    "retime": "retime model (Interpolator, t=0.5)",
+    "retime_upsample": "retime upsample --factor 2 (FFV1 lossless, default preset)",
+    "retime": "retime model with the product path's setting (video) or the default preset's (triplets), t=0.5",
+    "retime_fast": "retime --quality fast (RIFE 4.6, no ensembling, scale by size)",
+    "retime_42": "retime model RIFE 4.2x (the reference's weights)",
     "reference": "reference Practical-RIFE 4.2x (same weights)",
     "minterpolate": "ffmpeg minterpolate (mci, aobmc, bidir, vsbmc)",
     "average": "average of the two frames",
@@ -78,23 +80,47 @@ class _Columns:
         return out
 
 
+#: ``label -> (first, last) -> middle frame``: the model columns besides ``retime`` (see :func:`model_columns`).
+Extra = dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]
+
+
+def model_columns(device: str = "cpu") -> tuple[Any, Any, Extra]:
+    """The engines the quality task compares: ``(RIFE 4.6, RIFE 4.2x, extra columns)``, where the extra columns are
+    ``retime_fast`` (4.6 alone) and ``retime_42`` (4.2x alone: its agreement with the reference is reported)."""
+    from retime.interpolate import Interpolator
+
+    e46 = Interpolator(device=device, model="rife-4.6")
+    e42 = Interpolator(device=device, model="rife-4.2x")
+    return e46, e42, {"retime_fast": lambda a, b: e46.interpolate(a, b, [0.5], ensemble=False)[0],
+                      "retime_42": lambda a, b: e42.interpolate(a, b, [0.5], ensemble=False)[0]}
+
+
 def _score_pair(cols: _Columns, first: np.ndarray, truth: np.ndarray, last: np.ndarray, interpolator,
-                reference: ReferenceRife | None) -> None:
-    """Score every in-process method on one triplet (the minterpolate and pipeline columns are filled elsewhere)."""
+                reference: ReferenceRife | None, extra: Extra | None = None,
+                settings: dict[str, Any] | None = None) -> None:
+    """Score every in-process method on one triplet (the minterpolate and pipeline columns are filled elsewhere).
+
+    ``settings`` (``scale``, ``ensemble``) go to ``interpolator`` for the ``retime`` column."""
     ours = None
     if interpolator is not None and "retime" in cols.scores:
-        (ours,) = interpolator.interpolate(first, last, [0.5])
+        (ours,) = interpolator.interpolate(first, last, [0.5], **(settings or {}))
         cols.scores["retime"].add(ours, truth)
+    computed = {}
+    for label, run in (extra or {}).items():
+        computed[label] = run(first, last)
+        cols.scores[label].add(computed[label], truth)
     if reference is not None and "reference" in cols.scores:
         (exact,) = reference.interpolate_float(first, last, [0.5])
         cols.scores["reference"].add(to_reference_bytes(exact), truth)
-        if ours is not None:
-            cols.agreement.add(ours, exact, truth)
+        same_weights = computed.get("retime_42", ours if extra is None else None)
+        if same_weights is not None:
+            cols.agreement.add(same_weights, exact, truth)
     cols.scores["average"].add(average_frame(first, last), truth)
 
 
-def _machine_columns(reference: ReferenceRife | None, reference_reason: str | None, interpolator) -> _Columns:
-    cols = _Columns(["retime_upsample", "retime", "reference", "minterpolate", "average"])
+def _machine_columns(reference: ReferenceRife | None, reference_reason: str | None, interpolator,
+                     extra: Extra | None = None) -> _Columns:
+    cols = _Columns(["retime_upsample", "retime", *(extra or {}), "reference", "minterpolate", "average"])
     if interpolator is None:
         cols.fail("retime", "not run")
     if reference is None:
@@ -107,13 +133,16 @@ def _machine_columns(reference: ReferenceRife | None, reference_reason: str | No
 
 def quality_triplets(folder: Path, *, interpolator, reference: ReferenceRife | None,
                      reference_reason: str | None = None, max_triplets: int | None = None,
+                     extra: Extra | None = None, settings: dict[str, Any] | None = None,
                      log: Log = _quiet) -> dict[str, Any]:
     """Score every method on the image triplet(s) at ``folder`` (one triplet folder or a folder of them).
 
     Args:
-        interpolator: retime's :class:`~retime.interpolate.Interpolator`.
+        interpolator: retime's :class:`~retime.interpolate.Interpolator` (the ``retime`` column, run with
+            ``settings``: the default preset's without a search, since a lone triplet has no other frames).
         reference: the reference implementation, or ``None`` (then ``reference_reason`` fills its column).
         max_triplets: score only the first N triplet folders (natural sort order).
+        extra: more model columns (:func:`model_columns`).
 
     Returns:
         The ``quality`` section of the bench JSON: ``{"source", "kind": "triplets", "items", "size",
@@ -124,13 +153,13 @@ def quality_triplets(folder: Path, *, interpolator, reference: ReferenceRife | N
     dirs = find_triplet_dirs(folder)
     if max_triplets is not None:
         dirs = dirs[:max_triplets]
-    cols = _machine_columns(reference, reference_reason, interpolator)
+    cols = _machine_columns(reference, reference_reason, interpolator, extra)
     cols.fail("retime_upsample", "not applicable (image triplets: the model is measured on the frames directly)")
     sizes = set()
     for k, d in enumerate(dirs):
         tri = load_triplet(d)
         sizes.add(f"{tri.first.shape[1]}x{tri.first.shape[0]}")
-        _score_pair(cols, tri.first, tri.truth, tri.last, interpolator, reference)
+        _score_pair(cols, tri.first, tri.truth, tri.last, interpolator, reference, extra, settings)
         if "minterpolate" in cols.scores:
             try:
                 cols.scores["minterpolate"].add(ffmpeg.minterpolate_middle(tri.first, tri.last), tri.truth)
@@ -138,7 +167,7 @@ def quality_triplets(folder: Path, *, interpolator, reference: ReferenceRife | N
                 cols.fail("minterpolate", f"failed ({exc})")
         log(f"quality {Path(folder).name}: {k + 1}/{len(dirs)} triplets")
     return {"source": str(folder), "kind": "triplets", "items": len(dirs), "size": sorted(sizes),
-            "methods": cols.to_dict(), "retime_vs_reference": cols.agreement.to_dict(),
+            "methods": cols.to_dict(), "retime_vs_reference": cols.agreement.to_dict(), "retime_settings": settings,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -154,12 +183,16 @@ def _video_triplets(path: Path, n: int) -> Iterator[tuple[int, np.ndarray, np.nd
 
 def quality_video(path: Path, *, interpolator, reference: ReferenceRife | None, reference_reason: str | None = None,
                   max_frames: int | None = None, pipeline: bool = True, workdir: Path | None = None,
+                  extra: Extra | None = None, engines: dict[str, Any] | None = None,
                   log: Log = _quiet) -> dict[str, Any]:
     """Drop every other frame of the first ``max_frames`` frames of a video, rebuild them, score every method.
 
     Args:
         path: the clip.
-        interpolator: retime's :class:`~retime.interpolate.Interpolator` (also injected into the pipeline run).
+        interpolator: retime's :class:`~retime.interpolate.Interpolator`, injected into the pipeline run; or
+            ``None`` with ``engines`` (model name -> engine): the pipeline then runs as shipped (default preset,
+            its own setting search) and the ``retime`` column uses the engine and setting it chose.
+        extra: more model columns (:func:`model_columns`).
         reference: the reference implementation, or ``None`` (then ``reference_reason`` fills its column).
         max_frames: frames of the clip to use (``None``: all). An even count loses its last frame (it has no
             right neighbour to be rebuilt from).
@@ -175,9 +208,10 @@ def quality_video(path: Path, *, interpolator, reference: ReferenceRife | None, 
     rate = info.frame_rate
     if max_frames is not None and max_frames < 3:
         raise InputError(f"the quality task needs at least 3 frames, got --max-frames {max_frames}")
-    cols = _machine_columns(reference, reference_reason, interpolator)
+    cols = _machine_columns(reference, reference_reason, interpolator or engines, extra)
     if not pipeline:
         cols.fail("retime_upsample", "not run (--no-pipeline)")
+    chosen = None
     with tempfile.TemporaryDirectory(prefix="retime-bench-", dir=workdir) as tmp:
         half = Path(tmp) / "even.mkv"
         kept = write_video((f for i, (f, _) in enumerate(iter_video_frames(path, max_frames)) if i % 2 == 0),
@@ -186,17 +220,21 @@ def quality_video(path: Path, *, interpolator, reference: ReferenceRife | None, 
             raise InputError(f"{path}: the quality task needs at least 3 frames")
         n = 2 * kept - 1  # frames used: an even count loses its last frame, which has no right neighbour
         log(f"quality {path.name}: {kept} even frames kept as lossless FFV1 at {rate / 2} fps")
+        if pipeline:
+            chosen = _score_pipeline(cols, path, half, tmp, n, rate, interpolator, log)
+        engine, settings = interpolator, None
+        if interpolator is None and engines:  # the model column uses what the product path chose, or the default
+            pick = chosen or {"model": "rife-4.6", "scale": None, "ensemble": True}
+            engine, settings = engines[pick["model"]], {"scale": pick["scale"], "ensemble": pick["ensemble"]}
         rebuilt = 0
         for odd, first, truth, last in _video_triplets(path, n):
-            _score_pair(cols, first, truth, last, interpolator, reference)
+            _score_pair(cols, first, truth, last, engine, reference, extra, settings)
             rebuilt += 1
             log(f"quality {path.name}: model and peers, frame {odd} ({rebuilt}/{kept - 1})")
         if "minterpolate" in cols.scores:
             _score_minterpolate(cols, path, half, rate, n, info.width, info.height)
-        if pipeline:
-            _score_pipeline(cols, path, half, tmp, n, rate, interpolator, log)
     return {"source": str(path), "kind": "video", "size": [f"{info.width}x{info.height}"], "rate": str(rate),
-            "frames_used": n, "rebuilt": rebuilt, "methods": cols.to_dict(),
+            "frames_used": n, "rebuilt": rebuilt, "methods": cols.to_dict(), "retime_settings": chosen,
             "retime_vs_reference": cols.agreement.to_dict(), "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -232,13 +270,16 @@ def _score_minterpolate(cols: _Columns, path: Path, half: Path, rate: Fraction, 
 
 
 def _score_pipeline(cols: _Columns, path: Path, half: Path, tmp: str, n: int, rate: Fraction, interpolator,
-                    log: Log) -> None:
-    """Run ``upsample --factor 2`` (lossless output) on the half-rate file and score its in-between frames."""
+                    log: Log) -> dict[str, Any] | None:
+    """Run ``upsample --factor 2`` (lossless output) on the half-rate file and score its in-between frames.
+
+    Returns the model setting the run chose (its report's ``model`` section), ``None`` with an injected one."""
     from retime.pipeline import upsample
 
     out = Path(tmp) / "up.mkv"
     log(f"quality {path.name}: retime upsample --factor 2 --codec ffv1")
-    upsample(half, out, factor=2, encode=EncodeSettings(codec="ffv1"), interpolator=interpolator, overwrite=True)
+    result = upsample(half, out, factor=2, encode=EncodeSettings(codec="ffv1"), interpolator=interpolator,
+                      overwrite=True)
     truths = dict(_odd_truths(path, n))  # at most n/2 frames: bounded by --max-frames
     scores = Scores()
     t0 = None
@@ -249,6 +290,7 @@ def _score_pipeline(cols: _Columns, path: Path, half: Path, tmp: str, n: int, ra
             scores.add(decoded.rgb, truths.pop(index))
     if truths:
         cols.fail("retime_upsample", f"failed (no output frame at the time of source frame(s) {sorted(truths)[:5]})")
-        return
+        return result.model
     cols.scores["retime_upsample"] = scores
+    return result.model
 

@@ -17,7 +17,8 @@ __all__ = ["Table", "quality_tables", "dropfix_table", "speed_tables", "machine_
 
 
 #: Column headings of the quality table (the long names are in its notes).
-SHORT = {"retime_upsample": "retime upsample", "retime": "retime model", "reference": "reference RIFE",
+SHORT = {"retime_upsample": "retime upsample", "retime": "retime model", "retime_fast": "retime fast",
+         "retime_42": "retime 4.2x", "reference": "reference RIFE",
          "minterpolate": "ffmpeg minterpolate", "average": "average"}
 
 

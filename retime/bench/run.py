@@ -88,19 +88,18 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
                      "crf": ["lossless" if c is None else c for c in crfs]},
         "quality": None, "dropfix": None, "speed": None, "not_applicable": {},
     }
-    needs_model = "quality" in tasks or ("dropfix" in tasks and kind == "video")
-    if interpolator is None and needs_model:
-        from retime.interpolate import Interpolator
-
-        interpolator = Interpolator(device=device)
     if "quality" in tasks:
         ref, why = load_reference() if reference else (None, "not run (--no-reference)")
+        # as shipped unless an interpolator is injected: each model and preset beside the reference
+        e46, e42, extra = q.model_columns(device) if interpolator is None else (None, None, None)
         if kind == "triplets":
-            doc["quality"] = q.quality_triplets(source, interpolator=interpolator, reference=ref,
-                                                reference_reason=why, max_triplets=max_frames, log=log)
+            doc["quality"] = q.quality_triplets(source, interpolator=interpolator or e46, reference=ref,
+                                                reference_reason=why, max_triplets=max_frames, extra=extra,
+                                                settings=None if interpolator else {"ensemble": True}, log=log)
         else:
+            engines = None if interpolator else {"rife-4.6": e46, "rife-4.2x": e42}
             doc["quality"] = q.quality_video(source, interpolator=interpolator, reference=ref, reference_reason=why,
-                                             max_frames=max_frames, log=log)
+                                             max_frames=max_frames, extra=extra, engines=engines, log=log)
     for task in ("dropfix", "speed"):
         if task in tasks and kind == "triplets":
             doc["not_applicable"][task] = "image triplets have no video to repair or to time"

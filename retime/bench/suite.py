@@ -77,10 +77,6 @@ def run_suite(items: list[SuiteItem] | None = None, *, device: str = "auto", ref
     started = time.perf_counter()
     machine = machine_info()  # before the work: its date and load average describe the start of the run
     items = default_items() if items is None else items
-    if interpolator is None:
-        from retime.interpolate import Interpolator
-
-        interpolator = Interpolator(device=device)
     docs = []
     for item in items:
         if not item.source.exists():

@@ -53,7 +53,7 @@ def _model(job: dict[str, Any]) -> dict[str, Any]:
     engines: dict[str, Any] = {}
     for name in job["engines"]:
         if name == "retime":
-            engines[name] = Interpolator(device=job.get("device", "cpu"))
+            engines[name] = Interpolator(device=job.get("device", "cpu"), model="rife-4.2x")  # the reference's weights
         elif name == "reference":
             engines[name] = ReferenceRife()
     calls = {}

@@ -1,0 +1,123 @@
+"""The flow-scale search: which candidate wins, ties, and which source frames it may rebuild."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from retime.detect import Detection, detect
+from retime.interpolate.autotune import TIE_DB, Candidate, choose
+from retime.pipeline import Analysis, ModelSettings, tuning_positions, tuning_samples
+from retime.plan import plan_fix_drops
+from tests.conftest import moving_frames
+
+
+class NoisyEngine:
+    """Returns the true middle frame plus noise whose level depends on (model, scale, ensemble): a stand-in whose
+    best setting is known. Counts its calls per model."""
+
+    def __init__(self, name: str, noise: dict[tuple[float, bool], float], truth: dict[int, np.ndarray]):
+        self.model_name, self.noise, self.truth, self.calls = name, noise, truth, 0
+
+    def interpolate(self, a, b, ts, *, scale, ensemble):
+        self.calls += 1
+        key = next(k for k, v in self.truth.items() if np.array_equal(v[0], a))
+        middle = self.truth[key][1].astype(float)
+        rng = np.random.default_rng(int(scale * 8) + 2 * ensemble)
+        return [np.clip(middle + rng.normal(0, self.noise[(scale, ensemble)], middle.shape), 0, 255)
+                .round().astype(np.uint8)]
+
+
+def samples_and_truth(n: int = 3):
+    frames = moving_frames(2 * n + 2)
+    samples = [(2 * k + 1, frames[2 * k], frames[2 * k + 1], frames[2 * k + 2]) for k in range(n)]
+    return samples, {i: (a, t) for i, a, t, _ in samples}
+
+
+def test_the_setting_that_rebuilds_best_wins_across_models():
+    samples, truth = samples_and_truth()
+    e46 = NoisyEngine("rife-4.6", {(1.0, True): 3.0, (0.5, True): 6.0}, truth)
+    e42 = NoisyEngine("rife-4.2x", {(1.0, True): 1.0, (0.5, True): 8.0}, truth)
+    engines = {"rife-4.6": e46, "rife-4.2x": e42}
+    candidates = [Candidate(m, s, True) for m in engines for s in (1.0, 0.5)]
+    choice = choose(engines.__getitem__, samples, candidates)
+    assert choice.candidate == Candidate("rife-4.2x", 1.0, True)
+    assert [t.candidate for t in choice.trials] == candidates
+    assert choice.frames == (1, 3, 5)
+    assert e46.calls == e42.calls == 2 * len(samples)
+    best = max(choice.trials, key=lambda t: t.psnr)
+    assert all(t.psnr <= best.psnr for t in choice.trials) and len(best.per_sample) == 3
+
+
+def test_prefer_finer_breaks_ties_towards_the_finer_scale_only():
+    samples, truth = samples_and_truth()
+    tie = NoisyEngine("rife-4.6", {(2.0, False): 2.01, (1.0, False): 2.0, (0.5, False): 9.0}, truth)
+    candidates = [Candidate("rife-4.6", s, False) for s in (0.5, 1.0, 2.0)]
+    plain = choose(lambda name: tie, samples, candidates)
+    finer = choose(lambda name: tie, samples, candidates, prefer_finer=True)
+    scores = {t.candidate.scale: t.psnr for t in plain.trials}
+    assert abs(scores[1.0] - scores[2.0]) <= TIE_DB < scores[1.0] - scores[0.5]
+    assert finer.candidate.scale == 2.0
+    assert plain.candidate.scale == max(scores, key=scores.get)
+
+
+def test_one_candidate_or_no_samples_runs_nothing():
+    samples, truth = samples_and_truth()
+    engine = NoisyEngine("rife-4.6", {(1.0, False): 1.0}, truth)
+    only = choose(lambda name: engine, samples, [Candidate("rife-4.6", 1.0, False)])
+    none = choose(lambda name: engine, [], [Candidate("rife-4.6", 1.0, False), Candidate("rife-4.6", 0.5, False)])
+    assert engine.calls == 0 and only.trials == () and none.trials == ()
+    with pytest.raises(ValueError):
+        choose(lambda name: engine, samples, [])
+
+
+def test_presets_and_fixed_options_give_the_candidates():
+    balanced = ModelSettings().candidates(720, 1280)
+    assert {(c.model, c.scale, c.ensemble) for c in balanced} == {
+        (m, s, True) for m in ("rife-4.6", "rife-4.2x") for s in (1.0, 0.5)}
+    assert {c.scale for c in ModelSettings().candidates(2160, 3840)} == {0.5, 0.25}  # above 1440p: halved
+    assert ModelSettings(quality="fast").candidates(720, 1280) == [Candidate("rife-4.6", 1.0, False)]
+    fixed = ModelSettings(quality="best", model="rife-4.6", scale=2.0, ensemble=False).candidates(720, 1280)
+    assert fixed == [Candidate("rife-4.6", 2.0, False)]
+    assert {c.model for c in ModelSettings(refine=True).candidates(720, 1280)} == {"rife-4.2x"}
+
+
+def _analysis(n: int, duplicates: list[int], cut: int | None, pictures: dict) -> Analysis:
+    scores = [4.0] * (n - 1)
+    for d in duplicates:
+        scores[d - 1] = 0.0
+    if cut is not None:
+        scores[cut - 1] = 80.0
+    detection: Detection = detect(scores)
+    return Analysis(info=None, pts=tuple(range(n)), durations=(1,) * n, scores=tuple(scores),
+                    detection=detection, plan=plan_fix_drops(n, detection), pictures=pictures)
+
+
+def test_samples_skip_duplicates_and_scene_cuts():
+    """A triplet whose middle or right frame repeats the one before, or starts a new shot, is never rebuilt."""
+    n = 40
+    pics = {i: np.full((4, 4, 3), i, np.uint8) for i in range(n)}
+    analysis = _analysis(n, duplicates=[11], cut=21, pictures=pics)
+    assert 11 in analysis.detection.duplicates and 21 in analysis.detection.cuts
+    centres = [s[0] for s in tuning_samples(analysis)]
+    assert 10 not in centres and 11 not in centres  # frame 11 repeats frame 10
+    assert 20 not in centres and 21 not in centres  # frame 21 starts a new shot
+    assert 5 in centres and 30 in centres
+    for i, previous, frame, following in tuning_samples(analysis):
+        assert previous[0, 0, 0] == i - 1 and frame[0, 0, 0] == i and following[0, 0, 0] == i + 1
+
+
+def test_sample_positions_are_spread_and_bounded_in_memory():
+    class Info:
+        def __init__(self, w, h, frames):
+            self.width, self.height, self.frame_count = w, h, frames
+            self.duration, self.frame_rate = None, Fraction(25)
+
+    small = tuning_positions(Info(1280, 720, 1000), ModelSettings())
+    assert len(small) == 12 and min(small) >= 0 and max(small) <= 999  # 4 triplets
+    assert max(small) - min(small) > 600  # spread over the clip
+    huge = tuning_positions(Info(7680, 4320, 1000), ModelSettings())
+    assert len(huge) == 3  # one triplet, the least there is: 3 RGB frames of 8K are over the 96 MB budget
+    assert tuning_positions(Info(1280, 720, 1000), ModelSettings(quality="fast")) == []
