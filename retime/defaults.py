@@ -82,6 +82,16 @@ class Defaults:
     #: Smallest score the relative cut rule may call a cut (grey levels), so that a jolt in a near-static shot is
     #: not a cut.
     cut_min: float = 12.0
+    #: A cut candidate (above) is a cut only if its colours change this much (colour_change of 8x8x8-level RGB
+    #: histograms of 96-pixel thumbnails, in [0, 1]): fast motion changes the pixels more than the colours, and
+    #: copying a frame the model could interpolate loses to the model. Fast motion scored up to 0.23 (a synthetic
+    #: pan at 11% of the width per frame; real footage up to 0.14), the cuts of the clips 0.24 and up.
+    #: docs/detection.md.
+    cut_colour: float = 0.23
+    #: A colour change this large (with a score of at least cut_min) is a cut even without a grey-level spike: two
+    #: shots of the same brightness in other colours. Twice the 0.28 that the fastest motion measured reached
+    #: (bikes.mp4 at a sixth of its rate), and under the 0.43-0.74 of three of bikes.mp4's five cuts.
+    colour_cut: float = 0.5
     # --- output encoding (retime.media.encode) --------------------------------------------------------------
     crf: int = 18
     preset: str = "medium"

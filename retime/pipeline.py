@@ -34,7 +34,7 @@ import numpy as np
 
 from retime import __version__
 from retime.defaults import DEFAULTS
-from retime.detect import Detection, DetectionSettings, detect, frame_difference
+from retime.detect import Detection, DetectionSettings, colour_change, colour_histogram, detect, frame_difference
 from retime.errors import InputError, UsageError
 from retime.media.decode import DecodedFrame, iter_frames, iter_luma
 from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, check_output_path
@@ -59,6 +59,10 @@ __all__ = [
 #: both threads busy: fix-drops on a 100 s 320x240 clip (decode and encode bound) took 22.4-22.5 s against 21.8-22.3
 #: with 8, and on the 720p clip 11.1 s and 779 MiB against 12.0 s and 811 MiB (docs/performance.md, change 22).
 QUEUE_FRAMES = 3
+#: Longer side of the RGB thumbnail pass 1 takes each frame's colour histogram from (pixels): a cut candidate is
+#: confirmed by its colour change (retime.detect.colour_change), which needs no detail, only enough pixels (about
+#: 5000 at 16:9) that a histogram of 512 colours is stable.
+THUMBNAIL = 96
 
 
 class FrameInterpolator(Protocol):
@@ -93,6 +97,7 @@ class Analysis:
         scores: ``scores[i]`` = mean absolute grey-level difference of frames i and i + 1 (grey levels).
         detection: duplicates, runs, freezes, scene cuts.
         plan: the fix-drops plan for this detection.
+        colours: ``colours[i]`` = colour change of frames i and i + 1 (``retime.detect.colour_change``, in [0, 1]).
         pictures: the RGB frames kept for choosing the model's settings (:func:`tuning_samples`).
     """
 
@@ -102,6 +107,7 @@ class Analysis:
     scores: tuple[float, ...]
     detection: Detection
     plan: FixDropsPlan
+    colours: tuple[float, ...] = ()
     #: RGB pictures of the frames asked for with ``keep_rgb`` (index -> (H, W, 3) uint8); not part of the JSON.
     pictures: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
@@ -146,8 +152,11 @@ class Analysis:
                         for r in det.freezes],
             "cuts": [{"frame": c.index, "time": round(self.time_of(c.index), 6), "score": round(c.score, 4),
                       "reason": c.reason} for c in det.cut_details],
+            "fast_motion": [{"frame": c.index, "time": round(self.time_of(c.index), 6), "score": round(c.score, 4),
+                             "colour": round(c.colour, 4), "reason": c.reason} for c in det.fast_motion],
             "settings": det.settings.to_dict(),
             "scores": [round(s, 4) for s in self.scores],
+            "colours": [round(c, 4) for c in self.colours],
             "plan": self.plan.to_dict(),
         }
 
@@ -156,7 +165,9 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
             progress: Progress | None = None, keep_rgb: Container[int] = ()) -> Analysis:
     """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, plan fix-drops.
 
-    Memory: one grey frame pair plus a few numbers per frame, and the RGB pictures of the frames in ``keep_rgb``.
+    Each pair also gets the colour change of its thumbnails' histograms, which tells a cut from fast motion.
+    Memory: one grey frame pair, one histogram pair, plus a few numbers per frame, and the RGB pictures of the
+    frames in ``keep_rgb``.
 
     Raises:
         InputError: the file is missing, not a video, has no video stream, is corrupted or truncated, or has fewer
@@ -169,27 +180,31 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
     pts: list[int] = []
     durations: list[int | None] = []
     scores: list[float] = []
+    colours: list[float] = []
     previous: np.ndarray | None = None
+    previous_histogram: np.ndarray | None = None
     pictures: dict[int, np.ndarray] = {}
-    for frame in iter_luma(path, keep_rgb=keep_rgb):
+    for frame in iter_luma(path, thumbnail=THUMBNAIL, keep_rgb=keep_rgb):
         if frame.rgb is not None:
             pictures[frame.index] = frame.rgb
+        histogram = colour_histogram(frame.thumb)
         if previous is not None:
             if frame.luma.shape != previous.shape:
                 raise InputError(f"{path}: the frame size changes at frame {frame.index} "
                                  f"({previous.shape[1]}x{previous.shape[0]} to "
                                  f"{frame.luma.shape[1]}x{frame.luma.shape[0]}); retime needs one size")
             scores.append(frame_difference(previous, frame.luma))
-        previous = frame.luma
+            colours.append(colour_change(previous_histogram, histogram))
+        previous, previous_histogram = frame.luma, histogram
         pts.append(frame.pts)
         durations.append(frame.duration)
         progress("analyse", len(pts), expected)
     if len(pts) < 2:
         raise InputError(f"{path}: the video has {len(pts)} frame(s); at least 2 are needed")
-    detection = detect(scores, settings)
+    detection = detect(scores, settings, colours=colours)
     return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, info),
                     scores=tuple(scores), detection=detection, plan=plan_fix_drops(len(pts), detection),
-                    pictures=pictures)
+                    colours=tuple(colours), pictures=pictures)
 
 
 def _expected_frames(info: VideoInfo) -> int | None:

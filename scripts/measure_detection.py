@@ -45,7 +45,8 @@ from scipy import ndimage  # installed with scikit-image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retime.detect import DetectionSettings, detect, difference_scores  # noqa: E402
+from retime.detect import DetectionSettings, colour_change, colour_histogram, detect, difference_scores  # noqa: E402
+from retime.pipeline import THUMBNAIL  # noqa: E402
 from retime.plan import KEEP_CUT, KEEP_FREEZE, Synth, plan_fix_drops  # noqa: E402
 
 CLIPS = ROOT / "assets" / "clips"
@@ -73,20 +74,32 @@ class Case:
     truth: set[int]  # frames that should be replaced
     freeze: range | None = None  # frames of the intentional freeze
     at_cut: tuple[int, ...] = ()  # drops right before a cut: must stay copies
+    colours: list[float] | None = None  # colour change of each pair, as pass 1 measures it (None: not measured)
 
 
 # --- video in and out -----------------------------------------------------------------------------------------
 
 
-def decode(path: Path) -> tuple[list[np.ndarray], list[np.ndarray], Fraction]:
-    """(yuv420p planes as one (H*3/2, W) array per frame, grey (H, W) frames, average frame rate)."""
+def decode(path: Path, colours: list[float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray], Fraction]:
+    """(yuv420p planes as one (H*3/2, W) array per frame, grey (H, W) frames, average frame rate); appends the
+    colour change of each consecutive pair to ``colours`` when given (thumbnails as pass 1 makes them)."""
     yuv, grey = [], []
+    previous = None
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = Fraction(stream.average_rate)
         for frame in container.decode(stream):
             yuv.append(frame.to_ndarray(format="yuv420p"))
             grey.append(frame.to_ndarray(format="gray"))
+            if colours is not None:
+                scale = THUMBNAIL / max(frame.width, frame.height)
+                thumb = frame.reformat(width=max(1, round(frame.width * scale)),
+                                       height=max(1, round(frame.height * scale)), format="rgb24",
+                                       interpolation="AREA").to_ndarray()
+                histogram = colour_histogram(thumb)
+                if previous is not None:
+                    colours.append(colour_change(previous, histogram))
+                previous = histogram
     return yuv, grey, rate
 
 
@@ -119,13 +132,16 @@ def downscale(frame: np.ndarray, factor: int) -> np.ndarray:
     return (blocks.mean(axis=(1, 3)) + 0.5).astype(np.uint8)
 
 
-def roundtrip_scores(frames: list[np.ndarray], rate: Fraction, encoding: str, tmp: Path, factor: int) -> list[float]:
+def roundtrip_scores(frames: list[np.ndarray], rate: Fraction, encoding: str, tmp: Path,
+                     factor: int) -> tuple[list[float], list[float]]:
+    """(grey scores, colour changes) of the frames after encoding them with ``encoding`` and decoding."""
     path = tmp / ("v.mkv" if encoding == "ffv1" else "v.mp4")
     encode(frames, rate, path, encoding)
-    _, grey, _ = decode(path)
+    colours: list[float] = []
+    _, grey, _ = decode(path, colours)
     if len(grey) != len(frames):
         raise RuntimeError(f"{encoding}: {len(frames)} frames in, {len(grey)} decoded")
-    return difference_scores([downscale(g, factor) for g in grey])
+    return difference_scores([downscale(g, factor) for g in grey]), colours
 
 
 # --- damage ---------------------------------------------------------------------------------------------------
@@ -222,7 +238,7 @@ class Tally:
 
 
 def evaluate(case: Case, settings: DetectionSettings) -> Tally:
-    detection = detect(case.scores, settings)
+    detection = detect(case.scores, settings, colours=case.colours)
     plan = plan_fix_drops(len(case.scores) + 1, detection)
     replaced = {i for i, op in enumerate(plan.frames) if isinstance(op, Synth)}
     tally = Tally()
@@ -250,22 +266,23 @@ def build_cases(seeds: range, factor: int) -> list[Case]:
         tmp = Path(tmpdir)
         for clip, known in KNOWN_DUPLICATES.items():
             t0 = time.time()
-            yuv, grey, rate = decode(CLIPS / clip)
+            colours: list[float] = []
+            yuv, grey, rate = decode(CLIPS / clip, colours)
             scores = difference_scores([downscale(g, factor) for g in grey])
-            cases.append(Case(clip, "original", None, "original", scores, set(known)))
-            cuts = detect(scores).cuts  # cuts of the original, to place drops at them
+            cases.append(Case(clip, "original", None, "original", scores, set(known), colours=colours))
+            cuts = detect(scores, colours=colours).cuts  # cuts of the original, to place drops at them
             for seed in seeds:
                 rng = np.random.default_rng([seed, len(yuv)])
                 drops, at_cut, freeze = damage(len(yuv), rng, set(known), cuts)
                 damaged = apply_damage(yuv, drops + at_cut + list(freeze or ()))
                 for encoding in ENCODINGS:
-                    cases.append(Case(clip, encoding, seed, "damaged",
-                                      roundtrip_scores(damaged, rate, encoding, tmp, factor),
-                                      set(drops) | set(known), freeze, tuple(at_cut)))
+                    scored, changes = roundtrip_scores(damaged, rate, encoding, tmp, factor)
+                    cases.append(Case(clip, encoding, seed, "damaged", scored, set(drops) | set(known), freeze,
+                                      tuple(at_cut), changes))
             pan = slow_pan(yuv[len(yuv) // 2])
             for encoding in ENCODINGS:
-                cases.append(Case(clip, encoding, None, "pan", roundtrip_scores(pan, rate, encoding, tmp, factor),
-                                  set()))
+                scored, changes = roundtrip_scores(pan, rate, encoding, tmp, factor)
+                cases.append(Case(clip, encoding, None, "pan", scored, set(), colours=changes))
             print(f"# {clip}: {len(yuv)} frames {grey[0].shape[1]}x{grey[0].shape[0]} @ {rate} fps, "
                   f"encoded and scored in {time.time() - t0:.1f} s", file=sys.stderr)
     return cases
@@ -278,7 +295,7 @@ def report_originals(cases: list[Case], settings: DetectionSettings) -> None:
     print("## Original files\n")
     for case in (c for c in cases if c.kind == "original"):
         s = np.asarray(case.scores)
-        detection = detect(case.scores, settings)
+        detection = detect(case.scores, settings, colours=case.colours)
         exact = "exact" if detection.duplicates == sorted(case.truth) else "NOT EXACT"
         print(f"{case.clip}: {len(s) + 1} frames; detected duplicates {detection.duplicates} "
               f"(known {sorted(case.truth)}: {exact}); cuts {detection.cuts}")

@@ -255,6 +255,20 @@ def test_quality_video_scores_the_odd_frames_through_the_real_upsample(moving_cl
     assert model["psnr"] == pytest.approx(avg["psnr"], abs=0.2)
 
 
+def test_quality_video_checks_the_product_against_the_model_as_written(moving_clip, tmp_path):
+    r = quality_video(moving_clip, interpolator=BlendInterpolator(), reference=None, max_frames=10)
+    versus = r["upsample_vs_model"]
+    # every in-between frame is the model's, written in the output's pixel format: pixel for pixel the same
+    assert versus["frames_differing"] == [] and versus["upsample_minus_model_written_db"] == 0
+    assert versus["model_written"]["psnr"] == r["methods"]["retime_upsample"]["psnr"]
+    # a cut between frames 5 and 6: upsample copies frame 4 at frame 5 where the model blends 4 and 6
+    frames = moving_frames(12)
+    frames[6:] = [(255 - f) for f in frames[6:]]
+    clip = write_clip(tmp_path / "cut.mkv", frames).path
+    r = quality_video(clip, interpolator=BlendInterpolator(), reference=None, max_frames=11)
+    assert [d["frame"] for d in r["upsample_vs_model"]["frames_differing"]] == [5]
+
+
 def test_bench_document_schema(moving_clip, tmp_path):
     doc = bench(moving_clip, tasks=("quality", "dropfix"), max_frames=9, crfs=(None, 30), reference=False,
                 interpolator=BlendInterpolator())

@@ -9,8 +9,11 @@ import pytest
 
 from retime.defaults import DEFAULTS
 from retime.detect import (
+    HISTOGRAM_LEVELS,
     Detection,
     DetectionSettings,
+    colour_change,
+    colour_histogram,
     detect,
     difference_scores,
     frame_difference,
@@ -209,6 +212,105 @@ def test_relative_scene_cut_needs_a_spike_not_just_a_jump_after_a_run():
     assert d.cuts == [31]
     assert "cut_ratio" in d.cut_details[0].reason
     assert d.duplicates == [80, 81, 82]
+
+
+# --- scene cuts confirmed by colour ---------------------------------------------------------------------------
+
+
+def smooth_colours(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth random RGB picture (coarse noise, 8-pixel cells, blocky upsampling): what a scene looks like."""
+    coarse = np.random.default_rng(seed).integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    return np.kron(coarse, np.ones((8, 8, 1), dtype=np.uint8))[:h, :w]
+
+
+def test_colour_histogram_counts_each_colour_once_and_sums_to_one():
+    rgb = np.zeros((2, 3, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 0)
+    rgb[1, 2] = (255, 255, 255)
+    h = colour_histogram(rgb)
+    assert h.shape == (HISTOGRAM_LEVELS ** 3,) and h.sum() == pytest.approx(1.0)
+    assert h[0] == pytest.approx(4 / 6)  # black
+    assert h[(HISTOGRAM_LEVELS - 1) * HISTOGRAM_LEVELS ** 2] == pytest.approx(1 / 6)  # red
+    assert h[-1] == pytest.approx(1 / 6)  # white
+    with pytest.raises(ValueError, match="uint8"):
+        colour_histogram(np.zeros((4, 4), np.uint8))
+
+
+def test_colour_change_ignores_where_the_colours_are():
+    big = smooth_colours(64, 160, seed=1)
+    a, b = big[:, :96], big[:, 10:106]  # a fast pan (10 % of the width): every pixel changed, few colours did
+    assert frame_difference(a, b) > 40
+    moved = colour_change(colour_histogram(a), colour_histogram(b))
+    other_shot = colour_change(colour_histogram(a), colour_histogram(255 - a))
+    assert colour_change(colour_histogram(a), colour_histogram(np.roll(a, 17, axis=1))) == 0.0
+    assert moved < DEFAULTS.cut_colour < other_shot
+    assert colour_change(colour_histogram(np.zeros_like(a)), colour_histogram(np.full_like(a, 255))) == 1.0
+
+
+def test_fast_motion_with_unchanged_colours_is_not_a_cut():
+    s = motion(59, level=50.0, jitter=0.1)  # a fast pan: every score above scene_cut
+    s[20] = 50.0
+    colours = np.full(59, 0.1)
+    d = detect(s, colours=colours)
+    assert d.cuts == [] and len(d.fast_motion) == 59
+    assert "fast motion" in d.fast_motion[0].reason and d.fast_motion[0].colour == pytest.approx(0.1)
+    assert detect(s).cuts == list(range(1, 60))  # without colours every candidate is a cut (the old rule)
+
+
+def test_a_spike_at_the_first_frame_with_the_same_colours_is_interpolated_not_copied():
+    # a jolt in the first pair of a clip (motion known from one side only) looked like a cut: frame 1 was copied
+    s = motion(40, level=2.0)
+    s[0] = 20.0
+    assert detect(s).cuts == [1]
+    colours = np.full(40, 0.03)
+    colours[0] = 0.08
+    d = detect(s, colours=colours)
+    assert d.cuts == [] and [c.index for c in d.fast_motion] == [1]
+
+
+def test_a_cut_needs_the_colours_to_change_too():
+    s = motion(99)
+    s[30] = 70.0  # a new shot
+    s[60] = 25.0  # a spike (cut_ratio) in another shot change
+    colours = np.full(99, 0.05)
+    colours[30], colours[60] = 0.6, 0.3
+    d = detect(s, colours=colours)
+    assert d.cuts == [31, 61] and d.fast_motion == []
+    assert "colour change 0.600 >= cut_colour" in d.cut_details[0].reason
+
+
+def test_a_cut_between_shots_of_the_same_brightness_is_found_by_its_colours():
+    # the grey levels barely jump (18 against motion of 8: no spike), but every colour changed
+    s = motion(59, level=8.0)
+    s[30] = 18.0
+    colours = np.full(59, 0.02)
+    colours[30] = 1.0
+    assert detect(s).cuts == []
+    d = detect(s, colours=colours)
+    assert d.cuts == [31] and "colour_cut" in d.cut_details[0].reason
+    colours[30] = DEFAULTS.colour_cut - 0.01
+    assert detect(s, colours=colours).cuts == []
+    s[30] = DEFAULTS.cut_min - 1  # too small a change in the pixels, whatever the colours
+    colours[30] = 1.0
+    assert detect(s, colours=colours).cuts == []
+
+
+def test_a_fast_shot_after_a_cut_keeps_its_duplicates():
+    # fast motion above scene_cut is motion, not a cut: it sets the motion level a duplicate dips from
+    s = motion(59, level=50.0, jitter=0.1)
+    s = drop(s, 30)
+    d = detect(s, colours=np.full(59, 0.1))
+    assert d.duplicates == [30] and d.cuts == []
+    assert detect(s).duplicates == []  # every score a cut: no motion left to dip from
+
+
+def test_colours_must_match_the_scores():
+    with pytest.raises(ValueError, match="2 colour changes for 3 scores"):
+        detect([1.0, 2.0, 3.0], colours=[0.1, 0.2])
+    with pytest.raises(ValueError, match=r"colours\[1\]"):
+        detect([1.0, 2.0], colours=[0.1, 1.5])
+    with pytest.raises(UsageError, match="colour_cut"):
+        DetectionSettings(cut_colour=0.5, colour_cut=0.4)
 
 
 def test_duplicates_at_frame_one_and_at_the_last_frame():

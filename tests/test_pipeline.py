@@ -9,7 +9,20 @@ import av
 import numpy as np
 import pytest
 
-from conftest import AT_CUT, CUT, DUPLICATES, FREEZE, N_FRAMES, REPAIRABLE, FailingInterpolator, packets, video_facts
+from conftest import (
+    AT_CUT,
+    CUT,
+    DUPLICATES,
+    FREEZE,
+    N_FRAMES,
+    REPAIRABLE,
+    FailingInterpolator,
+    moving_frames,
+    packets,
+    video_facts,
+    write_clip,
+)
+from retime.plan import Copy, Synth
 from retime.detect import DetectionSettings
 from retime.errors import InputError, OutputError, UsageError
 from retime.media import EncodeSettings
@@ -58,6 +71,43 @@ def test_analyse_to_dict_lists_duplicates_with_times(clips):
     assert first["score"] < 0.1
     assert data["cuts"][0]["frame"] == CUT and data["frames"] == N_FRAMES
     assert data["plan"]["kind"] == "fix-drops" and len(data["plan"]["frames"]) == N_FRAMES
+
+
+def test_a_fast_pan_is_not_a_cut_and_upsample_interpolates_every_pair(tmp_path, blend):
+    # 14 pixels per frame on a 96-pixel-wide picture: the grey levels jump by more than scene_cut every frame,
+    # but the colours stay those of the same picture
+    pan = [((f.astype(np.float32) - 128) * 1.5 + 128).clip(0, 255).round().astype(np.uint8)
+           for f in moving_frames(16, speed=14, seed=5)]
+    src = write_clip(tmp_path / "pan.mkv", pan).path
+    a = analyse(src)
+    assert min(a.scores) > DetectionSettings().scene_cut
+    assert a.detection.cuts == [] and len(a.detection.fast_motion) == 15
+    assert max(a.colours) < DetectionSettings().cut_colour
+    result = upsample(src, tmp_path / "up.mkv", factor=2, encode=FFV1, interpolator=blend)
+    assert [result.plan.frames[2 * i + 1] for i in range(15)] == [Synth(i, i + 1, 0.5) for i in range(15)]
+    assert len(blend.calls) == 15
+
+
+def tinted(frames, offset):
+    return [(f * 0.5 + np.array(offset)).round().astype(np.uint8) for f in frames]
+
+
+def test_a_cut_between_shots_of_the_same_brightness_is_still_a_cut(tmp_path, blend):
+    # a warm shot, then a cool one of the same mean brightness (within 3 grey levels): the grey levels jump by
+    # about twice the motion (no spike), the colours change completely
+    first = tinted(moving_frames(20, seed=0), (120, 60, 0))
+    second = tinted(moving_frames(20, seed=7, speed=2, reverse=True), (0, 100, 120))
+    src = write_clip(tmp_path / "cut.mkv", first + second).path
+    a = analyse(src)
+    assert a.detection.cuts == [20] and a.detection.fast_motion == []
+    assert a.scores[19] < DetectionSettings().scene_cut
+    result = upsample(src, tmp_path / "up.mkv", factor=2, encode=FFV1, interpolator=blend)
+    assert result.plan.frames[39] == Copy(19)  # halfway between frames 19 and 20: a copy, never a blend
+    assert all(op.left != 19 for op in result.plan.frames if isinstance(op, Synth))
+    assert len(blend.calls) == 38
+    data = a.to_dict()
+    assert data["cuts"][0]["frame"] == 20 and "colour" in data["cuts"][0]["reason"]
+    assert len(data["colours"]) == 39
 
 
 def test_analyse_needs_two_frames(clips):

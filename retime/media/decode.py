@@ -32,13 +32,15 @@ __all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_rgb"]
 @dataclass(frozen=True, eq=False)
 class LumaFrame:
     """One frame for analysis: ``luma`` is (H, W) uint8 grey levels (0-255) at the stored size and orientation;
-    ``rgb`` its (H, W, 3) uint8 RGB picture for the frames asked for (``iter_luma(keep_rgb=...)``), else ``None``."""
+    ``thumb``, when asked for, the same picture as a small (h, w, 3) uint8 RGB image (area-averaged); ``rgb`` its
+    (H, W, 3) uint8 RGB picture for the frames asked for (``iter_luma(keep_rgb=...)``), else ``None``."""
 
     index: int
     pts: int
     time: Fraction  # seconds
     duration: int | None  # the frame's duration in time_base units, when the container says
     luma: np.ndarray
+    thumb: np.ndarray | None = None
     rgb: np.ndarray | None = None
 
 
@@ -147,18 +149,31 @@ def _raise_corrupt(path: Path, index: int, errors: list) -> None:
     raise InputError(f"{path}: corrupted or truncated video near frame {index}: {text}")
 
 
-def iter_luma(path: str | Path, keep_rgb: Container[int] = ()) -> Iterator[LumaFrame]:
-    """Decode ``path`` to grey frames for analysis, one at a time; frames whose index is in ``keep_rgb`` also
-    carry their RGB picture (the samples the model's settings are chosen on).
+def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Container[int] = ()
+              ) -> Iterator[LumaFrame]:
+    """Decode ``path`` to grey frames for analysis, one at a time.
+
+    Args:
+        thumbnail: also give each frame a small RGB copy (``LumaFrame.thumb``) whose longer side is this many
+            pixels (the other in proportion, at least 1), for colour measures that need no detail (scene cuts).
+        keep_rgb: frames whose index is in it also carry their full RGB picture (``LumaFrame.rgb``: the samples
+            the model's settings are chosen on).
 
     Raises :class:`InputError` when the file cannot be opened, has no video stream, or is corrupted or truncated
     (any FFmpeg error while demuxing or decoding, or fewer frames than the container lists).
     """
     for index, pts, time_base, frame in _decode(Path(path), strict=True):
-        luma = frame.to_ndarray(format="gray", src_color_range=_range_or_none(frame.color_range))
+        source_range = _range_or_none(frame.color_range)
+        luma = frame.to_ndarray(format="gray", src_color_range=source_range)
+        thumb = None
+        if thumbnail:
+            scale = thumbnail / max(frame.width, frame.height)
+            size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+            thumb = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA",
+                                   src_color_range=source_range).to_ndarray()
         rgb = to_rgb(frame) if index in keep_rgb else None
         yield LumaFrame(index=index, pts=pts, time=pts * time_base, duration=frame.duration or None, luma=luma,
-                        rgb=rgb)
+                        thumb=thumb, rgb=rgb)
 
 
 def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:
