@@ -29,7 +29,7 @@ from rich.text import Text
 from retime import __version__
 from retime.defaults import DEFAULTS
 from retime.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT,
-                           EXIT_USAGE, OutputError, RetimeError)
+                           EXIT_USAGE, OutputError, RetimeError, UsageError)
 
 EPILOG = (
     "\b\nExit codes:\n"
@@ -310,7 +310,7 @@ def _model(weights: Path | None, scale: str, refine: bool, precision: Precision 
         try:
             value = float(scale)
         except ValueError:
-            raise typer.BadParameter(f"expected auto or a number, got {scale!r}", param_hint="--scale") from None
+            raise UsageError(f"--scale must be auto or a number such as 2, 1 or 0.5, got {scale!r}") from None
     return ModelSettings(weights=weights, scale=value, refine=refine, precision=precision.value,
                          quality=quality.value, model=model.value if model else None, ensemble=ensemble)
 

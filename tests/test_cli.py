@@ -257,6 +257,16 @@ def test_model_options_reach_the_interpolator(clips, tmp_path, monkeypatch):
     assert device == "cpu" and model.weights == weights and model.scale == 0.5 and model.refine is True
     assert model.precision == "float32"
     assert invoke("upsample", clips["lossless"].path, tmp_path / "u.mkv", "--precision", "half").exit_code == 2
+    seen.clear()
+    result = invoke("upsample", clips["lossless"].path, tmp_path / "q.mkv", "--codec", "ffv1", "--quality", "best",
+                    "--model", "rife-4.2x", "--no-ensemble", "--scale", "auto")
+    assert result.exit_code == 0, result.stderr
+    _, model = seen[0]
+    assert (model.quality, model.model, model.ensemble, model.scale) == ("best", "rife-4.2x", False, None)
+    seen.clear()
+    assert invoke("upsample", clips["lossless"].path, tmp_path / "d.mkv", "--codec", "ffv1").exit_code == 0
+    _, model = seen[0]
+    assert (model.quality, model.model, model.ensemble, model.scale) == ("balanced", None, None, None)
 
 
 @pytest.mark.parametrize("command", ["fix-drops", "upsample"])
@@ -276,6 +286,8 @@ def test_a_bad_report_path_fails_before_any_video_is_written(clips, tmp_path, co
     (["fix-drops"], "Missing argument 'IN'"),
     (["--bogus"], "No such option: --bogus"),
     (["fix-drops", "--device", "tpu", "a.mp4", "b.mp4"], "--device"),
+    (["upsample", "--quality", "max", "a.mp4", "b.mp4"], "--quality"),
+    (["fix-drops", "--model", "rife-9", "a.mp4", "b.mp4"], "--model"),
 ])
 def test_click_usage_errors_are_one_line_with_exit_2(argv, message, capsys):
     """The console script reports Click's own usage errors like every other error (not Click's 4-line block)."""
@@ -294,4 +306,5 @@ def test_bad_preset_scale_and_huge_factor_are_usage_errors_before_any_work(clips
     # RIFE's scale knob off a power of two used to fail inside the network (exit 1) after pass 1
     for command in ("fix-drops", "upsample"):
         assert "--scale" in _one_error_line(invoke(command, "--scale", "0.75", clips["lossy"].path, out), EXIT_USAGE)
+        assert "--scale" in _one_error_line(invoke(command, "--scale", "fine", clips["lossy"].path, out), EXIT_USAGE)
     assert not out.exists()
