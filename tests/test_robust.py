@@ -51,9 +51,16 @@ def one_error_line(result, code: int) -> str:
     return lines[0]
 
 
+def _default_sigint() -> None:
+    # A test run started as a background job inherits SIGINT ignored, and Python keeps an ignored SIGINT: the child
+    # gets the default disposition, as a program started from a terminal has it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def launch(*args, flags=("--blend",), **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, str(LAUNCHER), *flags, "--", *map(str, args)], env=env, **kwargs)
+    return subprocess.Popen([sys.executable, str(LAUNCHER), *flags, "--", *map(str, args)], env=env,
+                            preexec_fn=_default_sigint, **kwargs)
 
 
 def frame_count(path: Path) -> int:
