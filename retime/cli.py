@@ -112,12 +112,13 @@ ScaleOpt = Annotated[str, typer.Option(
     help="RIFE's flow resolution: auto (chosen on the input by rebuilding frames it has, per --quality), or 2 "
          "(finer, small frames), 1, 0.5 (4K), 0.25 (8K), 0.125.")]
 QualityOpt = Annotated[Quality, typer.Option(
-    "--quality", help="fast: RIFE 4.6; balanced: 4.6 with ensembling and a flow-scale search on the input; best: "
-                      "a wider search (slowest). Table in docs/quality.md.")]
+    "--quality", help="fast: RIFE 4.6 alone; balanced: RIFE 4.6 or 4.2x with ensembling at the flow scale that "
+                      "rebuilds frames of the input best; best: a wider search (slowest). docs/quality.md.")]
 ModelOpt = Annotated[Optional[ModelName], typer.Option(
-    "--model", help="Interpolation model (default: the preset's, RIFE 4.6).", show_default=False)]
+    "--model", help="Interpolation model (default: the preset's; balanced and best choose on the input).",
+    show_default=False)]
 EnsembleOpt = Annotated[Optional[bool], typer.Option(
-    "--ensemble/--no-ensemble", help="Average with the time-reversed estimate (about 1.5x the time; default: the "
+    "--ensemble/--no-ensemble", help="Average with the time-reversed estimate (1.5-2x the time; default: the "
                                      "preset's).", show_default=False)]
 PrecisionOpt = Annotated[Precision, typer.Option(
     "--precision", help="auto: convolutions in bfloat16 on CPUs that have it, float16 on CUDA (faster; >= 50 dB "

@@ -21,7 +21,9 @@ gets its name, together with the ``--report``, only when complete (:func:`retime
 from __future__ import annotations
 
 import json
+import dataclasses
 import math
+import os
 import queue
 import threading
 import time
@@ -36,6 +38,10 @@ from retime import __version__
 from retime.defaults import DEFAULTS
 from retime.detect import Detection, DetectionSettings, colour_change, colour_histogram, detect, frame_difference
 from retime.errors import InputError, UsageError
+
+#: The environment variable that names a user's checkpoint (as ``retime.interpolate.weights.WEIGHTS_ENV``; not
+#: imported from there, which would load torch before anything is synthesized).
+WEIGHTS_ENV = "RETIME_WEIGHTS"
 from retime.media.decode import DecodedFrame, iter_frames, iter_luma
 from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, check_output_path
 from retime.media.probe import VideoInfo, probe
@@ -521,6 +527,8 @@ class ModelSettings:
         scales = [self.scale] if self.scale is not None else \
             [base * step for step in self.preset.scale_steps if base * step in DEFAULTS.scale_choices]
         ensembles = [self.ensemble] if self.ensemble is not None else list(self.preset.ensembles)
+        if self.refine:  # the refinement stage runs after one plain estimate: there is nothing to average
+            ensembles = [False]
         return [Candidate(m, sc, en) for m in self.models for sc in scales for en in ensembles]
 
 
@@ -538,7 +546,8 @@ def _default_interpolator(device: str, model: ModelSettings | None = None) -> Ca
     return lambda: _build_engine(device, model, model.models[0])
 
 
-#: Most memory the search's sample frames may take (bytes; three RGB frames per sample).
+#: Most memory the search's sample frames may take (bytes; three RGB frames per sample). One sample is kept even
+#: when it is larger (300 MB at 8K).
 SAMPLE_BYTES = 96 << 20
 
 
@@ -585,11 +594,13 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     model = model or ModelSettings()
     info = analysis.info
     candidates = model.candidates(info.height, info.width)
+    if model.weights is not None or os.environ.get(WEIGHTS_ENV):  # a user's file: one network, whatever its layout
+        candidates = list(dict.fromkeys(dataclasses.replace(c, model=engine.model_name) for c in candidates))
     samples = tuning_samples(analysis) if len(candidates) > 1 else []
     if len(candidates) > 1 and not samples:  # nothing to rebuild: the first model by the size rule
         base = engine.scale_for(info.height, info.width)
-        candidates = [min((c for c in candidates if c.model == engine.model_name),
-                          key=lambda c: (abs(c.scale - base), not c.ensemble))]
+        own = [c for c in candidates if c.model == engine.model_name] or candidates[:1]
+        candidates = [min(own, key=lambda c: (abs(c.scale - base), not c.ensemble))]
     engines = {engine.model_name: engine}
 
     def get(name: str) -> FrameInterpolator:
@@ -700,10 +711,11 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
             analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
             plan = analysis.plan
             tuning = None
-            if plan.synthesized:
+            if plan.synthesized and interpolator is None:
                 # weights are checked before the long pass, not in the middle of it
                 engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=False)
                 get_engine = _memo(lambda: engine)
+            analysis.pictures.clear()
             peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
                                   lambda: iter_frames(input), get_engine, progress)
         result = RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis,
@@ -824,8 +836,10 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
             keep = tuning_positions(info, model) if interpolator is None else []
             analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
             # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
-            engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=True)
-            get_engine = _memo(lambda: engine)
+            tuning = None
+            if interpolator is None:  # an injected interpolator is used as it is
+                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=True)
+                get_engine = _memo(lambda: engine)
             times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
             # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
             end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -47,8 +48,9 @@ def test_the_setting_that_rebuilds_best_wins_across_models():
     assert [t.candidate for t in choice.trials] == candidates
     assert choice.frames == (1, 3, 5)
     assert e46.calls == e42.calls == 2 * len(samples)
-    best = max(choice.trials, key=lambda t: t.psnr)
-    assert all(t.psnr <= best.psnr for t in choice.trials) and len(best.per_sample) == 3
+    by = {t.candidate: t.psnr for t in choice.trials}
+    assert by[Candidate("rife-4.2x", 1.0, True)] > by[Candidate("rife-4.6", 1.0, True)] + 3  # 1 vs 3 grey levels
+    assert all(len(t.per_sample) == 3 for t in choice.trials)
 
 
 def test_prefer_finer_breaks_ties_towards_the_finer_scale_only():
@@ -91,7 +93,8 @@ def _analysis(n: int, duplicates: list[int], cut: int | None, pictures: dict) ->
     if cut is not None:
         scores[cut - 1] = 80.0
     detection: Detection = detect(scores)
-    return Analysis(info=None, pts=tuple(range(n)), durations=(1,) * n, scores=tuple(scores),
+    info = SimpleNamespace(width=8, height=8)  # what the search reads of the input's facts
+    return Analysis(info=info, pts=tuple(range(n)), durations=(1,) * n, scores=tuple(scores),
                     detection=detection, plan=plan_fix_drops(n, detection), pictures=pictures)
 
 
@@ -121,3 +124,52 @@ def test_sample_positions_are_spread_and_bounded_in_memory():
     huge = tuning_positions(Info(7680, 4320, 1000), ModelSettings())
     assert len(huge) == 3  # one triplet, the least there is: 3 RGB frames of 8K are over the 96 MB budget
     assert tuning_positions(Info(1280, 720, 1000), ModelSettings(quality="fast")) == []
+
+
+class SettableEngine:
+    """A blending stand-in with the real engine's settings: ``model_name``, ``scale``, ``ensemble``."""
+
+    def __init__(self, name: str = "rife-4.2x", scale: float | None = 0.5) -> None:
+        self.model_name, self.scale, self.ensemble, self.calls = name, scale, False, 0
+
+    def scale_for(self, height, width, scale=None):
+        return scale or self.scale or 1.0  # the size rule at these sizes: 1
+
+    def interpolate(self, a, b, ts, *, scale=None, ensemble=None):
+        self.calls += 1
+        return [((a.astype(np.uint16) + b) // 2).astype(np.uint8) for _ in ts]
+
+
+def test_tune_keeps_a_users_checkpoint_as_the_one_network(tmp_path):
+    """With --weights the file is the only network, whatever the preset names: no crash when it is 4.2x and the
+    preset's first model is 4.6, and the report names what was loaded."""
+    from retime.pipeline import _tune
+
+    analysis = _analysis(40, duplicates=[], cut=None, pictures={})  # no samples: the size rule
+    engine = SettableEngine("rife-4.2x", scale=None)
+    chosen, report = _tune(engine, analysis, ModelSettings(weights=tmp_path / "mine.pkl"), "cpu",
+                           prefer_finer=False)
+    assert chosen is engine and report["name"] == "rife-4.2x" and report["model"] == "rife-4.2x"
+    assert report["searched"] is False and engine.scale == 1.0 and engine.ensemble is True
+
+    pics = {i: np.full((8, 8, 3), 10 * (i % 20), np.uint8) for i in range(40)}
+    searched = _analysis(40, duplicates=[], cut=None, pictures=pics)
+    chosen, report = _tune(engine, searched, ModelSettings(weights=tmp_path / "mine.pkl"), "cpu",
+                           prefer_finer=False)
+    assert chosen is engine and {t["model"] for t in report["trials"]} == {"rife-4.2x"}
+    assert len(report["trials"]) == 2 and searched.pictures == {}  # scales 1 and 0.5; the samples are freed
+
+
+def test_an_injected_engine_is_used_as_it_is(clips, tmp_path):
+    """fix-drops and upsample do not search or change the settings of an interpolator they are given."""
+    from retime.media.encode import EncodeSettings
+    from retime.pipeline import fix_drops, upsample
+
+    engine = SettableEngine()
+    result = fix_drops(clips["lossless"].path, tmp_path / "f.mkv", encode=EncodeSettings(codec="ffv1"),
+                       interpolator=engine)
+    assert result.synthesized > 0 and result.model is None
+    result = upsample(clips["lossless"].path, tmp_path / "u.mkv", encode=EncodeSettings(codec="ffv1"),
+                      interpolator=engine)
+    assert result.model is None and (engine.scale, engine.ensemble) == (0.5, False)
+    assert engine.calls == result.synthesized + 3  # fix-drops' repairs: one call per run (of 1, 2 and 3)

@@ -58,7 +58,7 @@ def test_sparse_path_equals_plain_forward(net, ensemble):
     a, b = (padded(np.ascontiguousarray(f[:256, :384]), 128) for f in frames)
     t = torch.tensor([0.2, 0.5, 0.9])
     with torch.inference_mode():
-        for scales in (SCALES_46, (16.0, 8.0, 4.0, 2.0)):
+        for scales in (SCALES_46, (16.0, 8.0, 4.0, 2.0), (32.0, 16.0, 8.0, 4.0)):
             plain = net(a.expand(3, -1, -1, -1), b.expand(3, -1, -1, -1), t, scales=scales, ensemble=ensemble).frame
             sparse = net.forward_sparse(a, b, t, scales=scales, ensemble=ensemble)
             assert sparse.shape == plain.shape
@@ -108,8 +108,9 @@ def test_reduced_precision_paths(pair):
         assert mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50, (scale, ensemble)
     half = Interpolator(device="cpu", model="rife-4.6", precision="float16")
     a = torch.rand(3, 64, 96, dtype=torch.float16)
-    out = half.interpolate(a, a.flip(2), [0.5], ensemble=True)[0]
-    assert out.shape == (3, 64, 96) and out.dtype == torch.float16 and torch.isfinite(out).all()
+    for scale in (1.0, 2.0):  # the sparse path, and the plain path under autocast
+        out = half.interpolate(a, a.flip(2), [0.5], ensemble=True, scale=scale)[0]
+        assert out.shape == (3, 64, 96) and out.dtype == torch.float16 and torch.isfinite(out).all()
 
 
 def test_checkpoint_layout_picks_the_network(tmp_path):

@@ -109,7 +109,7 @@ class Interpolator:
         model: registry name (``"rife-4.6"``, ``"rife-4.2x"``); ``None``: the registry default.
         ensemble: average each estimate with the time-reversed one (RIFE 4.6's block-level ensembling; for 4.2x,
             whose blocks carry context channels that cannot be reversed, the two output frames are averaged).
-            About twice the time. Also settable per call (:meth:`interpolate`).
+            1.5-2x the time (4.6, 4.2x). Also settable per call (:meth:`interpolate`).
         device: ``"auto"`` (CUDA + float16 if available, else CPU float32), ``"cpu"`` or ``"cuda"``.
         scale: RIFE's resolution knob, a power of two (2 estimates flow at twice the resolution, for small frames;
             1.0 up to 1440p; 0.5 at half resolution, for 4K; 0.25 for 8K); ``None`` picks 0.5 above 2560x1440
@@ -287,7 +287,7 @@ class Interpolator:
         p1 = frame1 if isinstance(frame1, PreparedFrame) else self.prepare(frame1, scale=scale)
         if (p0.height, p0.width) != (p1.height, p1.width):
             raise ValueError(f"frames differ in size: {p0.width}x{p0.height} and {p1.width}x{p1.height}")
-        if p0.multiple != p1.multiple or p0.multiple % self.pad_multiple(p0.height, p0.width, scale):
+        if p0.multiple != p1.multiple or p0.multiple != self.pad_multiple(p0.height, p0.width, scale):
             raise ValueError("the frames were prepared for another scale")
         scale = self.scale_for(p0.height, p0.width, scale)
         scales = tuple(s / scale for s in self.model.default_scales)

