@@ -580,8 +580,11 @@ def tuning_samples(analysis: Analysis) -> list[tuple[int, np.ndarray, np.ndarray
 
 
 def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | None, device: str, *,
-          prefer_finer: bool) -> tuple[FrameInterpolator, dict[str, Any] | None]:
+          prefer_finer: bool, budget: int | None = None) -> tuple[FrameInterpolator, dict[str, Any] | None]:
     """Choose the model and set its scale and ensembling on the input.
+
+    ``budget``: the frames the job synthesizes. The search makes at most that many model calls (fewer samples,
+    or none: a fix-drops run that repairs 5 frames does not rebuild 16 to choose how).
 
     Returns:
         ``(engine to render with, the report's model section)``; an injected interpolator (it has no settings)
@@ -597,6 +600,8 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     if model.weights is not None or os.environ.get(WEIGHTS_ENV):  # a user's file: one network, whatever its layout
         candidates = list(dict.fromkeys(dataclasses.replace(c, model=engine.model_name) for c in candidates))
     samples = tuning_samples(analysis) if len(candidates) > 1 else []
+    if budget is not None and len(candidates) > 1:
+        samples = samples[:budget // len(candidates)]
     if len(candidates) > 1 and not samples:  # nothing to rebuild: the first model by the size rule
         base = engine.scale_for(info.height, info.width)
         own = [c for c in candidates if c.model == engine.model_name] or candidates[:1]
@@ -713,7 +718,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
             tuning = None
             if plan.synthesized and interpolator is None:
                 # weights are checked before the long pass, not in the middle of it
-                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=False)
+                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=False,
+                                       budget=plan.synthesized)
                 get_engine = _memo(lambda: engine)
             analysis.pictures.clear()
             peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
@@ -835,15 +841,17 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
                          label=output) as writer:
             keep = tuning_positions(info, model) if interpolator is None else []
             analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
-            # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
-            tuning = None
-            if interpolator is None:  # an injected interpolator is used as it is
-                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=True)
-                get_engine = _memo(lambda: engine)
             times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
             # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
             end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]
             plan = plan_upsample(times, out_rate, analysis.detection.cuts, end)
+            tuning = None
+            if interpolator is None:  # an injected interpolator is used as it is
+                # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
+                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=True,
+                                       budget=plan.synthesized)
+                get_engine = _memo(lambda: engine)
+            analysis.pictures.clear()
             if plan.start_time != start:  # the first frame's PTS differs from the probe's: keep exact times
                 first_pts = round(plan.start_time / time_base)
             peak = _write_through(writer, lambda j: (first_pts + j * ticks, ticks), plan,

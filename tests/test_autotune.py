@@ -173,3 +173,16 @@ def test_an_injected_engine_is_used_as_it_is(clips, tmp_path):
                       interpolator=engine)
     assert result.model is None and (engine.scale, engine.ensemble) == (0.5, False)
     assert engine.calls == result.synthesized + 3  # fix-drops' repairs: one call per run (of 1, 2 and 3)
+
+
+def test_the_search_costs_at_most_the_frames_the_job_synthesizes():
+    from retime.pipeline import _tune
+
+    pics = {i: np.full((8, 8, 3), 10 * (i % 20), np.uint8) for i in range(40)}
+    engine = SettableEngine("rife-4.6", scale=None)
+    settings = ModelSettings(model="rife-4.6")  # scales 1 and 0.5 with ensembling: 2 candidates
+    for budget, calls in ((1, 0), (3, 2), (4, 4), (100, 2 * len(tuning_samples(_analysis(40, [], None, dict(pics)))))):
+        engine.calls = 0
+        _, report = _tune(engine, _analysis(40, [], None, dict(pics)), settings, "cpu", prefer_finer=False,
+                          budget=budget)
+        assert engine.calls == calls <= budget and report["searched"] is (calls > 0)
