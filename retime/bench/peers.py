@@ -66,7 +66,7 @@ class ReferenceRife:
             raise FileNotFoundError(f"{source} is missing: run `make reference`")
         self.module = _import_reference(Path(source))
         self.device = torch.device("cpu")
-        path, digest = resolve_weights(weights)
+        path, digest = resolve_weights(weights, entry="rife-4.2x")
         model = self.module.IFNet(self.device)
         try:
             model.load_state_dict(load_state_dict(path, digest), strict=True)

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from retime.interpolate.weights import load_into, load_state_dict, resolve_weights
     from retime.refine.weights import load_refiner
 
-    path, digest = resolve_weights(args.weights)
+    path, digest = resolve_weights(args.weights, entry="rife-4.2x")
     ifnet = IFNet()
     load_into(ifnet, load_state_dict(path, digest), path)
     files = prepare(ifnet.eval(), Path(args.cache))

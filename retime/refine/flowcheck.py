@@ -32,7 +32,7 @@ from retime.refine.train import charbonnier
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     ifnet = IFNet()
-    path, digest = resolve_weights(None)
+    path, digest = resolve_weights(None, entry="rife-4.2x")
     load_into(ifnet, load_state_dict(path, digest), path)
     ifnet.eval()
     files = sorted(Path(argv[0]).glob("*.pt"))[1::19]

@@ -132,7 +132,7 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
         out: run folder: ``cache-*/`` (first-stage outputs), ``last.pt`` (checkpoint), ``refiner.pth``,
             ``log.jsonl``.
         config: :class:`TrainConfig`.
-        weights: IFNet checkpoint (``None``: the registry default).
+        weights: IFNet checkpoint (``None``: the registry's rife-4.2x, whose flows the refiner refines).
         threads: ``torch.set_num_threads`` (``None``: leave PyTorch's default).
         resume: continue from ``out/last.pt`` if present (its configuration must match ``config``, except
             ``steps``: a run can be lengthened or shortened).
@@ -158,7 +158,7 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
     triplets = mine_triplets(list(data))
     if not triplets:
         raise InputError(f"no training triplets found in {[str(d) for d in data]}")
-    path, digest = resolve_weights(weights)
+    path, digest = resolve_weights(weights, entry="rife-4.2x")  # the refiner is trained on 4.2x's flows
     ifnet = IFNet()
     load_into(ifnet, load_state_dict(path, digest), path)
     ifnet.eval().requires_grad_(False)
