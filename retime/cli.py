@@ -14,6 +14,7 @@ import signal
 import sys
 import traceback
 from enum import Enum
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -65,6 +66,12 @@ class Precision(str, Enum):
     float32 = "float32"
 
 
+class CadenceMode(str, Enum):
+    fill = "fill"
+    retime = "retime"
+    decimate = "decimate"
+
+
 # --- shared options -------------------------------------------------------------------------------------------
 
 InPath = Annotated[Path, typer.Argument(metavar="IN", help="Input video file.", show_default=False)]
@@ -98,6 +105,10 @@ ScaleOpt = Annotated[Optional[float], typer.Option(
 PrecisionOpt = Annotated[Precision, typer.Option(
     "--precision", help="auto: convolutions in bfloat16 on CPUs that have it, float16 on CUDA (faster; >= 50 dB "
     "from float32 on the benchmark frames); float32: the reference implementation's frames, slower.")]
+CadenceOpt = Annotated[CadenceMode, typer.Option(
+    "--cadence", help="When the repeats follow a cadence (e.g. 24 fps film in 25 fps): fill repairs each repeat in "
+    "place; retime re-times every frame to even motion (same rate and duration, most frames synthesized); decimate "
+    "drops the repeats and writes the source rate (nothing synthesized). See `retime detect`.")]
 RefineOpt = Annotated[bool, typer.Option(
     "--refine", help="Add the refinement stage after IFNet (slower; no measured gain yet: docs/refinement.md).")]
 
@@ -273,8 +284,18 @@ def _summary(result) -> None:
     else:
         lines.append("  no duplicate frames found")
     kept = [r for r in a.plan.runs if r.action != "interpolate"]
-    if kept and result.command == "fix-drops":
+    if kept and result.command == "fix-drops" and result.plan.mode == "fill":
         lines.append("  kept: " + "; ".join(f"frames {r.start}-{r.start + r.length - 1} ({r.action})" for r in kept))
+    lines += [f"  {line}" for line in _timing_lines(a)]
+    if a.plan.gaps:
+        filled = sum(g.missing for g in a.plan.gaps if g.action == "interpolate")
+        held = [g for g in a.plan.gaps if g.action != "interpolate"]
+        lines.append(f"  timestamp gaps: {filled} missing frame(s) interpolated"
+                     + (f"; held: " + "; ".join(f"{g.missing} before frame {g.index} ({g.action})" for g in held)
+                        if held else ""))
+    if a.cadence is not None:
+        lines.append(f"  {_cadence_line(a)}" + (f"; --cadence {result.plan.mode}" if result.command == "fix-drops"
+                                                else ""))
     if det.cuts:
         lines.append(f"  scene cuts before frame(s): {', '.join(map(str, det.cuts[:12]))}")
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
@@ -305,15 +326,17 @@ def fix_drops_cmd(
     scale: ScaleOpt = None,
     refine: RefineOpt = False,
     precision: PrecisionOpt = Precision.auto,
+    cadence: CadenceOpt = CadenceMode.fill,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Find duplicated frames and replace them with interpolated ones.
+    """Find duplicated frames and replace them with interpolated ones; fill timestamp gaps of VFR captures.
 
-    Frame count, timestamps, duration and frame rate stay the input's; every other frame passes through (bit-exact
-    with --codec ffv1); audio and subtitles are copied.
+    Source timestamps, duration and frame rate stay the input's (a capture with timestamp gaps comes out CFR at
+    its nominal rate, each gap filled); every other frame passes through (bit-exact with --codec ffv1); audio and
+    subtitles are copied.
     """
     from retime.pipeline import fix_drops
 
@@ -321,7 +344,8 @@ def fix_drops_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
-                           model=_model(weights, scale, refine, precision), overwrite=overwrite, progress=bar)
+                           model=_model(weights, scale, refine, precision), overwrite=overwrite, progress=bar,
+                           cadence=cadence.value)
     _write_report(report, result.to_dict(), avoid=(input, output))
     if not quiet:
         _summary(result)
@@ -383,8 +407,9 @@ def detect_cmd(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Analyse only (no video written): duplicate runs with frame index, time and score, scene cuts, and the plan
-    fix-drops would carry out. (--device is accepted for symmetry; detection needs no model.)"""
+    """Analyse only (no video written): duplicate runs with frame index, time and score, scene cuts, timing
+    (nominal rate, timestamp gaps), repeat cadence, and what fix-drops would do. (--device is accepted for
+    symmetry; detection needs no model.)"""
     from retime.pipeline import analyse
 
     settings = _settings(threshold, max_run, scene_cut)
@@ -399,11 +424,59 @@ def detect_cmd(
         _print_analysis(analysis)
 
 
+def _rate(rate) -> str:
+    return f"{rate}" if rate.denominator == 1 else f"{float(rate):.3f} ({rate})"
+
+
+def _timing_lines(analysis) -> list[str]:
+    """One line on the timestamps: CFR, CFR with gaps, or irregular VFR (kept as it is)."""
+    timing = analysis.timing
+    if timing.kind == "cfr":
+        return []
+    if timing.kind == "vfr":
+        return [f"timing: irregular VFR ({timing.on_grid:.0%} of the intervals on a {_rate(timing.rate)} fps grid): "
+                f"timestamps kept as they are, no gap filled"]
+    return [f"timing: {len(timing.gaps)} timestamp gap(s), {timing.missing} frame(s) missing at a nominal "
+            f"{_rate(timing.rate)} fps"]
+
+
+def _cadence_line(analysis) -> str:
+    c = analysis.cadence
+    return (f"cadence: a repeat every {c.period} frames from frame {c.slots[0]} ({c.hits} of {len(c.slots)} slots "
+            f"found, regularity {c.regularity:.2f}): a {_rate(c.source_rate(analysis.timing.rate))} fps source "
+            f"shown at {_rate(analysis.timing.rate)} fps")
+
+
+def _print_timing(out: Console, analysis) -> None:
+    for line in _timing_lines(analysis):
+        out.print(line)
+    gaps = analysis.timing.gaps
+    if gaps:
+        table = Table("gap before frame", "time (s)", "missing", "intervals", "action", box=None, pad_edge=False)
+        for gap, action in zip(gaps, analysis.plan.gaps):
+            table.add_row(str(gap.index), f"{float(gap.start):.3f}-{float(gap.end):.3f}", str(gap.missing),
+                          f"{gap.intervals:.2f}", action.action)
+        out.print(table)
+    if analysis.cadence is None:
+        return
+    out.print(_cadence_line(analysis))
+    modes = analysis.cadence_modes()
+    if not modes:
+        out.print("  with timestamp gaps only --cadence fill applies")
+        return
+    what = {"fill": "each repeat replaced in place (motion stays uneven around it)",
+            "retime": "every frame at an even source position", "decimate": "the repeats dropped"}
+    for mode, m in modes.items():
+        default = " (default)" if mode == "fill" else ""
+        out.print(f"  --cadence {mode}{default}: {m['frames_out']} frames at {_rate(Fraction(m['rate']))} fps, "
+                  f"{m['synthesized']} synthesized: {what[mode]}")
+
+
 def _print_analysis(analysis) -> None:
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     info = analysis.info
-    out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {info.frame_rate} fps, "
-              f"{float(analysis.end_time):.3f} s")
+    out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {_rate(analysis.timing.rate)} "
+              f"fps, {float(analysis.end_time):.3f} s")
     runs = analysis.plan.runs
     if runs:
         table = Table("frame", "time (s)", "score", "run", "action", box=None, pad_edge=False)
@@ -418,6 +491,7 @@ def _print_analysis(analysis) -> None:
     out.print(f"{len(cuts)} scene cut(s)" + (": " + ", ".join(f"before frame {c.index} ({analysis.time_of(c.index):.3f}"
                                                               f" s, score {c.score:.1f})" for c in cuts)
                                              if cuts else ""))
+    _print_timing(out, analysis)
 
 
 @app.command("train", epilog=EPILOG)

@@ -121,7 +121,7 @@ class Analysis:
             return self.plan
         if self.cadence is None:
             raise UsageError(f"--cadence {mode}: {self.info.path} has no regular repeat cadence "
-                             f"({len(self.detection.duplicates)} duplicate frame(s) on no pattern); "
+                             f"({len(self.detection.duplicates)} duplicate frame(s), not on a regular pattern); "
                              f"use --cadence fill (see `retime detect`)")
         if self.timing.gaps:
             raise UsageError(f"--cadence {mode}: {self.info.path} also has {len(self.timing.gaps)} timestamp "

@@ -137,3 +137,49 @@ def test_upsample_to_a_rate_at_or_below_the_source_is_a_usage_error(tmp_path, bl
     with pytest.raises(UsageError, match="above the source"):
         upsample(src, tmp_path / "u.mkv", fps=fps, encode=FFV1, interpolator=blend)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.mkv"]
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+def test_detect_prints_and_reports_gaps(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    import retime.cli as cli
+
+    src = tmp_path / "g.mp4"
+    gappy_clip(src, [6, 13, 14], time_base=Fraction(1, 12800), audio=True)
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["detect", str(src)])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("37 frames, 96x64, 25 fps, 1.600 s")  # the nominal rate, not the average 23.1
+    assert "2 timestamp gap(s), 3 frame(s) missing at a nominal 25 fps" in result.stdout
+    rows = [line.split() for line in lines if line.split()[:1] in (["6"], ["12"])]
+    assert rows == [["6", "0.200-0.280", "1", "2.00", "interpolate"], ["12", "0.480-0.600", "2", "3.00",
+                                                                          "interpolate"]]
+    data = json.loads(runner.invoke(cli.app, ["detect", str(src), "--json"]).stdout)
+    assert data["timing"]["kind"] == "cfr-with-gaps" and [g["frame"] for g in data["gaps"]] == [6, 12]
+    assert data["plan"]["frames_out"] == N and data["cadence"] is None
+
+
+def test_cli_usage_errors_for_timing(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import retime.cli as cli
+    import retime.pipeline as pipeline
+    from conftest import BlendInterpolator
+
+    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device, model=None: BlendInterpolator)
+    src = tmp_path / "g.mkv"
+    gappy_clip(src, [10], time_base=Fraction(1, 1000), audio=False)
+    runner = CliRunner()
+    for args, words in [(["upsample", str(src), str(tmp_path / "u.mkv"), "--fps", "25"], "not above the source"),
+                        (["fix-drops", str(src), str(tmp_path / "f.mkv"), "--cadence", "retime"], "no regular")]:
+        result = runner.invoke(cli.app, args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.mkv"]
+    assert runner.invoke(cli.app, ["fix-drops", str(src), str(tmp_path / "f.mkv"), "--cadence", "often"]).exit_code == 2
