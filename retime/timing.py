@@ -197,7 +197,10 @@ def _nominal(pts: np.ndarray, time_base: Fraction, declared: Sequence[Fraction],
                          f"pts[{i + 1}] = {pts[i + 1]}")
     values = np.unique(d)
     # the cluster with the most intervals; np.argmax takes the first (the shortest interval) on a tie
-    counts = [int(np.count_nonzero(np.abs(d - v) <= 1 + CLUSTER_SHARE * v)) for v in values]
+    ordered = np.sort(d)
+    reach = 1 + CLUSTER_SHARE * values
+    counts = (np.searchsorted(ordered, values + reach, side="right")
+              - np.searchsorted(ordered, values - reach, side="left"))
     v = values[int(np.argmax(counts))]
     base = float(d[np.abs(d - v) <= 1 + CLUSTER_SHARE * v].mean())
     # on a regular grid, re-measure over the whole stream: number every frame on the grid (an interval of x
