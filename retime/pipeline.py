@@ -38,8 +38,8 @@ from retime.errors import InputError, UsageError
 from retime.media.decode import DecodedFrame, iter_frames, iter_luma
 from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, check_output_path
 from retime.media.probe import VideoInfo, probe
-from retime.plan import (CADENCE_MODES, KEEP_HOLD, Copy, FixDropsPlan, Synth, UpsamplePlan, plan_cadence, plan_fix_drops,
-                         plan_upsample)
+from retime.plan import (CADENCE_MODES, KEEP_HOLD, Copy, FixDropsPlan, Synth, UpsamplePlan, plan_cadence,
+                         plan_fix_drops, plan_upsample)
 from retime.timing import Cadence, Timing, TimingSettings, analyse_timing, find_cadence
 
 __all__ = [
@@ -761,9 +761,9 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
              device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
              progress: Progress | None = None, timing: TimingSettings | None = None) -> RunResult:
-    """Raise the frame rate to ``factor`` x the input's nominal rate or to ``fps``: a constant-frame-rate output of the same
-    duration, source frames passed through, frames synthesized at the exact time between each pair, nothing
-    blended across scene cuts. Other streams are copied.
+    """Raise the frame rate to ``factor`` x the input's nominal rate or to ``fps``: a constant-frame-rate output of
+    the same duration, source frames passed through, frames synthesized at the exact time between each pair,
+    nothing blended across scene cuts. Other streams are copied.
 
     Args:
         factor: integer >= 2 (default :data:`DEFAULTS.factor` when ``fps`` is not given either), times the
