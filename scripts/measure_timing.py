@@ -147,7 +147,7 @@ def gap_table(seeds: range, tmp: Path) -> None:
 
 def gap_repair(seeds: range, model, tmp: Path) -> None:
     print("\n## Gaps: fix-drops --codec ffv1 on the lossless input (first seed, real model)\n")
-    print("| clip | frames in / out / original | video duration out = original | audio packets equal | "
+    print("| clip | frames in / out / original | video end out = original | audio packets equal | "
           "kept frames bit-exact | filled: PSNR vs truth | model from the true neighbours | difference (dB) |")
     print("|---|---|---|---|---|---|---|---|")
     for name in NAMES:
