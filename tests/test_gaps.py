@@ -103,6 +103,26 @@ def test_a_gap_longer_than_max_run_is_held_and_reported(tmp_path, blend):
     assert result.synthesized == 1
 
 
+def test_repeats_right_before_and_right_after_a_gap_are_found_and_repaired_evenly(tmp_path, blend):
+    # the source drops frame 20 and, just before, repeats 18 as 19; it drops 26 and shows 25 again as 27
+    truth = fade()
+    pictures = {i: truth[i] for i in range(N) if i not in (20, 26)}
+    pictures[19], pictures[27] = truth[18], truth[25]
+    kept = sorted(pictures)
+    src, out = tmp_path / "both.mkv", tmp_path / "fixed.mkv"
+    write_clip(src, [pictures[i] for i in kept], pts=[40 * i for i in kept], time_base=Fraction(1, 1000))
+    result = fix_drops(src, out, encode=FFV1, interpolator=blend)
+    a = result.analysis
+    assert a.detection.duplicates == [kept.index(19), kept.index(27)]
+    assert [(g.index, g.missing) for g in a.timing.gaps] == [(kept.index(21), 1), (kept.index(27), 1)]
+    assert {r.action for r in result.plan.runs} == {"interpolate"} and result.synthesized == 4
+    b = video_facts(out)
+    assert b["n"] == N and b["times"] == [Fraction(i, RATE) for i in range(N)]
+    for i in (19, 20, 26, 27):  # each at its own instant between the distinct frames around it
+        error = np.abs(b["planes"][i].astype(int) - stored(truth[i]).astype(int)).mean()
+        assert error < 1.0, f"frame {i} is {error:.2f} grey levels from the truth"
+
+
 def test_analysis_reports_gaps_with_times(tmp_path):
     src = tmp_path / "g.mkv"
     gappy_clip(src, [10, 11], time_base=Fraction(1, 1000), audio=False)
