@@ -296,7 +296,8 @@ class RunResult:
             "pix_fmt": self.pix_fmt,
             "device": self.device,
             "seconds": round(self.seconds, 3),
-            "output_plan": self.plan.to_dict() if self.command == "upsample" else None,
+            # upsampling, and fix-drops with --cadence retime/decimate: not the analysis's (fill) plan
+            "output_plan": self.plan.to_dict() if self.plan is not self.analysis.plan else None,
             **self.extra,
         }
 

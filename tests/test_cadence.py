@@ -158,6 +158,9 @@ def test_decimate_gives_back_the_source_frames_at_the_source_rate(camera, tmp_pa
     result = fix_drops(clip.path, out, encode=FFV1, interpolator=Oracle(clip), cadence="decimate")
     a, b = video_facts(clip.path), video_facts(out)
     assert result.synthesized == 0 and result.out_rate == source_rate
+    report = result.to_dict()
+    assert report["output_plan"]["mode"] == "decimate" and report["output_plan"]["out_rate"] == str(source_rate)
+    assert report["cadence_mode"] == "decimate" and report["analysis"]["plan"]["mode"] == "fill"
     n_source = len(clip.source)
     assert b["n"] == n_source and b["rate"] == source_rate
     assert b["times"] == [Fraction(round(Fraction(i) / source_rate * 1000), 1000) for i in range(n_source)]  # 1 ms
