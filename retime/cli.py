@@ -7,6 +7,7 @@ lines. ``--quiet`` prints nothing on success except ``detect --json``'s JSON, wh
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -20,6 +21,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -27,8 +29,8 @@ from rich.text import Text
 
 from retime import __version__
 from retime.defaults import DEFAULTS
-from retime.errors import (EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT, EXIT_USAGE,
-                           OutputError, RetimeError)
+from retime.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT,
+                           EXIT_USAGE, OutputError, RetimeError)
 
 EPILOG = (
     "\b\nExit codes:\n"
@@ -40,7 +42,8 @@ EPILOG = (
     f"  {EXIT_OUTPUT}    output error: output exists (without --overwrite), output equals input,\n"
     f"       output folder missing or not writable, disk full, codec unsupported\n"
     f"  {EXIT_MODEL}    model error: weights missing, truncated or wrong\n"
-    f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no output is left behind"
+    f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGTERM, SIGHUP); no output is left behind\n"
+    f"  {EXIT_BROKEN_PIPE}  stdout closed early (e.g. piped into head); nothing more is printed"
 )
 
 app = typer.Typer(
@@ -72,6 +75,17 @@ class CadenceMode(str, Enum):
     decimate = "decimate"
 
 
+class Quality(str, Enum):
+    fast = "fast"
+    balanced = "balanced"
+    best = "best"
+
+
+class ModelName(str, Enum):
+    rife46 = "rife-4.6"
+    rife42 = "rife-4.2x"
+
+
 # --- shared options -------------------------------------------------------------------------------------------
 
 InPath = Annotated[Path, typer.Argument(metavar="IN", help="Input video file.", show_default=False)]
@@ -90,8 +104,9 @@ MaxRunOpt = Annotated[int, typer.Option("--max-run", metavar="FRAMES",
 SceneCutOpt = Annotated[float, typer.Option("--scene-cut", metavar="GREY",
                                             help="Scene-cut threshold in grey levels; never interpolated across.")]
 CodecOpt = Annotated[Optional[str], typer.Option(
-    "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265) or ffv1 (lossless). "
-                    "Default: H.265 for HEVC input, else H.264.", show_default=False)]
+    "--codec", metavar="CODEC", help="Output codec: h264 (libx264), h265 (libx265), ffv1 (lossless), vp9 "
+                    "(libvpx-vp9) or av1 (SVT-AV1, libaom or rav1e). Default: VP9 for .webm, else H.265 for HEVC "
+                    "input, else H.264.", show_default=False)]
 CrfOpt = Annotated[int, typer.Option("--crf", metavar="CRF", help="Quality for h264/h265 (0-51, lower is better).")]
 PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET",
                                         help="x264/x265 speed preset (ultrafast ... veryslow).")]
@@ -99,9 +114,18 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace O
 WeightsOpt = Annotated[Optional[Path], typer.Option(
     "--weights", metavar="PATH", envvar="RETIME_WEIGHTS", show_default=False,
     help="IFNet checkpoint to use instead of the registry default (weights/manifest.json); also $RETIME_WEIGHTS.")]
-ScaleOpt = Annotated[Optional[float], typer.Option(
-    "--scale", metavar="S", show_default=False,
-    help="RIFE's flow resolution: 1 (default up to 1440p), 0.5 for 4K (default above 1440p), 0.25 for 8K, 0.125.")]
+ScaleOpt = Annotated[str, typer.Option(
+    "--scale", metavar="S",
+    help="RIFE's flow resolution: auto (chosen on the input by rebuilding frames it has, per --quality), or 2 "
+         "(finer, small frames), 1, 0.5 (4K), 0.25 (8K), 0.125.")]
+QualityOpt = Annotated[Quality, typer.Option(
+    "--quality", help="fast: RIFE 4.6; balanced: 4.6 with ensembling and a flow-scale search on the input; best: "
+                      "a wider search (slowest). Table in docs/quality.md.")]
+ModelOpt = Annotated[Optional[ModelName], typer.Option(
+    "--model", help="Interpolation model (default: the preset's, RIFE 4.6).", show_default=False)]
+EnsembleOpt = Annotated[Optional[bool], typer.Option(
+    "--ensemble/--no-ensemble", help="Average with the time-reversed estimate (about 1.5x the time; default: the "
+                                     "preset's).", show_default=False)]
 PrecisionOpt = Annotated[Precision, typer.Option(
     "--precision", help="auto: convolutions in bfloat16 on CPUs that have it, float16 on CUDA (faster; >= 50 dB "
     "from float32 on the benchmark frames); float32: the reference implementation's frames, slower.")]
@@ -127,13 +151,21 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 # --- the one exit point ---------------------------------------------------------------------------------------
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Console(Console):
+    """A Rich console whose closed pipe ends the run like Unix filters (exit 141, silent), not Rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+_err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
     """One line on stderr, plain text (no wrapping, no markup), whatever the terminal width."""
-    sys.stderr.write(f"retime: error: {' '.join(str(message).split())}\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # stderr itself closed: nobody to tell
+        sys.stderr.write(f"retime: error: {' '.join(str(message).split())}\n")
+        sys.stderr.flush()
 
 
 def exit_point(command: Callable[..., None]) -> Callable[..., None]:
@@ -143,11 +175,19 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         debug = bool(kwargs.get("debug"))
-        previous = _sigterm_as_interrupt()
+        # File names and tags are bytes from the wild: print an undecodable name back as the bytes it is (as ls
+        # does) instead of failing on it.
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="surrogateescape")
+        previous = _signals_as_interrupt()
         try:
             command(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         except typer.Exit:
             raise
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except RetimeError as exc:
             if debug:
                 traceback.print_exc()
@@ -164,21 +204,38 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
             _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             raise typer.Exit(EXIT_INTERNAL) from None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     return run
 
 
-def _sigterm_as_interrupt():
-    """Treat SIGTERM (a killed run) like Ctrl-C, so the temporary output is removed. Main thread only."""
+#: Signals that mean "stop now": a killed run (SIGTERM) or a closed terminal or SSH session (SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _signals_as_interrupt() -> dict:
+    """Treat SIGTERM and SIGHUP like Ctrl-C, so the temporary output is removed; return the previous handlers.
+    Main thread only."""
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. some test runners)
-        return None
+    previous = {}
+    for signum in STOP_SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread (e.g. some test runners)
+            break
+    return previous
+
+
+def _silence_stdout() -> None:
+    """After a reader closed stdout (``retime detect ... | head``): point it at /dev/null, so that Python's own
+    flush at exit does not complain, and print nothing more (what Unix filters do)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # --- progress and output --------------------------------------------------------------------------------------
@@ -237,17 +294,14 @@ def _check_report(path: Path | None, *, avoid: tuple[Path, ...] = ()) -> None:
 
 
 def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file + rename)."""
+    """Write ``data`` as JSON to ``path`` atomically (locked temp file + rename; ``detect``'s report: the video
+    commands commit theirs with the video)."""
     if path is None:
         return
     _check_report(path, avoid=avoid)
-    tmp = path.with_name(f".{path.name}.retime-tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the report: {exc.strerror}") from None
+    from retime.media.encode import write_atomically
+
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _settings(threshold: float, max_run: int, scene_cut: float):
@@ -256,10 +310,20 @@ def _settings(threshold: float, max_run: int, scene_cut: float):
     return DetectionSettings(threshold=threshold, max_run=max_run, scene_cut=scene_cut)
 
 
-def _model(weights: Path | None, scale: float | None, refine: bool, precision: Precision = Precision.auto):
+def _model(weights: Path | None, scale: str, refine: bool, precision: Precision = Precision.auto,
+           quality: Quality = Quality(DEFAULTS.quality), model: ModelName | None = None,
+           ensemble: bool | None = None):
     from retime.pipeline import ModelSettings
 
-    return ModelSettings(weights=weights, scale=scale, refine=refine, precision=precision.value)
+    if scale.strip().lower() == "auto":
+        value = None
+    else:
+        try:
+            value = float(scale)
+        except ValueError:
+            raise typer.BadParameter(f"expected auto or a number, got {scale!r}", param_hint="--scale") from None
+    return ModelSettings(weights=weights, scale=value, refine=refine, precision=precision.value,
+                         quality=quality.value, model=model.value if model else None, ensemble=ensemble)
 
 
 def _encode(codec: str | None, crf: int, preset: str):
@@ -278,9 +342,12 @@ def _duplicate_list(analysis, limit: int = 12) -> str:
 def _summary(result) -> None:
     a = result.analysis
     det = a.detection
-    lines = [f"[bold]retime {result.command}[/] {result.input} -> {result.output}"]
+    lines = [f"[bold]retime {result.command}[/] {escape(str(result.input))} -> {escape(str(result.output))}"]
     if det.duplicates:
         lines.append(f"  {len(det.duplicates)} duplicate frame(s): {_duplicate_list(a)}")
+        if result.command == "upsample":
+            lines.append("  [bold]not repaired[/]: upsample keeps duplicates as they are (each is shown twice as "
+                         "long); run `retime fix-drops` first, then upsample its output")
     else:
         lines.append("  no duplicate frames found")
     kept = [r for r in a.plan.runs if r.action != "interpolate"]
@@ -298,11 +365,20 @@ def _summary(result) -> None:
                                                 else ""))
     if det.cuts:
         lines.append(f"  scene cuts before frame(s): {', '.join(map(str, det.cuts[:12]))}")
+    if result.model:
+        m = result.model
+        setting = f"{m['model']} at scale {m['scale']:g}{' with ensembling' if m['ensemble'] else ''}"
+        if m["searched"]:
+            tried = ", ".join(f"{t['model']} {t['scale']:g}{'+ens' if t['ensemble'] else ''} {t['psnr']:.2f} dB"
+                              for t in m["trials"])
+            setting += f" (rebuilt frames {', '.join(map(str, m['rebuilt_frames']))}: {tried})"
+        lines.append(f"  model ({m['quality']}): {setting}")
     fps = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     device = f" on {result.device}" if result.device else ""
     lines.append(f"  {a.n_frames} frames in, {result.frames_written} written ({result.synthesized} synthesized, "
                  f"{result.encoder} {result.pix_fmt} at {result.out_rate} fps) in {result.seconds:.1f} s "
                  f"({fps:.1f} fps{device})")
+    lines.extend(f"  note: {escape(note)}" for note in result.extra.get("notes", ()))
     for line in lines:
         _err.print(line)
 
@@ -323,7 +399,10 @@ def fix_drops_cmd(
     preset: PresetOpt = DEFAULTS.preset,
     device: DeviceOpt = Device(DEFAULTS.device),
     weights: WeightsOpt = None,
-    scale: ScaleOpt = None,
+    quality: QualityOpt = Quality(DEFAULTS.quality),
+    model: ModelOpt = None,
+    scale: ScaleOpt = "auto",
+    ensemble: EnsembleOpt = None,
     refine: RefineOpt = False,
     precision: PrecisionOpt = Precision.auto,
     cadence: CadenceOpt = CadenceMode.fill,
@@ -344,9 +423,8 @@ def fix_drops_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
-                           model=_model(weights, scale, refine, precision), overwrite=overwrite, progress=bar,
-                           cadence=cadence.value)
-    _write_report(report, result.to_dict(), avoid=(input, output))
+                           model=_model(weights, scale, refine, precision, quality, model, ensemble),
+                           overwrite=overwrite, progress=bar, report=report, cadence=cadence.value)
     if not quiet:
         _summary(result)
 
@@ -369,7 +447,10 @@ def upsample_cmd(
     preset: PresetOpt = DEFAULTS.preset,
     device: DeviceOpt = Device(DEFAULTS.device),
     weights: WeightsOpt = None,
-    scale: ScaleOpt = None,
+    quality: QualityOpt = Quality(DEFAULTS.quality),
+    model: ModelOpt = None,
+    scale: ScaleOpt = "auto",
+    ensemble: EnsembleOpt = None,
     refine: RefineOpt = False,
     precision: PrecisionOpt = Precision.auto,
     overwrite: OverwriteOpt = False,
@@ -387,9 +468,8 @@ def upsample_cmd(
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
         result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
-                          device=device.value, model=_model(weights, scale, refine, precision), overwrite=overwrite,
-                          progress=bar)
-    _write_report(report, result.to_dict(), avoid=(input, output))
+                          device=device.value, model=_model(weights, scale, refine, precision, quality, model, ensemble),
+                          overwrite=overwrite, progress=bar, report=report)
     if not quiet:
         _summary(result)
 
@@ -473,7 +553,10 @@ def _print_timing(out: Console, analysis) -> None:
 
 
 def _print_analysis(analysis) -> None:
-    out = Console(highlight=False, soft_wrap=True)
+    # Off a terminal (a pipe, a file) nothing is wrapped, so each record stays on one line for line-based tools.
+    out = _Console(highlight=False, markup=False, soft_wrap=True)
+    if not out.is_terminal:
+        out = _Console(highlight=False, markup=False, soft_wrap=True, width=100_000)
     info = analysis.info
     out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {_rate(analysis.timing.rate)} "
               f"fps, {float(analysis.end_time):.3f} s")

@@ -11,6 +11,37 @@ from retime.errors import UsageError
 
 
 @dataclass(frozen=True)
+class QualityPreset:
+    """What ``--quality NAME`` runs: a model, and the settings its flow scale search tries (``--scale auto``).
+
+    Attributes:
+        models: weights registry names, searched when more than one (the first is used without a search).
+        scale_steps: candidate flow scales as multiples of the size rule's scale (1 up to 1440p, 0.5 above);
+            one value means no search.
+        ensembles: candidate ensembling settings.
+        samples: source frames rebuilt per candidate (fewer when memory is short at large sizes).
+    """
+
+    name: str
+    models: tuple[str, ...]
+    scale_steps: tuple[float, ...]
+    ensembles: tuple[bool, ...]
+    samples: int
+
+    @property
+    def searches(self) -> bool:
+        return len(self.models) * len(self.scale_steps) * len(self.ensembles) > 1
+
+
+#: The three presets; what each runs was decided by measurement (docs/quality.md).
+QUALITY_PRESETS = {
+    "fast": QualityPreset("fast", ("rife-4.6",), (1.0,), (False,), 0),
+    "balanced": QualityPreset("balanced", ("rife-4.6", "rife-4.2x"), (1.0, 0.5), (True,), 4),
+    "best": QualityPreset("best", ("rife-4.6", "rife-4.2x"), (2.0, 1.0, 0.5), (False, True), 6),
+}
+
+
+@dataclass(frozen=True)
 class Defaults:
     # --- detection (retime.detect) -------------------------------------------------------------------------
     #: Duplicate threshold (the T of DESIGN.md section A), as a mean absolute difference per pixel in 8-bit grey
@@ -75,18 +106,26 @@ class Defaults:
     scale: float = 1.0
     #: The scale values the network runs at. Its blocks resize by 16/scale ... 1/scale and back; with a factor that
     #: is not a power of two the sizes do not come back (0.75 at 340 pixels wide: 341), which fails in the reference
-    #: implementation as it did here, so only these are accepted (8K: 0.25).
-    scale_choices: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+    #: implementation as it did here, so only these are accepted (2: finer flow for small frames; 8K: 0.25).
+    scale_choices: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25, 0.125)
 
     def check_scale(self, scale: float | None) -> None:
         """Raise :class:`~retime.errors.UsageError` unless ``scale`` is ``None`` (automatic) or in
         :attr:`scale_choices`."""
         if scale is not None and scale not in self.scale_choices:
             choices = ", ".join(f"{c:g}" for c in self.scale_choices)
-            raise UsageError(f"scale (--scale) must be one of {choices} (1 up to 1440p, 0.5 for 4K, 0.25 for 8K), "
-                             f"got {scale:g}")
+            raise UsageError(f"scale (--scale) must be auto or one of {choices} (2 for small frames, 1 up to "
+                             f"1440p, 0.5 for 4K, 0.25 for 8K), got {scale:g}")
     #: Upsampling factor when neither --factor nor --fps is given.
     factor: int = 2
+    #: The quality preset (``--quality``), see QUALITY_PRESETS.
+    quality: str = "balanced"
+
+    def quality_preset(self, name: str) -> QualityPreset:
+        """The preset called ``name``. Raises :class:`~retime.errors.UsageError` for an unknown one."""
+        if name not in QUALITY_PRESETS:
+            raise UsageError(f"unknown quality preset {name!r}: use {', '.join(QUALITY_PRESETS)}")
+        return QUALITY_PRESETS[name]
 
 
 DEFAULTS = Defaults()

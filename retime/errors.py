@@ -14,7 +14,9 @@ Exit codes (also in ``retime --help`` and README.md):
  4    output error: output exists (without ``--overwrite``), output equals
       input, output folder missing or not writable, disk full, codec unsupported
  5    model error: weights missing, truncated or wrong
-130   interrupted (Ctrl-C); no output is left behind
+130   interrupted (Ctrl-C, SIGTERM, SIGHUP); no output is left behind
+141   stdout was closed early (``retime detect ... | head``): nothing more is
+      printed, as Unix filters do (128 + SIGPIPE, what a shell reports)
 ====  ==========================================================================
 """
 
@@ -27,6 +29,7 @@ EXIT_INPUT = 3
 EXIT_OUTPUT = 4
 EXIT_MODEL = 5
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class RetimeError(Exception):

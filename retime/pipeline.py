@@ -14,12 +14,13 @@ so with a lossless codec they are bit-exact. Synthesized frames come from an int
 :class:`retime.interpolate.Interpolator` is built (and torch imported) only when a plan synthesizes something and
 none was injected.
 
-Output goes to a temporary file beside the target and is renamed into place only when complete
-(:func:`retime.media.encode.atomic_output`).
+Output goes to an unnamed (or, where the file system has none, a hidden temporary) file in the target's folder and
+gets its name, together with the ``--report``, only when complete (:func:`retime.media.encode.atomic_output`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import threading
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Container, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -97,6 +98,7 @@ class Analysis:
             place).
         timing: nominal rate, regularity and timestamp gaps (:func:`retime.timing.analyse_timing`).
         cadence: the repeat cadence, if the single repeats fall on one (:func:`retime.timing.find_cadence`).
+        pictures: the RGB frames kept for choosing the model's settings (:func:`tuning_samples`).
     """
 
     info: VideoInfo
@@ -107,6 +109,9 @@ class Analysis:
     plan: FixDropsPlan
     timing: Timing
     cadence: Cadence | None = None
+
+    #: RGB pictures of the frames asked for with ``keep_rgb`` (index -> (H, W, 3) uint8); not part of the JSON.
+    pictures: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def cadence_plan(self, mode: str) -> FixDropsPlan:
         """The fix-drops plan for ``--cadence mode`` (``"fill"``, ``"retime"`` or ``"decimate"``).
@@ -194,11 +199,12 @@ class Analysis:
 
 
 def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info: VideoInfo | None = None,
-            progress: Progress | None = None, timing: TimingSettings | None = None) -> Analysis:
+            progress: Progress | None = None, keep_rgb: Container[int] = (),
+            timing: TimingSettings | None = None) -> Analysis:
     """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, analyse the
     timestamps (nominal rate, gaps) and the repeats (cadence), plan fix-drops.
 
-    Memory: one grey frame pair plus a few numbers per frame.
+    Memory: one grey frame pair plus a few numbers per frame, and the RGB pictures of the frames in ``keep_rgb``.
 
     Raises:
         InputError: the file is missing, not a video, has no video stream, is corrupted or truncated, or has fewer
@@ -212,7 +218,10 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
     durations: list[int | None] = []
     scores: list[float] = []
     previous: np.ndarray | None = None
-    for frame in iter_luma(path):
+    pictures: dict[int, np.ndarray] = {}
+    for frame in iter_luma(path, keep_rgb=keep_rgb):
+        if frame.rgb is not None:
+            pictures[frame.index] = frame.rgb
         if previous is not None:
             if frame.luma.shape != previous.shape:
                 raise InputError(f"{path}: the frame size changes at frame {frame.index} "
@@ -231,7 +240,8 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
     cadence = find_cadence([run.start for run in detection.runs if run.length == 1], len(pts), timing_settings)
     return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, found.interval, info),
                     scores=tuple(scores), detection=detection,
-                    plan=plan_fix_drops(len(pts), detection, found.gaps), timing=found, cadence=cadence)
+                    plan=plan_fix_drops(len(pts), detection, found.gaps), timing=found, cadence=cadence,
+                    pictures=pictures)
 
 
 def _expected_frames(info: VideoInfo) -> int | None:
@@ -280,6 +290,9 @@ class RunResult:
     device: str | None = None
     peak_window: int = 0  # most source frames held at once in pass 2 (bounded by plan.max_lookahead)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the model and its settings as used, with the evidence of the scale search (``None``: nothing synthesized
+    #: or an injected interpolator)
+    model: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -298,6 +311,7 @@ class RunResult:
             "seconds": round(self.seconds, 3),
             # upsampling, and fix-drops with --cadence retime/decimate: not the analysis's (fill) plan
             "output_plan": self.plan.to_dict() if self.plan is not self.analysis.plan else None,
+            "model": self.model,
             **self.extra,
         }
 
@@ -496,36 +510,140 @@ def _model_input(engine: FrameInterpolator, frame: DecodedFrame, prepared: dict[
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """How the default interpolator is built (``retime.interpolate.Interpolator``'s arguments besides the device).
+    """How the default interpolator is built and set (``retime.interpolate.Interpolator``'s arguments besides the
+    device).
 
     Attributes:
-        weights: IFNet checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default.
-        scale: RIFE's resolution knob, one of :attr:`~retime.defaults.Defaults.scale_choices` (``None``: 1.0 up
-            to 1440p, 0.5 above).
+        weights: checkpoint; ``None`` uses ``$RETIME_WEIGHTS`` or the registry entry of ``model``.
+        quality: the preset (:data:`~retime.defaults.QUALITY_PRESETS`): ``fast``, ``balanced`` or ``best``.
+        model: registry name (``rife-4.6``, ``rife-4.2x``); ``None``: the preset's (searched when it names
+            several; 4.2x with ``refine``).
+        scale: RIFE's flow scale, one of :attr:`~retime.defaults.Defaults.scale_choices`; ``None`` (auto): chosen
+            on the input by the preset's search (:mod:`retime.interpolate.autotune`), or by frame size for a
+            preset without one.
+        ensemble: ``True``/``False`` fixes it; ``None``: the preset's (searched when the preset tries both).
         refine: add the refinement stage (docs/refinement.md); off by default.
         precision: ``"auto"`` (bfloat16/float16 convolutions where the device has them) or ``"float32"`` (the
             reference implementation's frames); see ``Interpolator``.
+
+    Raises:
+        UsageError: unknown preset or a scale that is not offered (checked when made, before any work).
     """
 
     weights: Path | None = None
     scale: float | None = None
     refine: bool = False
     precision: str = "auto"
+    quality: str = DEFAULTS.quality
+    model: str | None = None
+    ensemble: bool | None = None
 
     def __post_init__(self) -> None:
         DEFAULTS.check_scale(self.scale)  # before any work: the engine is built only after pass 1
+        DEFAULTS.quality_preset(self.quality)
+
+    @property
+    def preset(self):
+        return DEFAULTS.quality_preset(self.quality)
+
+    @property
+    def models(self) -> list[str]:
+        """The models to try, the first being the one used without a search (a ``weights`` file is one model)."""
+        if self.model or self.refine or self.weights is not None:
+            return [self.model or ("rife-4.2x" if self.refine else self.preset.models[0])]
+        return list(self.preset.models)
+
+    def candidates(self, height: int, width: int) -> list:
+        """The settings the search tries at this frame size (pixels): one when nothing is searched."""
+        from retime.interpolate.autotune import Candidate
+
+        base = 0.5 if height * width > 2560 * 1440 else 1.0
+        scales = [self.scale] if self.scale is not None else \
+            [base * step for step in self.preset.scale_steps if base * step in DEFAULTS.scale_choices]
+        ensembles = [self.ensemble] if self.ensemble is not None else list(self.preset.ensembles)
+        return [Candidate(m, sc, en) for m in self.models for sc in scales for en in ensembles]
+
+
+def _build_engine(device: str, model: ModelSettings, name: str) -> FrameInterpolator:
+    from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
+
+    first = model.candidates(1, 1)[0]
+    return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine,
+                        precision=model.precision, model=name, ensemble=first.ensemble)
 
 
 def _default_interpolator(device: str, model: ModelSettings | None = None) -> Callable[[], FrameInterpolator]:
+    """A factory of the interpolator of ``model``'s first model (built when first needed)."""
     model = model or ModelSettings()
+    return lambda: _build_engine(device, model, model.models[0])
 
-    def build() -> FrameInterpolator:
-        from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
 
-        return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine,
-                            precision=model.precision)
+#: Most memory the search's sample frames may take (bytes; three RGB frames per sample).
+SAMPLE_BYTES = 96 << 20
 
-    return build
+
+def tuning_positions(info: VideoInfo, model: ModelSettings | None) -> list[int]:
+    """Source frames whose RGB pictures pass 1 keeps for the settings search: ``i - 1, i, i + 1`` around each of
+    the preset's sample positions, spread evenly over the expected frame count; none without a search."""
+    model = model or ModelSettings()
+    if len(model.candidates(info.height, info.width)) < 2:
+        return []
+    total = _expected_frames(info) or 0
+    if total < 3:  # the container does not say: sample the first seconds
+        total = 120
+    per_sample = 3 * info.width * info.height * 3
+    count = max(1, min(model.preset.samples, SAMPLE_BYTES // max(per_sample, 1)))
+    centres = sorted({min(max(1, round((k + 0.5) * total / count)), total - 2) for k in range(count)})
+    return sorted({i + d for c in centres for i in (c,) for d in (-1, 0, 1)})
+
+
+def tuning_samples(analysis: Analysis) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(i, frame i - 1, frame i, frame i + 1)`` for each kept centre i whose three frames are distinct pictures
+    of one shot (no duplicate and no scene cut among them)."""
+    det = analysis.detection
+    duplicates, cuts = set(det.duplicates), set(det.cuts)
+    pics = analysis.pictures
+    out = []
+    for i in sorted(pics):
+        if i - 1 in pics and i + 1 in pics and not ({i, i + 1} & (duplicates | cuts)):
+            out.append((i, pics[i - 1], pics[i], pics[i + 1]))
+    return out
+
+
+def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | None, device: str, *,
+          prefer_finer: bool) -> tuple[FrameInterpolator, dict[str, Any] | None]:
+    """Choose the model and set its scale and ensembling on the input.
+
+    Returns:
+        ``(engine to render with, the report's model section)``; an injected interpolator (it has no settings)
+        comes back as it is, with ``None``.
+    """
+    if not hasattr(engine, "model_name"):
+        return engine, None
+    from retime.interpolate.autotune import choose
+
+    model = model or ModelSettings()
+    info = analysis.info
+    candidates = model.candidates(info.height, info.width)
+    samples = tuning_samples(analysis) if len(candidates) > 1 else []
+    if len(candidates) > 1 and not samples:  # nothing to rebuild: the first model by the size rule
+        base = engine.scale_for(info.height, info.width)
+        candidates = [min((c for c in candidates if c.model == engine.model_name),
+                          key=lambda c: (abs(c.scale - base), not c.ensemble))]
+    engines = {engine.model_name: engine}
+
+    def get(name: str) -> FrameInterpolator:
+        if name not in engines:
+            engines[name] = _build_engine(device, model, name)
+        return engines[name]
+
+    choice = choose(get, samples, candidates, prefer_finer=prefer_finer)
+    chosen = get(choice.candidate.model)
+    chosen.scale, chosen.ensemble = choice.candidate.scale, choice.candidate.ensemble
+    engines.clear()
+    analysis.pictures.clear()
+    return chosen, {"name": chosen.model_name, "quality": model.quality, "precision": model.precision,
+                    "searched": len(choice.trials) > 0, **choice.to_dict()}
 
 
 def _check_device(device: str) -> None:
@@ -576,11 +694,16 @@ def _write_through(writer: VideoWriter, stamps: Callable[[int], tuple[int, int]]
     return peak
 
 
+def _attach_report(staged, report: str | Path | None, result: RunResult) -> None:
+    if report is not None:
+        staged.attach(report, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
+
+
 def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,
               encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
               device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-              progress: Progress | None = None, timing: TimingSettings | None = None,
-              cadence: str = "fill") -> RunResult:
+              progress: Progress | None = None, report: str | Path | None = None,
+              timing: TimingSettings | None = None, cadence: str = "fill") -> RunResult:
     """Replace duplicated frames with interpolated ones and fill timestamp gaps; every other frame, every source
     timestamp (PTS), the duration and the frame rate stay the input's. Other streams are copied.
 
@@ -604,6 +727,7 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
         model: weights, scale and refinement of the default interpolator.
         overwrite: replace an existing ``output``.
         progress: ``progress(stage, done, total)`` callback.
+        report: write :meth:`RunResult.to_dict` there as JSON, committed together with the video (both or neither).
         timing: timing-analysis settings (gap threshold, cadence regularity).
         cadence: ``"fill"``, ``"retime"`` or ``"decimate"``.
 
@@ -621,13 +745,14 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
     get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device, model))
     if interpolator is None and device != "auto":
         _check_device(device)  # an explicit --device cuda without CUDA fails now, not after pass 1
-    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
+    with atomic_output(output, input=input, overwrite=overwrite) as staged:
         # opened before pass 1 so that an unusable codec or stream is reported before any work; opened again
         # below in the rare case that the output's time base or rate differs from the input's
-        writer = VideoWriter(tmp, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
+        writer = VideoWriter(staged.path, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
                              label=output)
         try:
-            analysis = analyse(input, detection, info=info, progress=progress, timing=timing)
+            keep = tuning_positions(info, model) if interpolator is None else []
+            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep, timing=timing)
             plan = analysis.cadence_plan(cadence)
             time_base, out_rate = info.time_base, info.frame_rate
             if plan.out_rate is not None:  # decimation: CFR at the source rate, re-stamped
@@ -641,19 +766,25 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
                 stamps = lambda j: (analysis.pts[j], analysis.durations[j])
             if (time_base, out_rate) != (info.time_base, info.frame_rate):
                 writer.abort()
-                writer = VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate, label=output)
+                writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
+                                     label=output)
+            tuning = None
             if plan.synthesized:
-                get_engine()  # weights are checked before the long pass, not in the middle of it
+                # weights are checked before the long pass, not in the middle of it
+                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=False)
+                get_engine = _memo(lambda: engine)
             peak = _write_through(writer, stamps, plan, lambda: iter_frames(input), get_engine, progress)
         except BaseException:
             writer.abort()
             raise
         writer.close()
-        written = writer.frames_written
-    return RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
-                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
-                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=out_rate,
-                     device=_device_name(get_engine), peak_window=peak, extra={"cadence_mode": cadence})
+        result = RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis,
+                           plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
+                           seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
+                           out_rate=out_rate, device=_device_name(get_engine), peak_window=peak,
+                           extra={"notes": writer.notes, "cadence_mode": cadence}, model=tuning)
+        _attach_report(staged, report, result)
+    return result
 
 
 def _gap_stamps(plan: FixDropsPlan, analysis: Analysis) -> Callable[[int], tuple[int, int]]:
@@ -761,7 +892,8 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
              fps: Fraction | str | float | None = None, detection: DetectionSettings | None = None,
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
              device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-             progress: Progress | None = None, timing: TimingSettings | None = None) -> RunResult:
+             progress: Progress | None = None, report: str | Path | None = None,
+             timing: TimingSettings | None = None) -> RunResult:
     """Raise the frame rate to ``factor`` x the input's nominal rate or to ``fps``: a constant-frame-rate output of
     the same duration, source frames passed through, frames synthesized at the exact time between each pair,
     nothing blended across scene cuts. Other streams are copied.
@@ -786,18 +918,23 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     get_engine()  # upsampling always synthesizes: check the weights before any work
     start = (info.start_pts or 0) * info.time_base
     time_base, first_pts, ticks = _output_timeline(out_rate, start)
-    with atomic_output(output, input=input, overwrite=overwrite) as tmp:
+    with atomic_output(output, input=input, overwrite=overwrite) as staged:
         # opened before pass 1 so that an unusable codec or stream is reported before any work; opened again at
         # the nominal rate's multiple when the container's rate was an average lowered by timestamp gaps
-        writer = VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate, label=output)
+        writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate, label=output)
         try:
-            analysis = analyse(input, detection, info=info, progress=progress, timing=timing)
+            keep = tuning_positions(info, model) if interpolator is None else []
+            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep, timing=timing)
             rate = upsample_rate(info, factor=factor, fps=fps, source_rate=analysis.timing.rate)
             if rate != out_rate:
                 writer.abort()
                 out_rate = rate
                 time_base, first_pts, ticks = _output_timeline(out_rate, start)
-                writer = VideoWriter(tmp, info, settings=encode, time_base=time_base, rate=out_rate, label=output)
+                writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
+                                     label=output)
+            # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
+            engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=True)
+            get_engine = _memo(lambda: engine)
             times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
             # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
             end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]
@@ -811,8 +948,10 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
             writer.abort()
             raise
         writer.close()
-        written = writer.frames_written
-    return RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis, plan=plan,
-                     frames_written=written, synthesized=plan.synthesized, seconds=time.monotonic() - started,
-                     encoder=writer.encoder, pix_fmt=writer.pix_fmt, out_rate=out_rate,
-                     device=_device_name(get_engine), peak_window=peak)
+        result = RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis,
+                           plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
+                           seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
+                           out_rate=out_rate, device=_device_name(get_engine), peak_window=peak,
+                           extra={"notes": writer.notes}, model=tuning)
+        _attach_report(staged, report, result)
+    return result

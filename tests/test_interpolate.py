@@ -20,14 +20,14 @@ from tests.helpers import WEIGHTS, read_frames, reference_ifnet, require
 @pytest.fixture(scope="module")
 def interpolator() -> Interpolator:
     require(WEIGHTS, "weights")
-    return Interpolator(device="cpu", precision="float32")
+    return Interpolator(device="cpu", model="rife-4.2x", precision="float32")
 
 
 @pytest.fixture(scope="module")
 def fast_interpolator() -> Interpolator:
     """The default engine: bfloat16 convolutions where the CPU has them."""
     require(WEIGHTS, "weights")
-    return Interpolator(device="cpu")
+    return Interpolator(device="cpu", model="rife-4.2x")
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def test_default_precision_matches_float32_reference(interpolator, fast_interpol
     """bfloat16/float16 convolutions (the default on such CPUs / on CUDA) stay >= 50 dB from float32; bfloat16 is
     also forced, so that a machine without native bfloat16 (where the default is float32) still checks that path."""
     exact = interpolator.interpolate(bikes[0], bikes[2], [0.25, 0.5])
-    forced = Interpolator(device="cpu", precision="bfloat16")
+    forced = Interpolator(device="cpu", model="rife-4.2x", precision="bfloat16")
     for engine in (fast_interpolator, forced):
         for x, y in zip(exact, engine.interpolate(bikes[0], bikes[2], [0.25, 0.5])):
             assert psnr(x, y) >= 50
@@ -265,12 +265,12 @@ def test_bad_inputs_are_rejected(interpolator, bikes):
 
 
 def test_scale_is_a_power_of_two(bikes):
-    """RIFE's scale knob runs at 1, 0.5, 0.25 and 0.125 (the fast path); other values are refused up front, since
+    """RIFE's scale knob runs at 2, 1, 0.5, 0.25 and 0.125; other values are refused up front, since
     the network's resizes by 16/scale ... 1/scale do not come back to the frame's size (0.75: 340 -> 341)."""
     require(WEIGHTS, "weights")
     with pytest.raises(UsageError, match="scale"):
-        Interpolator(device="cpu", scale=0.75)
-    engine = Interpolator(device="cpu", scale=0.25)
+        Interpolator(device="cpu", model="rife-4.2x", scale=0.75)
+    engine = Interpolator(device="cpu", model="rife-4.2x", scale=0.25)
     a, b = (np.ascontiguousarray(f[:72, :100]) for f in (bikes[0], bikes[2]))
     (out,) = engine.interpolate(a, b, [0.5])
     assert out.shape == a.shape and out.dtype == np.uint8
@@ -279,7 +279,7 @@ def test_scale_is_a_power_of_two(bikes):
 
 def test_half_precision_path_keeps_shape_and_dtype(bikes):
     require(WEIGHTS, "weights")
-    half = Interpolator(device="cpu", precision="float16")
+    half = Interpolator(device="cpu", model="rife-4.2x", precision="float16")
     a = torch.from_numpy(bikes[0][:64, :96]).permute(2, 0, 1).half() / 255
     b = torch.from_numpy(bikes[2][:64, :96]).permute(2, 0, 1).half() / 255
     (out,) = half.interpolate(a, b, [0.5])
@@ -340,7 +340,7 @@ def test_weights_env_override_and_prefix_handling(tmp_path, monkeypatch):
     path = tmp_path / "wrapped.pkl"
     torch.save(wrapped, path)
     monkeypatch.setenv("RETIME_WEIGHTS", str(path))
-    interp = Interpolator(device="cpu")
+    interp = Interpolator(device="cpu", model="rife-4.2x")
     assert interp.weights_path == path
     net = IFNet()
     load_into(net, load_state_dict(path), path)  # strict: the training-only parts were dropped by name
@@ -357,13 +357,13 @@ def test_registry_weights_with_wrong_checksum_are_refused(tmp_path, monkeypatch)
     torch.save({"x": torch.zeros(1)}, fake / "flownet.pkl")
     monkeypatch.setattr(weights, "WEIGHTS_DIR", fake)
     with pytest.raises(ModelError, match="wrong SHA-256"):
-        Interpolator(device="cpu")
+        Interpolator(device="cpu", model="rife-4.2x")
 
 
 def test_refine_option_runs_the_refinement_stage(interpolator, bikes, monkeypatch):
     """--refine: IFNet's plain forward in float32, then the committed refinement stage."""
     require(WEIGHTS, "weights")
-    refined = Interpolator(device="cpu", refine=True)
+    refined = Interpolator(device="cpu", model="rife-4.2x", refine=True)
     assert refined.refiner is not None
     calls = []
     import retime.refine as refine_module

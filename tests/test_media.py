@@ -3,6 +3,7 @@ stream copies and metadata, and the atomic output."""
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import HEIGHT, N_FRAMES, WIDTH, packets, video_facts
-from retime.errors import InputError, OutputError
+from retime.errors import InputError, OutputError, UsageError
 from retime.media import EncodeSettings, VideoWriter, atomic_output, iter_frames, iter_luma, probe
 from retime.media.encode import choose_encoder, choose_pix_fmt, temp_path_for
 
@@ -104,8 +105,13 @@ def test_choose_encoder():
     assert choose_encoder(None, "hevc") == "libx265"
     assert choose_encoder("FFV1", "h264") == "ffv1"
     assert choose_encoder("h265", "h264") == "libx265"
-    with pytest.raises(OutputError, match="unsupported output codec"):
+    assert choose_encoder(None, "h264", "webm") == "libvpx-vp9"  # the container decides where it must
+    assert choose_encoder("vp9", "h264") == "libvpx-vp9"
+    # a mistyped name is a usage error (exit 2), not an output error: the README's batch loop stops on it
+    with pytest.raises(UsageError, match="--codec must be one of h264, h265, ffv1, vp9, av1"):
         choose_encoder("vp9000", "h264")
+    with pytest.raises(UsageError, match="--codec"):
+        EncodeSettings(codec="theora9")
 
 
 @pytest.mark.parametrize("encoder, given, chosen", [
@@ -180,20 +186,21 @@ def test_writer_refuses_a_codec_the_container_cannot_hold(clips, tmp_path):
 
 def test_temp_path_is_hidden_beside_the_output_with_its_extension(tmp_path):
     tmp = temp_path_for(tmp_path / "film.mp4")
-    assert tmp.parent == tmp_path and tmp.name.startswith(".film.retime-") and tmp.name.endswith(".part.mp4")
+    assert tmp.parent == tmp_path and tmp.name.startswith(f".film.retime-{os.getpid()}-")
+    assert tmp.name.endswith(".part.mp4")
 
 
 def test_atomic_output_moves_into_place_only_on_success(tmp_path):
     out = tmp_path / "o.mkv"
-    with atomic_output(out) as tmp:
-        tmp.write_bytes(b"done")
+    with atomic_output(out) as staged:
+        staged.path.write_bytes(b"done")
     assert out.read_bytes() == b"done"
     assert list(tmp_path.iterdir()) == [out]
 
     out2 = tmp_path / "o2.mkv"
     with pytest.raises(KeyboardInterrupt):
-        with atomic_output(out2) as tmp:
-            tmp.write_bytes(b"half")
+        with atomic_output(out2) as staged:
+            staged.path.write_bytes(b"half")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == [out]
 
@@ -204,8 +211,8 @@ def test_atomic_output_refusals(tmp_path):
     with pytest.raises(OutputError, match="already exists"):
         with atomic_output(existing):
             pass
-    with atomic_output(existing, overwrite=True) as tmp:
-        tmp.write_bytes(b"new")
+    with atomic_output(existing, overwrite=True) as staged:
+        staged.path.write_bytes(b"new")
     assert existing.read_bytes() == b"new"
     with pytest.raises(OutputError, match="is the input"):
         with atomic_output(tmp_path / "." / "a.mp4", input=existing, overwrite=True):

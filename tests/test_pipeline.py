@@ -172,7 +172,7 @@ def test_output_refusals(clips, tmp_path, blend):
     assert existing.read_bytes() == b"keep me"
     fix_drops(src, existing, interpolator=blend, encode=FFV1, overwrite=True)
     assert video_facts(existing)["n"] == N_FRAMES
-    with pytest.raises(OutputError, match="codec"):
+    with pytest.raises(UsageError, match="codec"):
         fix_drops(src, tmp_path / "x.mkv", interpolator=blend, encode=EncodeSettings(codec="prores-ish"))
     assert _files(tmp_path) == ["exists.mkv"]
 

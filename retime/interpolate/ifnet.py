@@ -100,6 +100,46 @@ def _inference_conv(conv: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -
     return conv
 
 
+def sparse_blocks(model: nn.Module, blocks: tuple[nn.Module, ...], dtype: torch.dtype, device: torch.device, *,
+                  reorder: bool, head_channels: list[int | None]) -> list[nn.Sequential]:
+    """Copies of ``blocks`` (:class:`IFBlock`) as a fast path runs them: in ``dtype``, channels-last, β folded.
+
+    Converting once instead of under autocast at every call saves the weight casts; keeping the whole trunk in
+    ``dtype`` saves casting the activations between the convolutions and the residual additions. Cached on
+    ``model`` and rebuilt when one of its parameters is changed in place (its version counter moves) or replaced;
+    the submodules are listed once (walking them at every call cost as much as a small frame's warps).
+
+    Args:
+        reorder: the first convolution reads its image channels in the pair layout (:data:`_PAIR_ORDER`, 4.2x).
+        head_channels: per block, the output channels (before the pixel shuffle) to keep, or ``None`` for all:
+            4 per channel after the shuffle, so 20 keeps flow and mask.
+
+    Returns:
+        One ``nn.Sequential(conv0, trunk, head, PixelShuffle(2))`` per block.
+    """
+    modules = model.__dict__.setdefault("_module_list", list(model.modules()))
+    key = (dtype, device, tuple((id(p), p._version) for m in modules for p in m._parameters.values()
+                                if p is not None))
+    cache = model.__dict__.setdefault("_sparse_cache", {})
+    if key not in cache:
+        cache.clear()
+        copies = []
+        for block, keep in zip(blocks, head_channels):
+            block = copy.deepcopy(block).requires_grad_(False)
+            if reorder:
+                first = block.conv0[0][0]
+                first.weight.data = first.weight.data[:, _pair_order(first.in_channels, first.weight.device)]
+            head = block.lastconv[0]
+            if keep is not None:
+                head = _inference_conv(nn.ConvTranspose2d(head.in_channels, keep, 4, 2, 1, device="meta"),
+                                       head.weight.detach()[:, :keep], head.bias.detach()[:keep])
+            trunk = nn.Sequential(*(FoldedResConv(res) for res in block.convblock))
+            copies.append(nn.Sequential(block.conv0, trunk, head, nn.PixelShuffle(2))
+                          .to(device=device, dtype=dtype, memory_format=torch.channels_last).eval())
+        cache[key] = copies
+    return cache[key]
+
+
 class IFBlock(nn.Module):
     """One coarse-to-fine stage of IFNet (checkpoint ``blockN.*``).
 
@@ -107,18 +147,20 @@ class IFBlock(nn.Module):
         in_channels: channels of the stacked input (images, features, timestep, …) *plus* 4 flow channels when the
             block refines an existing flow.
         channels: width of the block's trunk (192, 128, 96, 64, 32 for blocks 0-4).
+        outputs: output channels after the pixel shuffle: 13 (4.2x: flow, mask logit, 8 context) or 6 (RIFE 4.6:
+            flow, mask-logit residual and one channel the network never reads).
 
     The block downsamples its input by ``scale`` (bilinear), then by 4 (two stride-2 convolutions), runs eight
     :class:`ResConv`, and upsamples by 4 (transposed convolution + pixel shuffle) to 13 channels: 4 flow
-    (F_t→0 and F_t→1, x then y), 1 mask logit and 8 context features, which are resized back to full resolution.
+    (F_t→0 and F_t→1, x then y), 1 mask logit and 8 context features (4.2x), which are resized back to full resolution.
     """
 
-    def __init__(self, in_channels: int, channels: int) -> None:
+    def __init__(self, in_channels: int, channels: int, outputs: int = 13) -> None:
         super().__init__()
         self.conv0 = nn.Sequential(conv_lrelu(in_channels, channels // 2, stride=2),
                                    conv_lrelu(channels // 2, channels, stride=2))
         self.convblock = nn.Sequential(*(ResConv(channels) for _ in range(8)))
-        self.lastconv = nn.Sequential(nn.ConvTranspose2d(channels, 4 * 13, 4, 2, 1), nn.PixelShuffle(2))
+        self.lastconv = nn.Sequential(nn.ConvTranspose2d(channels, 4 * outputs, 4, 2, 1), nn.PixelShuffle(2))
 
     def forward(self, x: torch.Tensor, flow: torch.Tensor | None, scale: float
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -138,7 +180,9 @@ class IFBlock(nn.Module):
             # Flow is in pixels, so resizing the field by 1/s also divides the displacements by s.
             flow = F.interpolate(flow, scale_factor=1.0 / scale, mode="bilinear", align_corners=False) / scale
             x = torch.cat((x, flow), 1)
-        out = self.lastconv(self.convblock(self.conv0(x)))
+        # float32 from here on under autocast: flows and the sampling grids made from them need float32's precision
+        # (in bfloat16 a 1280-pixel grid is off by several pixels)
+        out = self.lastconv(self.convblock(self.conv0(x))).float()
         out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
         return out[:, :4] * scale, out[:, 4:5], out[:, 5:]
 
@@ -165,6 +209,14 @@ class IFNetOutput:
 
 class IFNet(nn.Module):
     """The intermediate-flow network of RIFE (Practical-RIFE 4.2x layout): an encoder and five IFBlocks."""
+
+    #: Channels of a prepared frame (:meth:`encode_frame`): the image and its 4 feature channels.
+    stack_channels = 7
+    #: Default block scales and the stride they need.
+    default_scales = SCALES
+    stride = STRIDE
+    #: 4.2x has no ensembling of its own (its blocks pass context channels that cannot be time-reversed).
+    native_ensemble = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -236,6 +288,16 @@ class IFNet(nn.Module):
         frame = warped0 * mask + warped1 * (1 - mask)
         return IFNetOutput(frame=frame, flow=flow, mask=mask, warped0=warped0, warped1=warped1)
 
+    def forward_stacks(self, stack0: torch.Tensor, stack1: torch.Tensor, timestep: torch.Tensor, *,
+                       scales: tuple[float, ...]) -> torch.Tensor:
+        """:meth:`forward` on ``(1, 7, H, W)`` prepared frames (:meth:`encode_frame`) for the B timesteps
+        ``timestep`` ``(B,)``: ``(B, 3, H, W)`` Î_t (the engine's plain path, for scales the sparse path does not
+        take)."""
+        n = timestep.shape[0]
+        return self(stack0[:, :3].expand(n, -1, -1, -1), stack1[:, :3].expand(n, -1, -1, -1), timestep,
+                    scales=scales, feat0=stack0[:, 3:].expand(n, -1, -1, -1),
+                    feat1=stack1[:, 3:].expand(n, -1, -1, -1)).frame
+
     # ------------------------------------------------------------------------------------------------------------
     # The fast path. It computes what forward() computes, without the full-resolution glue.
     #
@@ -255,35 +317,12 @@ class IFNet(nn.Module):
         return all(float(s).is_integer() and int(s) >= 1 and (int(s) & (int(s) - 1)) == 0 for s in scales)
 
     def _sparse_blocks(self, dtype: torch.dtype, device: torch.device) -> list[nn.Sequential]:
-        """The IFBlocks as :meth:`forward_sparse` runs them: copies in ``dtype`` and channels-last memory layout.
-
-        Each copy reads its input channels in the pair layout (:data:`_PAIR_ORDER`), and the last one computes only
-        the flow and mask channels (the 8 context channels are never read). Converting once instead of under
-        autocast at every call saves the weight casts; keeping the whole trunk in ``dtype`` saves casting the
-        activations between the convolutions and the residual additions. Rebuilt when a parameter is changed in
-        place (its version counter moves) or replaced. The submodules are listed once: walking them with
-        ``self.parameters()`` at every call cost ~1 ms, as much as a small frame's warps.
-        """
-        modules = self.__dict__.setdefault("_module_list", list(self.modules()))
-        key = (dtype, device, tuple((id(p), p._version) for m in modules for p in m._parameters.values()
-                                    if p is not None))
-        cache = self.__dict__.setdefault("_sparse_cache", {})
-        if key not in cache:
-            cache.clear()
-            copies = []
-            for i, block in enumerate(self.blocks):
-                block = copy.deepcopy(block).requires_grad_(False)
-                first = block.conv0[0][0]
-                first.weight.data = first.weight.data[:, _pair_order(first.in_channels, first.weight.device)]
-                head = block.lastconv[0]
-                if i == len(self.blocks) - 1:  # output channels 0-19 become flow (4) and mask (1) after the shuffle
-                    head = _inference_conv(nn.ConvTranspose2d(head.in_channels, 20, 4, 2, 1, device="meta"),
-                                           head.weight.detach()[:, :20], head.bias.detach()[:20])
-                trunk = nn.Sequential(*(FoldedResConv(res) for res in block.convblock))
-                copies.append(nn.Sequential(block.conv0, trunk, head, nn.PixelShuffle(2))
-                              .to(device=device, dtype=dtype, memory_format=torch.channels_last).eval())
-            cache[key] = copies
-        return cache[key]
+        """The IFBlocks as :meth:`forward_sparse` runs them (:func:`sparse_blocks`): each first convolution reads
+        the pair layout (:data:`_PAIR_ORDER`), and the last block computes only the flow and mask channels (the 8
+        context channels are never read)."""
+        last = len(self.blocks) - 1
+        return sparse_blocks(self, self.blocks, dtype, device, reorder=True,
+                             head_channels=[None] * last + [20])
 
     def forward_sparse(self, stack0: torch.Tensor, stack1: torch.Tensor, timestep: torch.Tensor, *,
                        scales: tuple[float, ...] = SCALES, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -554,10 +593,11 @@ def _warp_into(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, ta
     """Write W(I_0 ‖ features_0, F_t→0) ‖ W(I_1 ‖ features_1, F_t→1) at the taps into ``dst``, band by band.
 
     Args:
-        stacks: the two ``(1, 7, H, W)`` frames.
+        stacks: the two ``(1, C, H, W)`` frames.
         flow: ``(B, 4, h, w)`` F_t→0 and F_t→1 at the taps, in pixels.
         taps: ``(1, h, w, 2)`` :func:`_tap_grid`.
-        dst: ``(B, 14, h / group, w / group)`` view of the block input (any dtype and strides).
+        dst: ``(B, 2C, h / group, w / group)`` view of the block input (any dtype and strides), C the stacks'
+            channels (7 for 4.2x's image and features, 3 for RIFE 4.6's image).
         group: 1, or 2 to average each 2x2 group of taps (the block's bilinear downsampling, :func:`_halve`).
 
     Sampling is bilinear with border padding and align_corners=True, as :func:`backward_warp`.
@@ -572,7 +612,8 @@ def _warp_into(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, ta
             for offset, piece in _rows_of(sampled, batch):
                 first = (start // group) + offset
                 # converting first halves the bytes that the layout change (contiguous → channels-last) moves
-                dst[:, 7 * k:7 * k + 7, first:first + piece.shape[2]].copy_(piece.to(dst.dtype))
+                c = stack.shape[1]
+                dst[:, c * k:c * k + c, first:first + piece.shape[2]].copy_(piece.to(dst.dtype))
 
 
 def _upsample_rows(low: torch.Tensor, m: int, start: int, stop: int) -> torch.Tensor:

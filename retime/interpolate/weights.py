@@ -100,6 +100,23 @@ def resolve_weights(path: str | os.PathLike | None = None, *, env: str = WEIGHTS
     return chosen, digest
 
 
+def build_model(path: Path, expected_sha256: str | None = None) -> nn.Module:
+    """Load a checkpoint (:func:`load_state_dict`) into the network whose layout it has: RIFE 4.2x
+    (:class:`~retime.interpolate.ifnet.IFNet`, with an ``encode.*`` feature encoder and five blocks) or RIFE 4.6
+    (:class:`~retime.interpolate.ifnet46.IFNet46`, four blocks and no encoder). On the CPU, in eval mode.
+
+    Raises:
+        ModelError: as :func:`load_state_dict`, or the checkpoint fits neither layout.
+    """
+    from retime.interpolate.ifnet import IFNet
+    from retime.interpolate.ifnet46 import IFNet46
+
+    state = load_state_dict(path, expected_sha256)
+    model = IFNet() if any(k.startswith(("encode.", "block4.")) for k in state) else IFNet46()
+    load_into(model, state, path)
+    return model.eval()
+
+
 def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Normalise checkpoint keys: drop a ``module.`` prefix (DataParallel) and the training-only parts by name."""
     out = {}

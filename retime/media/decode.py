@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Container, Iterator
 
 import av
 import numpy as np
@@ -31,13 +31,15 @@ __all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_rgb"]
 
 @dataclass(frozen=True, eq=False)
 class LumaFrame:
-    """One frame for analysis: ``luma`` is (H, W) uint8 grey levels (0-255) at the stored size and orientation."""
+    """One frame for analysis: ``luma`` is (H, W) uint8 grey levels (0-255) at the stored size and orientation;
+    ``rgb`` its (H, W, 3) uint8 RGB picture for the frames asked for (``iter_luma(keep_rgb=...)``), else ``None``."""
 
     index: int
     pts: int
     time: Fraction  # seconds
     duration: int | None  # the frame's duration in time_base units, when the container says
     luma: np.ndarray
+    rgb: np.ndarray | None = None
 
 
 @dataclass(eq=False)
@@ -130,7 +132,8 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
                 yield index, timeline.pts_of(frame), time_base, frame
                 index += 1
         except av.FFmpegError as exc:
-            raise InputError(f"{path}: corrupted video, decoding failed after {index} frames: {exc}") from None
+            raise InputError(f"{path}: corrupted video, decoding failed after {index} frames: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
         if strict and errors:
             _raise_corrupt(path, index, errors)
         if strict and header_count and index < header_count:
@@ -144,15 +147,18 @@ def _raise_corrupt(path: Path, index: int, errors: list) -> None:
     raise InputError(f"{path}: corrupted or truncated video near frame {index}: {text}")
 
 
-def iter_luma(path: str | Path) -> Iterator[LumaFrame]:
-    """Decode ``path`` to grey frames for analysis, one at a time.
+def iter_luma(path: str | Path, keep_rgb: Container[int] = ()) -> Iterator[LumaFrame]:
+    """Decode ``path`` to grey frames for analysis, one at a time; frames whose index is in ``keep_rgb`` also
+    carry their RGB picture (the samples the model's settings are chosen on).
 
     Raises :class:`InputError` when the file cannot be opened, has no video stream, or is corrupted or truncated
     (any FFmpeg error while demuxing or decoding, or fewer frames than the container lists).
     """
     for index, pts, time_base, frame in _decode(Path(path), strict=True):
         luma = frame.to_ndarray(format="gray", src_color_range=_range_or_none(frame.color_range))
-        yield LumaFrame(index=index, pts=pts, time=pts * time_base, duration=frame.duration or None, luma=luma)
+        rgb = to_rgb(frame) if index in keep_rgb else None
+        yield LumaFrame(index=index, pts=pts, time=pts * time_base, duration=frame.duration or None, luma=luma,
+                        rgb=rgb)
 
 
 def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:

@@ -114,11 +114,14 @@ def open_input(path: str | Path) -> av.container.InputContainer:
     path = Path(path)
     _check_path(path)
     try:
-        return av.open(str(path), mode="r")
+        # Tags are bytes from the wild: undecodable ones are kept as surrogates (and written back byte for byte)
+        # instead of making a playable file unreadable.
+        return av.open(str(path), mode="r", metadata_errors="surrogateescape")
     except av.error.InvalidDataError:
         raise InputError(f"{path}: not a video file (or the file is damaged beyond reading)") from None
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot open: {exc}") from None
+        reason = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's words, without its error number and path
+        raise InputError(f"{path}: cannot open it as a video (truncated or damaged?): {reason}") from None
 
 
 def display_matrix_of(frame: av.VideoFrame) -> tuple[int, ...] | None:
@@ -158,8 +161,8 @@ def probe(path: str | Path) -> VideoInfo:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise InputError(f"{path}: no video stream (found: {', '.join(kinds)})")
         stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise InputError(f"{path}: video codec {stream.codec_tag!r} is not supported by this FFmpeg build")
+        if stream.codec_context is None:  # a codec FFmpeg has no decoder for (e.g. an unknown four-character code)
+            raise InputError(f"{path}: the video codec is unknown to this FFmpeg build, so it cannot be decoded")
         first = _first_frame(container, stream, path)
 
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -216,5 +219,6 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:
         for frame in container.decode(stream):
             return frame
     except (av.FFmpegError, OSError) as exc:
-        raise InputError(f"{path}: corrupted video, the first frame cannot be decoded: {exc}") from None
+        raise InputError(f"{path}: corrupted video, the first frame cannot be decoded: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
     raise InputError(f"{path}: the video stream holds no frames (at least 2 are needed)")

@@ -1,0 +1,113 @@
+"""Choose the model's settings on the input itself: rebuild frames the clip already has, keep what rebuilds best.
+
+RIFE's flow scale (and whether ensembling pays) depends on the footage: small or low-resolution frames gain from a
+finer flow (scale 2), large motion at 720p from a coarser one (0.5), and no one setting wins on every clip
+(docs/quality.md). So each candidate setting rebuilds a few known frames I_i from I_{i-1} and I_{i+1} (t = 0.5)
+spread over the clip, and the one with the best mean PSNR against the true I_i is used for the whole run.
+
+A rebuild interpolates across two frame intervals, as fix-drops does for a single repeat; upsample interpolates
+across one, where the motion is half as large, so a finer scale can only gain there: when two scales rebuild
+within :data:`TIE_DB` of each other, ``prefer_finer`` takes the finer one.
+
+Pure: frames in, a :class:`Choice` out; no files, no CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Candidate", "Choice", "Trial", "TIE_DB", "choose", "psnr"]
+
+#: Two candidates whose mean rebuild PSNR differs by at most this (dB) count as a tie.
+TIE_DB = 0.05
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting: the model (registry name), RIFE's flow ``scale`` (2, 1, 0.5, 0.25, 0.125) and ``ensemble``."""
+
+    model: str
+    scale: float
+    ensemble: bool
+
+    def label(self) -> str:
+        return f"{self.model} scale {self.scale:g}{' + ensemble' if self.ensemble else ''}"
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "scale": self.scale, "ensemble": self.ensemble}
+
+
+@dataclass(frozen=True)
+class Trial:
+    """How one candidate rebuilt the samples: mean and per-sample PSNR (dB, RGB 8-bit), seconds per frame."""
+
+    candidate: Candidate
+    psnr: float
+    per_sample: tuple[float, ...]
+    seconds_per_frame: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen candidate and the evidence: every trial, and the source frames that were rebuilt."""
+
+    candidate: Candidate
+    trials: tuple[Trial, ...]
+    frames: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {**self.candidate.to_dict(), "rebuilt_frames": list(self.frames),
+                "trials": [{**t.candidate.to_dict(), "psnr": round(t.psnr, 3),
+                            "per_frame": [round(p, 3) for p in t.per_sample],
+                            "seconds_per_frame": round(t.seconds_per_frame, 3)} for t in self.trials]}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) of two uint8 images of one shape, over all channels; identical images give ``inf``."""
+    err = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if err == 0 else float(10 * np.log10(255.0 ** 2 / err))
+
+
+def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+           candidates: Sequence[Candidate], *, prefer_finer: bool = False) -> Choice:
+    """Rebuild each sample with each candidate and return the best.
+
+    Args:
+        engines: the :class:`~retime.interpolate.Interpolator` of a model name (its ``interpolate`` takes
+            ``scale`` and ``ensemble``); called only for the models that are tried.
+        samples: ``(index, previous, frame, next)``: the source frame ``index`` and its neighbours, ``(H, W, 3)``
+            uint8 RGB, all from one shot.
+        candidates: the settings to try (at least one).
+        prefer_finer: among candidates of the best one's model within :data:`TIE_DB` of it, take the one with
+            the finest flow (the largest scale), then the cheaper one (without ensembling).
+
+    Returns:
+        :class:`Choice`. With one candidate or no samples nothing is run and the first candidate is returned.
+
+    Raises:
+        ValueError: no candidates.
+    """
+    if not candidates:
+        raise ValueError("choose: no candidate settings")
+    if len(candidates) == 1 or not samples:
+        return Choice(candidates[0], (), tuple(s[0] for s in samples))
+    trials = []
+    for candidate in candidates:
+        scores = []
+        started = time.perf_counter()
+        for _, previous, truth, following in samples:
+            out = engines(candidate.model).interpolate(previous, following, [0.5], scale=candidate.scale,
+                                                       ensemble=candidate.ensemble)[0]
+            scores.append(min(psnr(out, truth), 100.0))  # identical frames: cap, so that a mean stays finite
+        seconds = (time.perf_counter() - started) / len(samples)
+        trials.append(Trial(candidate, float(np.mean(scores)), tuple(scores), seconds))
+    best = max(trials, key=lambda t: t.psnr)
+    if prefer_finer:
+        close = [t for t in trials if t.psnr >= best.psnr - TIE_DB and t.candidate.model == best.candidate.model]
+        best = max(close, key=lambda t: (t.candidate.scale, not t.candidate.ensemble))
+    return Choice(best.candidate, tuple(trials), tuple(s[0] for s in samples))

@@ -1,0 +1,85 @@
+"""Score each model setting (model, flow scale, ensembling) on the evaluation sets, t = 0.5, mean RGB PSNR.
+
+The sets are those of ``retime bench``: Middlebury-other and UCF101-DVF triplets from ``../shared/data`` and the
+first 25 frames of each PyPI clip (odd frames rebuilt from their even neighbours). Results are appended to a JSON
+lines file and a setting already measured there is skipped, so an interrupted run resumes where it stopped.
+
+Usage: python scripts/measure_models.py OUT.jsonl [--sets middlebury,ucf101,bikes,...] [--configs NAME,...]
+       [--max-triplets N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from retime.bench.clipio import find_triplet_dirs, iter_video_frames, load_triplet
+from retime.bench.metrics import psnr
+from retime.interpolate import Interpolator
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+CLIPS = ROOT / "assets" / "clips"
+
+#: name -> (model, scale, ensemble)
+CONFIGS = {
+    "4.2x": ("rife-4.2x", 1.0, False),
+    "4.2x-ens": ("rife-4.2x", 1.0, True),
+    "4.2x-s2": ("rife-4.2x", 2.0, False),
+    "4.6": ("rife-4.6", 1.0, False),
+    "4.6-ens": ("rife-4.6", 1.0, True),
+    "4.6-s2": ("rife-4.6", 2.0, False),
+    "4.6-ens-s2": ("rife-4.6", 2.0, True),
+    "4.6-s0.5": ("rife-4.6", 0.5, False),
+    "4.6-ens-s0.5": ("rife-4.6", 0.5, True),
+}
+
+
+def triplets(name: str, max_triplets: int | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(first, truth, last)`` RGB uint8 triplets of one set."""
+    if name in ("middlebury", "ucf101"):
+        folder = SHARED / ("middlebury-other" if name == "middlebury" else "ucf101-dvf")
+        dirs = find_triplet_dirs(folder)[:max_triplets]
+        return [(t.first, t.truth, t.last) for t in map(load_triplet, dirs)]
+    frames = [rgb for _, rgb in iter_video_frames(CLIPS / f"{name}.mp4", 25)]
+    return [(frames[i - 1], frames[i], frames[i + 1]) for i in range(1, len(frames) - 1, 2)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--sets", default="middlebury,ucf101,bikes,bigbuckbunny,carphone_pristine")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--max-triplets", type=int, default=None)
+    args = parser.parse_args()
+    done = set()
+    if args.out.exists():
+        done = {(r["set"], r["config"]) for r in map(json.loads, args.out.read_text().splitlines())}
+    engines: dict[str, Interpolator] = {}
+    for set_name in args.sets.split(","):
+        data = triplets(set_name, args.max_triplets)
+        for config in args.configs.split(","):
+            if (set_name, config) in done:
+                continue
+            model, scale, ensemble = CONFIGS[config]
+            engine = engines.setdefault(model, Interpolator(device="cpu", model=model))
+            scores, seconds = [], 0.0
+            for first, truth, last in data:
+                started = time.perf_counter()
+                out = engine.interpolate(first, last, [0.5], scale=scale, ensemble=ensemble)[0]
+                seconds += time.perf_counter() - started
+                scores.append(psnr(out, truth))
+            row = {"set": set_name, "config": config, "n": len(scores), "psnr": round(float(np.mean(scores)), 3),
+                   "ms_per_frame": round(1000 * seconds / len(scores), 1), "per_frame": [round(s, 3) for s in scores]}
+            with args.out.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{set_name:18s} {config:14s} {row['psnr']:7.3f} dB  {row['ms_per_frame']:8.1f} ms", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
