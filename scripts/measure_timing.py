@@ -237,16 +237,17 @@ def measure_real_spread(model, tmp: Path) -> None:
     """Evenness of motion without ground truth: bigbuckbunny.mp4 (24 fps film in 25) before and after."""
     clip = CLIPS / "bigbuckbunny.mp4"
     print("\n## Motion spread on bigbuckbunny.mp4 (no ground truth), before and after\n")
-    print("| video | frames | synthesized | motion spread |")
-    print("|---|---|---|---|")
+    print("| video | frames | synthesized | motion spread (difference) | motion spread (flow) |")
+    print("|---|---|---|---|---|")
     frames = [f.rgb for f in iter_frames(clip)]
-    print(f"| input | {len(frames)} | - | {motion_spread(frames):.3f} |")
+    print(f"| input | {len(frames)} | - | {motion_spread(frames):.3f} | {motion_spread(frames, measure='flow'):.3f} |")
     for mode in ("fill", "retime"):
         out = tmp / f"bbb-{mode}.mkv"
         result = fix_drops(clip, out, encode=EncodeSettings(codec="ffv1"), interpolator=model, cadence=mode,
                            overwrite=True)
-        print(f"| --cadence {mode} | {result.frames_written} | {result.synthesized} | "
-              f"{motion_spread([f.rgb for f in iter_frames(out)]):.3f} |")
+        frames = [f.rgb for f in iter_frames(out)]
+        print(f"| --cadence {mode} | {result.frames_written} | {result.synthesized} | {motion_spread(frames):.3f} | "
+              f"{motion_spread(frames, measure='flow'):.3f} |")
 
 
 def main() -> None:
@@ -254,6 +255,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--model", action="store_true", help="also run fix-drops with the real model")
+    parser.add_argument("--model-name", default=None, help="registry name of the model (weights/manifest.json)")
     parser.add_argument("--size", default="320x192", help="virtual camera frame size, WxH")
     parser.add_argument("--skip-gaps", action="store_true", help="only the cadence part")
     parser.add_argument("--no-table", action="store_true", help="skip the gap-detection table (no model)")
@@ -265,7 +267,8 @@ def main() -> None:
     if args.model:
         from retime.interpolate import Interpolator
 
-        model = Interpolator(device="cpu")
+        model = Interpolator(device="cpu", model=args.model_name)
+        print(f"model: {args.model_name or 'the registry default'}")
     size = tuple(int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)

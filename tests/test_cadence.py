@@ -169,6 +169,14 @@ def test_decimate_gives_back_the_source_frames_at_the_source_rate(camera, tmp_pa
         assert all(np.array_equal(x, y) for x, y in zip(b["planes"][i], a["planes"][j])), f"source frame {i}"
 
 
+def test_motion_spread_sees_repeats_and_not_even_motion(camera, tmp_path):
+    clip = Converted(camera, tmp_path, Fraction(24), 60)
+    shown = [clip.source[i] for i in clip.shown]
+    for measure in ("difference", "flow"):
+        even, uneven = motion_spread(clip.truth, measure=measure), motion_spread(shown, measure=measure)
+        assert even < 0.05 and uneven > 4 * even, (measure, even, uneven)
+
+
 def test_detect_names_the_cadence_and_what_each_mode_would_do(camera, tmp_path):
     import json
 

@@ -77,20 +77,27 @@ def convert(source_rate: Fraction, out_rate: Fraction, n_out: int) -> list[int]:
     return [math.floor(j * ratio + Fraction(1, 2)) for j in range(n_out)]
 
 
-def motion_spread(frames: list[np.ndarray], window: int = 4) -> float:
+def motion_spread(frames: list[np.ndarray], window: int = 4, measure: str = "difference") -> float:
     """How unevenly the picture moves from frame to frame, without ground truth (dimensionless, 0 for even motion).
 
-    Per consecutive pair, the mean absolute difference m_j (grey levels; for small displacements it grows with the
-    displacement), divided by the median of the ``window`` values on each side so that slow changes of content
-    along a pan cancel; the result is the coefficient of variation (standard deviation over mean) of those ratios.
-    A repeat in a pan gives a ratio near 0 and its neighbour one near 2; a frame at the midpoint two of 0.5.
+    Per consecutive pair a motion value m_j, divided by the median of the ``window`` values on each side so that
+    slow changes of content or speed cancel; the result is the coefficient of variation (standard deviation over
+    mean) of those ratios. A repeat gives a ratio near 0 and its neighbour one near 2; a frame at the midpoint two
+    of 0.5.
 
     Args:
         frames: (H, W, 3) or (H, W) uint8 frames in presentation order, at least 3.
+        measure: ``"difference"``: m_j is the mean absolute difference (grey levels), which grows with the
+            displacement for small ones: right for a pan, but a blurrier (synthesized) frame also differs less
+            from its neighbours; ``"flow"``: the mean optical-flow magnitude (pixels, scikit-image's iterative
+            Lucas-Kanade on grey frames shrunk to about 160 pixels on the short side), which blur does not shrink.
     """
     from retime.detect import difference_scores
 
-    m = np.asarray(difference_scores([np.ascontiguousarray(f) for f in frames]), dtype=np.float64)
+    if measure == "flow":
+        m = _flow_magnitudes(frames)
+    else:
+        m = np.asarray(difference_scores([np.ascontiguousarray(f) for f in frames]), dtype=np.float64)
     ratios = []
     for j in range(m.size):
         around = np.concatenate([m[max(0, j - window):j], m[j + 1:j + 1 + window]])
@@ -99,3 +106,22 @@ def motion_spread(frames: list[np.ndarray], window: int = 4) -> float:
             ratios.append(m[j] / level)
     r = np.asarray(ratios)
     return float(r.std() / r.mean()) if r.size and r.mean() > 0 else 0.0
+
+
+def _flow_magnitudes(frames: list[np.ndarray]) -> np.ndarray:
+    """Mean optical-flow magnitude between consecutive frames (pixels of the full-size frame)."""
+    from skimage.registration import optical_flow_ilk
+    from skimage.transform import rescale
+
+    shrink = max(1, min(frames[0].shape[:2]) // 160)  # 720p: a quarter; speed, and flow within ILK's reach
+
+    def grey(f: np.ndarray) -> np.ndarray:
+        g = f.astype(np.float64).mean(axis=2) if f.ndim == 3 else f.astype(np.float64)
+        return rescale(g / 255.0, 1 / shrink, anti_aliasing=True) if shrink > 1 else g / 255.0
+
+    small = [grey(f) for f in frames]
+    out = []
+    for a, b in zip(small, small[1:]):
+        v, u = optical_flow_ilk(a, b, radius=7)
+        out.append(float(np.hypot(u, v).mean()) * shrink)
+    return np.asarray(out)
