@@ -15,6 +15,7 @@ import signal
 import sys
 import traceback
 from enum import Enum
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -66,6 +67,12 @@ class Device(str, Enum):
 class Precision(str, Enum):
     auto = "auto"
     float32 = "float32"
+
+
+class CadenceMode(str, Enum):
+    fill = "fill"
+    retime = "retime"
+    decimate = "decimate"
 
 
 class Quality(str, Enum):
@@ -123,6 +130,10 @@ EnsembleOpt = Annotated[Optional[bool], typer.Option(
 PrecisionOpt = Annotated[Precision, typer.Option(
     "--precision", help="auto: convolutions in bfloat16 on CPUs that have it, float16 on CUDA (faster; >= 50 dB "
     "from float32 on the benchmark frames); float32: the reference implementation's frames, slower.")]
+CadenceOpt = Annotated[CadenceMode, typer.Option(
+    "--cadence", help="When the repeats follow a cadence (e.g. 24 fps film in 25 fps): fill repairs each repeat in "
+    "place; retime re-times every frame to even motion (same rate and duration, most frames synthesized); decimate "
+    "drops the repeats and writes the source rate (nothing synthesized). See `retime detect`.")]
 RefineOpt = Annotated[bool, typer.Option(
     "--refine", help="Add the refinement stage after IFNet (slower; no measured gain yet: docs/refinement.md).")]
 
@@ -341,8 +352,18 @@ def _summary(result) -> None:
     else:
         lines.append("  no duplicate frames found")
     kept = [r for r in a.plan.runs if r.action != "interpolate"]
-    if kept and result.command == "fix-drops":
+    if kept and result.command == "fix-drops" and result.plan.mode == "fill":
         lines.append("  kept: " + "; ".join(f"frames {r.start}-{r.start + r.length - 1} ({r.action})" for r in kept))
+    lines += [f"  {line}" for line in _timing_lines(a)]
+    if a.plan.gaps:
+        filled = sum(g.missing for g in a.plan.gaps if g.action == "interpolate")
+        held = [g for g in a.plan.gaps if g.action != "interpolate"]
+        lines.append(f"  timestamp gaps: {filled} missing frame(s) interpolated"
+                     + (f"; held: " + "; ".join(f"{g.missing} before frame {g.index} ({g.action})" for g in held)
+                        if held else ""))
+    if a.cadence is not None:
+        lines.append(f"  {_cadence_line(a)}" + (f"; --cadence {result.plan.mode}" if result.command == "fix-drops"
+                                                else ""))
     if det.cuts:
         lines.append(f"  scene cuts before frame(s): {', '.join(map(str, det.cuts[:12]))}")
     if result.model:
@@ -385,15 +406,17 @@ def fix_drops_cmd(
     ensemble: EnsembleOpt = None,
     refine: RefineOpt = False,
     precision: PrecisionOpt = Precision.auto,
+    cadence: CadenceOpt = CadenceMode.fill,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Find duplicated frames and replace them with interpolated ones.
+    """Find duplicated frames and replace them with interpolated ones; fill timestamp gaps of VFR captures.
 
-    Frame count, timestamps, duration and frame rate stay the input's; every other frame passes through (bit-exact
-    with --codec ffv1); audio and subtitles are copied.
+    Source timestamps, duration and frame rate stay the input's (a capture with timestamp gaps comes out CFR at
+    its nominal rate, each gap filled); every other frame passes through (bit-exact with --codec ffv1); audio and
+    subtitles are copied.
     """
     from retime.pipeline import fix_drops
 
@@ -402,7 +425,7 @@ def fix_drops_cmd(
     with _Bar(not quiet) as bar:
         result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
                            model=_model(weights, scale, refine, precision, quality, model, ensemble),
-                           overwrite=overwrite, progress=bar, report=report)
+                           overwrite=overwrite, progress=bar, report=report, cadence=cadence.value)
     if not quiet:
         _summary(result)
 
@@ -465,8 +488,9 @@ def detect_cmd(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Analyse only (no video written): duplicate runs with frame index, time and score, scene cuts, and the plan
-    fix-drops would carry out. (--device is accepted for symmetry; detection needs no model.)"""
+    """Analyse only (no video written): duplicate runs with frame index, time and score, scene cuts, timing
+    (nominal rate, timestamp gaps), repeat cadence, and what fix-drops would do. (--device is accepted for
+    symmetry; detection needs no model.)"""
     from retime.pipeline import analyse
 
     settings = _settings(threshold, max_run, scene_cut)
@@ -481,14 +505,62 @@ def detect_cmd(
         _print_analysis(analysis)
 
 
+def _rate(rate) -> str:
+    return f"{rate}" if rate.denominator == 1 else f"{float(rate):.3f} ({rate})"
+
+
+def _timing_lines(analysis) -> list[str]:
+    """One line on the timestamps: CFR, CFR with gaps, or irregular VFR (kept as it is)."""
+    timing = analysis.timing
+    if timing.kind == "cfr":
+        return []
+    if timing.kind == "vfr":
+        return [f"timing: irregular VFR ({timing.on_grid:.0%} of the intervals on a {_rate(timing.rate)} fps grid): "
+                f"timestamps kept as they are, no gap filled"]
+    return [f"timing: {len(timing.gaps)} timestamp gap(s), {timing.missing} frame(s) missing at a nominal "
+            f"{_rate(timing.rate)} fps"]
+
+
+def _cadence_line(analysis) -> str:
+    c = analysis.cadence
+    return (f"cadence: a repeat every {c.period} frames from frame {c.slots[0]} ({c.hits} of {len(c.slots)} slots "
+            f"found, regularity {c.regularity:.2f}): a {_rate(c.source_rate(analysis.timing.rate))} fps source "
+            f"shown at {_rate(analysis.timing.rate)} fps")
+
+
+def _print_timing(out: Console, analysis) -> None:
+    for line in _timing_lines(analysis):
+        out.print(line)
+    gaps = analysis.timing.gaps
+    if gaps:
+        table = Table("gap before frame", "time (s)", "missing", "intervals", "action", box=None, pad_edge=False)
+        for gap, action in zip(gaps, analysis.plan.gaps):
+            table.add_row(str(gap.index), f"{float(gap.start):.3f}-{float(gap.end):.3f}", str(gap.missing),
+                          f"{gap.intervals:.2f}", action.action)
+        out.print(table)
+    if analysis.cadence is None:
+        return
+    out.print(_cadence_line(analysis))
+    modes = analysis.cadence_modes()
+    if not modes:
+        out.print("  with timestamp gaps only --cadence fill applies")
+        return
+    what = {"fill": "each repeat replaced in place (motion stays uneven around it)",
+            "retime": "every frame at an even source position", "decimate": "the repeats dropped"}
+    for mode, m in modes.items():
+        default = " (default)" if mode == "fill" else ""
+        out.print(f"  --cadence {mode}{default}: {m['frames_out']} frames at {_rate(Fraction(m['rate']))} fps, "
+                  f"{m['synthesized']} synthesized: {what[mode]}")
+
+
 def _print_analysis(analysis) -> None:
     # Off a terminal (a pipe, a file) nothing is wrapped, so each record stays on one line for line-based tools.
     out = _Console(highlight=False, markup=False, soft_wrap=True)
     if not out.is_terminal:
         out = _Console(highlight=False, markup=False, soft_wrap=True, width=100_000)
     info = analysis.info
-    out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {info.frame_rate} fps, "
-              f"{float(analysis.end_time):.3f} s")
+    out.print(f"{info.path}: {analysis.n_frames} frames, {info.width}x{info.height}, {_rate(analysis.timing.rate)} "
+              f"fps, {float(analysis.end_time):.3f} s")
     runs = analysis.plan.runs
     if runs:
         table = Table("frame", "time (s)", "score", "run", "action", box=None, pad_edge=False)
@@ -503,6 +575,7 @@ def _print_analysis(analysis) -> None:
     out.print(f"{len(cuts)} scene cut(s)" + (": " + ", ".join(f"before frame {c.index} ({analysis.time_of(c.index):.3f}"
                                                               f" s, score {c.score:.1f})" for c in cuts)
                                              if cuts else ""))
+    _print_timing(out, analysis)
 
 
 @app.command("train", epilog=EPILOG)

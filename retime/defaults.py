@@ -92,6 +92,21 @@ class Defaults:
     #: shots of the same brightness in other colours. Twice the 0.28 that the fastest motion measured reached
     #: (bikes.mp4 at a sixth of its rate), and under the 0.43-0.74 of three of bikes.mp4's five cuts.
     colour_cut: float = 0.5
+    # --- timing (retime.timing) ------------------------------------------------------------------------------
+    #: An interval of at least this many nominal frame intervals is a timestamp gap (intervals): half way between
+    #: one interval (no frame missing) and two (one missing), so jitter of up to half an interval is not a gap.
+    gap_threshold: float = 1.5
+    #: An interval within this many nominal intervals of a whole number of them is "on the grid" (intervals):
+    #: holds a time base's rounding (23.976 fps in 1/1000: +-0.02) and capture jitter, not a second rate.
+    grid_tolerance: float = 0.25
+    #: Share of the intervals that must be on the grid for a timeline to be CFR with gaps; under it the stream is
+    #: irregular VFR (mixed rates), whose long intervals are not counted as missing frames (dimensionless).
+    min_on_grid: float = 0.9
+    #: Fewest repeats on a regular pattern for a cadence (frames): two would be any pair of drops.
+    cadence_min_repeats: int = 3
+    #: Smallest regularity (pattern slots that are found repeats, over slots and repeats together) for a cadence:
+    #: leaves room for a repeat hidden in a still shot or a real drop beside the pattern (dimensionless).
+    cadence_min_regularity: float = 0.8
     # --- output encoding (retime.media.encode) --------------------------------------------------------------
     crf: int = 18
     preset: str = "medium"

@@ -45,7 +45,9 @@ WEIGHTS_ENV = "RETIME_WEIGHTS"
 from retime.media.decode import DecodedFrame, iter_frames, iter_luma
 from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, check_output_path
 from retime.media.probe import VideoInfo, probe
-from retime.plan import Copy, FixDropsPlan, Synth, UpsamplePlan, plan_fix_drops, plan_upsample
+from retime.plan import (CADENCE_MODES, KEEP_HOLD, Copy, FixDropsPlan, Synth, UpsamplePlan, plan_cadence,
+                         plan_fix_drops, plan_upsample)
+from retime.timing import Cadence, Timing, TimingSettings, analyse_timing, find_cadence
 
 __all__ = [
     "Analysis",
@@ -102,7 +104,10 @@ class Analysis:
             next frame; the last frame's falls back to one frame at the average rate).
         scores: ``scores[i]`` = mean absolute grey-level difference of frames i and i + 1 (grey levels).
         detection: duplicates, runs, freezes, scene cuts.
-        plan: the fix-drops plan for this detection.
+        plan: the fix-drops plan for this detection (``--cadence fill``: repeats and timestamp gaps repaired in
+            place).
+        timing: nominal rate, regularity and timestamp gaps (:func:`retime.timing.analyse_timing`).
+        cadence: the repeat cadence, if the single repeats fall on one (:func:`retime.timing.find_cadence`).
         colours: ``colours[i]`` = colour change of frames i and i + 1 (``retime.detect.colour_change``, in [0, 1]).
         pictures: the RGB frames kept for choosing the model's settings (:func:`tuning_samples`).
     """
@@ -113,9 +118,31 @@ class Analysis:
     scores: tuple[float, ...]
     detection: Detection
     plan: FixDropsPlan
+    timing: Timing
+    cadence: Cadence | None = None
     colours: tuple[float, ...] = ()
     #: RGB pictures of the frames asked for with ``keep_rgb`` (index -> (H, W, 3) uint8); not part of the JSON.
     pictures: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def cadence_plan(self, mode: str) -> FixDropsPlan:
+        """The fix-drops plan for ``--cadence mode`` (``"fill"``, ``"retime"`` or ``"decimate"``).
+
+        Raises:
+            UsageError: an unknown mode; ``retime``/``decimate`` on a video without a cadence or with
+                timestamp gaps.
+        """
+        if mode not in CADENCE_MODES:
+            raise UsageError(f"--cadence must be one of {', '.join(CADENCE_MODES)}, got {mode!r}")
+        if mode == "fill":
+            return self.plan
+        if self.cadence is None:
+            raise UsageError(f"--cadence {mode}: {self.info.path} has no regular repeat cadence "
+                             f"({len(self.detection.duplicates)} duplicate frame(s), not on a regular pattern); "
+                             f"use --cadence fill (see `retime detect`)")
+        if self.timing.gaps:
+            raise UsageError(f"--cadence {mode}: {self.info.path} also has {len(self.timing.gaps)} timestamp "
+                             f"gap(s); only --cadence fill repairs both")
+        return plan_cadence(self.n_frames, self.detection, self.cadence, mode, self.timing.rate)
 
     @property
     def n_frames(self) -> int:
@@ -144,14 +171,32 @@ class Analysis:
         return [{"frame": i, "time": round(self.time_of(i), 6), "score": round(self.scores[i - 1], 4),
                  "action": action.get(i, "interpolate")} for i in self.detection.duplicates]
 
+    def cadence_modes(self) -> dict[str, dict[str, Any]]:
+        """What each ``--cadence`` mode would do: frames out, synthesized, rate (empty without a cadence)."""
+        if self.cadence is None or self.timing.gaps:
+            return {}
+        out = {}
+        for mode in CADENCE_MODES:
+            plan = self.cadence_plan(mode)
+            out[mode] = {"frames_out": len(plan.frames), "synthesized": plan.synthesized,
+                         "rate": str(plan.out_rate or self.timing.rate)}
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """Everything pass 1 found, JSON-ready (the schema of ``retime detect --json``)."""
         det = self.detection
+        cadence = None
+        if self.cadence is not None:
+            cadence = dict(self.cadence.to_dict(self.timing.rate), modes=self.cadence_modes(),
+                           times=[round(self.time_of(i), 6) for i in self.cadence.slots[:50]])
         return {
             "retime": __version__,
             "input": self.info.to_dict(),
             "frames": self.n_frames,
             "duration": float(self.end_time - self.pts[0] * self.info.time_base),
+            "timing": self.timing.to_dict(),
+            "gaps": [dict(g.to_dict(), action=a.action) for g, a in zip(self.timing.gaps, self.plan.gaps)],
+            "cadence": cadence,
             "duplicates": self.duplicates(),
             "runs": [dict(run.to_dict(), time=round(self.time_of(run.start), 6)) for run in self.plan.runs],
             "freezes": [{"frame": r.start, "length": r.length, "time": round(self.time_of(r.start), 6)}
@@ -168,8 +213,10 @@ class Analysis:
 
 
 def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info: VideoInfo | None = None,
-            progress: Progress | None = None, keep_rgb: Container[int] = ()) -> Analysis:
-    """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, plan fix-drops.
+            progress: Progress | None = None, keep_rgb: Container[int] = (),
+            timing: TimingSettings | None = None) -> Analysis:
+    """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, analyse the
+    timestamps (nominal rate, gaps) and the repeats (cadence), plan fix-drops.
 
     Each pair also gets the colour change of its thumbnails' histograms, which tells a cut from fast motion.
     Memory: one grey frame pair, one histogram pair, plus a few numbers per frame, and the RGB pictures of the
@@ -208,8 +255,12 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
     if len(pts) < 2:
         raise InputError(f"{path}: the video has {len(pts)} frame(s); at least 2 are needed")
     detection = detect(scores, settings, colours=colours)
-    return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, info),
-                    scores=tuple(scores), detection=detection, plan=plan_fix_drops(len(pts), detection),
+    timing_settings = timing or TimingSettings()
+    found = analyse_timing(pts, info.time_base, timing_settings, declared=[info.frame_rate])
+    cadence = find_cadence([run.start for run in detection.runs if run.length == 1], len(pts), timing_settings)
+    return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, found.interval, info),
+                    scores=tuple(scores), detection=detection,
+                    plan=plan_fix_drops(len(pts), detection, found.gaps), timing=found, cadence=cadence,
                     colours=tuple(colours), pictures=pictures)
 
 
@@ -221,10 +272,12 @@ def _expected_frames(info: VideoInfo) -> int | None:
     return None
 
 
-def _fill_durations(pts: Sequence[int], durations: Sequence[int | None], info: VideoInfo) -> tuple[int, ...]:
+def _fill_durations(pts: Sequence[int], durations: Sequence[int | None], interval: Fraction,
+                    info: VideoInfo) -> tuple[int, ...]:
     """Each frame's duration (time-base ticks): the container's where given and consistent, else the gap to the
-    next frame; the last one falls back to one frame at the average rate."""
-    nominal = max(1, round(1 / (info.frame_rate * info.time_base)))
+    next frame; the last one falls back to the nominal frame ``interval`` (seconds), not the average rate, which
+    timestamp gaps lower."""
+    nominal = max(1, round(interval / info.time_base))
     out = []
     for i, p in enumerate(pts):
         gap = pts[i + 1] - p if i + 1 < len(pts) else None
@@ -276,7 +329,8 @@ class RunResult:
             "pix_fmt": self.pix_fmt,
             "device": self.device,
             "seconds": round(self.seconds, 3),
-            "output_plan": self.plan.to_dict() if self.command == "upsample" else None,
+            # upsampling, and fix-drops with --cadence retime/decimate: not the analysis's (fill) plan
+            "output_plan": self.plan.to_dict() if self.plan is not self.analysis.plan else None,
             "model": self.model,
             **self.extra,
         }
@@ -678,12 +732,20 @@ def _attach_report(staged, report: str | Path | None, result: RunResult) -> None
 def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,
               encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
               device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-              progress: Progress | None = None, report: str | Path | None = None) -> RunResult:
-    """Replace duplicated frames with interpolated ones; every other frame, the frame count, every timestamp, the
-    duration and the frame rate stay the input's. Other streams are copied.
+              progress: Progress | None = None, report: str | Path | None = None,
+              timing: TimingSettings | None = None, cadence: str = "fill") -> RunResult:
+    """Replace duplicated frames with interpolated ones and fill timestamp gaps; every other frame, every source
+    timestamp (PTS), the duration and the frame rate stay the input's. Other streams are copied.
 
     A run of k duplicates between distinct frames A and B becomes A, I(1/(k+1)), ..., I(k/(k+1)), B; runs longer
-    than ``detection.max_run`` (freezes), runs at the end and runs across a scene cut are kept.
+    than ``detection.max_run`` (freezes), runs at the end and runs across a scene cut are kept. On a CFR input with
+    timestamp gaps (a VFR capture that dropped frames) each gap of k missing intervals gets k frames, interpolated
+    the same way, at even PTS between its neighbours: the output is CFR at the nominal rate
+    (:attr:`Analysis.timing`); a gap of more than ``max_run`` intervals or across a cut is held (copies of A).
+
+    ``cadence``: ``"fill"`` (the above), or, on a video whose repeats follow a cadence, ``"retime"`` (every frame
+    re-timed to even motion, same rate and duration) or ``"decimate"`` (the repeats dropped, output at the source
+    rate); see :func:`retime.plan.plan_cadence`.
 
     Args:
         input, output: file paths; ``output``'s extension picks the container.
@@ -696,25 +758,46 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
         overwrite: replace an existing ``output``.
         progress: ``progress(stage, done, total)`` callback.
         report: write :meth:`RunResult.to_dict` there as JSON, committed together with the video (both or neither).
+        timing: timing-analysis settings (gap threshold, cadence regularity).
+        cadence: ``"fill"``, ``"retime"`` or ``"decimate"``.
 
     Raises:
-        InputError, OutputError, ModelError, UsageError: see :mod:`retime.errors`; on any error (and on
-        KeyboardInterrupt) no output file is left behind.
+        InputError, OutputError, ModelError, UsageError: see :mod:`retime.errors` (UsageError also for a cadence
+        mode on a video without a cadence); on any error (and on KeyboardInterrupt) no output file is left behind.
     """
     started = time.monotonic()
     progress = progress or _no_progress
     encode = encode or EncodeSettings()
+    if cadence not in CADENCE_MODES:
+        raise UsageError(f"--cadence must be one of {', '.join(CADENCE_MODES)}, got {cadence!r}")
     info = probe(input)
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
     get_engine = _memo((lambda: interpolator) if interpolator is not None else _default_interpolator(device, model))
     if interpolator is None and device != "auto":
         _check_device(device)  # an explicit --device cuda without CUDA fails now, not after pass 1
     with atomic_output(output, input=input, overwrite=overwrite) as staged:
-        with VideoWriter(staged.path, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
-                         label=output) as writer:
+        # opened before pass 1 so that an unusable codec or stream is reported before any work; opened again
+        # below in the rare case that the output's time base or rate differs from the input's
+        writer = VideoWriter(staged.path, info, settings=encode, time_base=info.time_base, rate=info.frame_rate,
+                             label=output)
+        try:
             keep = tuning_positions(info, model) if interpolator is None else []
-            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
-            plan = analysis.plan
+            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep, timing=timing)
+            plan = analysis.cadence_plan(cadence)
+            time_base, out_rate = info.time_base, info.frame_rate
+            if plan.out_rate is not None:  # decimation: CFR at the source rate, re-stamped
+                out_rate = plan.out_rate
+                time_base, first_pts, ticks = _output_timeline(out_rate, analysis.times[0])
+                stamps: Callable[[int], tuple[int, int]] = lambda j: (first_pts + j * ticks, ticks)
+            elif plan.positions is not None:  # gaps filled: CFR at the nominal rate
+                out_rate = analysis.timing.rate
+                stamps = _gap_stamps(plan, analysis)
+            else:
+                stamps = lambda j: (analysis.pts[j], analysis.durations[j])
+            if (time_base, out_rate) != (info.time_base, info.frame_rate):
+                writer.abort()
+                writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
+                                     label=output)
             tuning = None
             if plan.synthesized and interpolator is None:
                 # weights are checked before the long pass, not in the middle of it
@@ -722,15 +805,33 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
                                        budget=plan.synthesized)
                 get_engine = _memo(lambda: engine)
             analysis.pictures.clear()
-            peak = _write_through(writer, lambda j: (analysis.pts[j], analysis.durations[j]), plan,
-                                  lambda: iter_frames(input), get_engine, progress)
+            peak = _write_through(writer, stamps, plan, lambda: iter_frames(input), get_engine, progress)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
         result = RunResult(command="fix-drops", input=Path(input), output=Path(output), analysis=analysis,
                            plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
                            seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
-                           out_rate=info.frame_rate, device=_device_name(get_engine), peak_window=peak,
-                           extra={"notes": writer.notes}, model=tuning)
+                           out_rate=out_rate, device=_device_name(get_engine), peak_window=peak,
+                           extra={"notes": writer.notes, "cadence_mode": cadence}, model=tuning)
         _attach_report(staged, report, result)
     return result
+
+
+def _gap_stamps(plan: FixDropsPlan, analysis: Analysis) -> Callable[[int], tuple[int, int]]:
+    """(PTS, duration) of each output frame of a plan with gaps filled, in the input's time base: a source frame
+    keeps its PTS; the i-th of k frames in the gap after source frame a is at ``i / (k + 1)`` of the way to the
+    next (rounded to a tick; the timing analysis leaves at least one tick per frame, so PTS stay increasing)."""
+    pts = analysis.pts
+    out = []
+    for j in range(len(plan.frames)):
+        position = plan.position(j)
+        a = position.numerator // position.denominator
+        fraction = position - a
+        out.append(pts[a] if not fraction else pts[a] + round(fraction * (pts[a + 1] - pts[a])))
+    durations = [b - a for a, b in zip(out, out[1:])] + [analysis.durations[-1]]
+    return lambda j: (out[j], durations[j])
 
 
 #: Highest output frame rate upsample accepts (frames per second): a guard against a typo that would synthesize
@@ -738,21 +839,31 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
 MAX_RATE = 1000
 
 
-def upsample_rate(info: VideoInfo, *, factor: int | None = None, fps: Fraction | str | float | None = None) -> Fraction:
-    """The output frame rate: ``factor`` times the input's average rate, or ``fps`` (frames per second).
+def upsample_rate(info: VideoInfo, *, factor: int | None = None, fps: Fraction | str | float | None = None,
+                  source_rate: Fraction | None = None) -> Fraction:
+    """The output frame rate: ``factor`` times the source rate, or ``fps`` (frames per second).
+
+    ``source_rate`` is the nominal rate from the timing analysis (:attr:`Analysis.timing`); before pass 1 the
+    container's rate ``info.frame_rate`` stands in (an average, lower than the nominal rate when frames are
+    missing).
 
     Raises:
-        UsageError: both or neither given, ``factor < 2``, or ``fps`` not a positive number.
+        UsageError: both or neither given, ``factor < 2``, ``fps`` not a positive number or not above the source
+            rate.
     """
+    source = source_rate or info.frame_rate
     if factor is not None and fps is not None:
         raise UsageError("give either --factor or --fps, not both")
     if fps is not None:
         rate = parse_rate(fps)
+        if rate <= source:
+            raise UsageError(f"--fps {fps} is not above the source rate {source} fps ({float(source):.3f}); "
+                             f"upsample only raises the rate (to repair drops at the same rate use fix-drops)")
         return rate
     factor = DEFAULTS.factor if factor is None else factor
     if int(factor) != factor or factor < 2:
         raise UsageError(f"--factor must be an integer >= 2, got {factor}")
-    rate = info.frame_rate * int(factor)
+    rate = source * int(factor)
     if rate > MAX_RATE:
         raise UsageError(f"--factor {factor} would give {float(rate):g} fps; the most is {MAX_RATE} fps")
     return rate
@@ -813,18 +924,21 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
              fps: Fraction | str | float | None = None, detection: DetectionSettings | None = None,
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
              device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
-             progress: Progress | None = None, report: str | Path | None = None) -> RunResult:
-    """Raise the frame rate to ``factor`` x the input's or to ``fps``: a constant-frame-rate output of the same
-    duration, source frames passed through, frames synthesized at the exact time between each pair, nothing
-    blended across scene cuts. Other streams are copied.
+             progress: Progress | None = None, report: str | Path | None = None,
+             timing: TimingSettings | None = None) -> RunResult:
+    """Raise the frame rate to ``factor`` x the input's nominal rate or to ``fps``: a constant-frame-rate output of
+    the same duration, source frames passed through, frames synthesized at the exact time between each pair,
+    nothing blended across scene cuts. Other streams are copied.
 
     Args:
-        factor: integer >= 2 (default :data:`DEFAULTS.factor` when ``fps`` is not given either).
-        fps: any positive rational rate, e.g. ``"60000/1001"``.
-        other arguments: as :func:`fix_drops`.
+        factor: integer >= 2 (default :data:`DEFAULTS.factor` when ``fps`` is not given either), times the
+            nominal rate of the timing analysis (not the average, which timestamp gaps lower).
+        fps: any rational rate above the source's, e.g. ``"60000/1001"``.
+        other arguments: as :func:`fix_drops`. Timestamp gaps longer than ``max_run`` intervals are held (the
+        frame before them copied), not interpolated across.
 
     Raises:
-        UsageError: bad ``factor``/``fps``; and as :func:`fix_drops`.
+        UsageError: bad ``factor``/``fps`` (``fps`` at or below the source rate); and as :func:`fix_drops`.
     """
     started = time.monotonic()
     progress = progress or _no_progress
@@ -837,14 +951,24 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     start = (info.start_pts or 0) * info.time_base
     time_base, first_pts, ticks = _output_timeline(out_rate, start)
     with atomic_output(output, input=input, overwrite=overwrite) as staged:
-        with VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
-                         label=output) as writer:
+        # opened before pass 1 so that an unusable codec or stream is reported before any work; opened again at
+        # the nominal rate's multiple when the container's rate was an average lowered by timestamp gaps
+        writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate, label=output)
+        try:
             keep = tuning_positions(info, model) if interpolator is None else []
-            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep)
+            analysis = analyse(input, detection, info=info, progress=progress, keep_rgb=keep, timing=timing)
+            rate = upsample_rate(info, factor=factor, fps=fps, source_rate=analysis.timing.rate)
+            if rate != out_rate:
+                writer.abort()
+                out_rate = rate
+                time_base, first_pts, ticks = _output_timeline(out_rate, start)
+                writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
+                                     label=output)
             times = snap_times(analysis.times, out_rate, tolerance=info.time_base / 2)
             # the end is a rounded PTS plus a rounded duration: up to one tick off the grid
             end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]
-            plan = plan_upsample(times, out_rate, analysis.detection.cuts, end)
+            holds = [g.index for g in analysis.plan.gaps if g.action == KEEP_HOLD]
+            plan = plan_upsample(times, out_rate, analysis.detection.cuts, end, holds)
             tuning = None
             if interpolator is None:  # an injected interpolator is used as it is
                 # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
@@ -856,6 +980,10 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
                 first_pts = round(plan.start_time / time_base)
             peak = _write_through(writer, lambda j: (first_pts + j * ticks, ticks), plan,
                                   lambda: iter_frames(input), get_engine, progress)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
         result = RunResult(command="upsample", input=Path(input), output=Path(output), analysis=analysis,
                            plan=plan, frames_written=writer.frames_written, synthesized=plan.synthesized,
                            seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,

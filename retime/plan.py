@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Union
 
-if TYPE_CHECKING:  # plan.py needs only the shape of a Detection, not numpy
+if TYPE_CHECKING:  # plan.py needs only the shape of a Detection and a Gap, not numpy
     from retime.detect import Detection
+    from retime.timing import Cadence, Gap
 
 # --- the two operations ---------------------------------------------------------------------------------------
 
@@ -87,13 +88,18 @@ class OutputFrame:
     Attributes:
         index: output frame number, from 0.
         op: how to make it.
-        pts: upsampling: the PTS in the plan's time base ``1 / out_rate`` (equal to ``index``); fix-drops:
-            ``None``, the output frame keeps the PTS of source frame ``index`` (timing is unchanged).
+        pts: upsampling and decimation: the PTS in the plan's time base ``1 / out_rate`` (equal to ``index``);
+            fix-drops: ``None``, the output frame's time is ``position`` on the source timeline.
+        position: fix-drops: where the output frame lies on the source timeline, in source frames (a
+            ``Fraction``): ``a`` is source frame a's own PTS, ``a + i / (k + 1)`` the i-th of k frames filling the
+            timestamp gap after frame a, at that fraction of the way from a's PTS to frame a + 1's. ``None`` for
+            upsampling and decimation.
     """
 
     index: int
     op: Op
     pts: int | None = None
+    position: Fraction | None = None
 
 
 class _Streaming:
@@ -143,11 +149,12 @@ class _Streaming:
 
 # --- fix-drops ------------------------------------------------------------------------------------------------
 
-#: Actions for a run of duplicates, as reports print them.
+#: Actions for a run of duplicates or a timestamp gap, as reports print them.
 INTERPOLATE = "interpolate"
 KEEP_FREEZE = "keep-freeze"
 KEEP_CUT = "keep-cut"
 KEEP_EDGE = "keep-edge"
+KEEP_HOLD = "keep-hold"
 
 
 @dataclass(frozen=True)
@@ -181,23 +188,75 @@ class RunAction:
 
 
 @dataclass(frozen=True)
-class FixDropsPlan(_Streaming):
-    """Plan for ``retime fix-drops``: exactly ``n_frames`` output frames, output frame ``i`` at source frame
-    ``i``'s PTS, so the frame count and the duration are unchanged (DESIGN.md section A).
+class GapAction:
+    """What the plan does with a timestamp gap of ``missing`` frame intervals before source frame ``index``.
 
     Attributes:
-        n_frames: source and output frame count.
-        frames: ``frames[i]`` is ``Copy(i)`` or, for a repaired duplicate, ``Synth(left, right, t)``.
+        index: the source frame after the gap (B); A is ``index - 1``.
+        missing: k, the frames missing (the output gets k frames there).
+        action: ``"interpolate"`` (k frames synthesized between the distinct frames around the gap),
+            ``"keep-hold"`` (more than ``max_run`` frames to make: A is held, k copies), ``"keep-cut"`` (a scene
+            cut lies across it: A is held, nothing blended across the cut).
+        detail: one line saying why.
+    """
+
+    index: int
+    missing: int
+    action: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": self.index, "missing": self.missing, "action": self.action, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GapAction:
+        return cls(int(data["frame"]), int(data["missing"]), str(data["action"]), str(data["detail"]))
+
+
+@dataclass(frozen=True)
+class FixDropsPlan(_Streaming):
+    """Plan for ``retime fix-drops``.
+
+    Without timestamp gaps, exactly ``n_frames`` output frames, output frame ``i`` at source frame ``i``'s PTS, so
+    the frame count and the duration are unchanged (DESIGN.md section A). With gaps, each gap of k missing
+    intervals gets k output frames, at ``positions`` between the PTS of the frames around it (a CFR output).
+
+    Attributes:
+        n_frames: source frame count.
+        frames: one op per output frame: ``Copy(i)`` or, for a repaired duplicate or a filled gap,
+            ``Synth(left, right, t)``.
         runs: one :class:`RunAction` per detected run of duplicates, ascending.
+        gaps: one :class:`GapAction` per timestamp gap, ascending.
+        positions: output frame ``j``'s place on the source timeline (see :class:`OutputFrame`); ``None`` when
+            output ``j`` is at source frame ``j`` (no gap, or a cadence re-timed at the source's PTS).
+        out_rate: decimation: a CFR output at this rate, output ``j`` at ``j / out_rate`` after the first frame;
+            ``None``: output times come from the source timeline.
+        mode: ``"fill"`` (repeats and gaps repaired in place), ``"retime"`` or ``"decimate"`` (a cadence, see
+            :func:`plan_cadence`).
     """
 
     n_frames: int
     frames: tuple[Op, ...]
     runs: tuple[RunAction, ...]
+    gaps: tuple[GapAction, ...] = ()
+    positions: tuple[Fraction, ...] | None = None
+    out_rate: Fraction | None = None
+    mode: str = "fill"
+
+    def __post_init__(self) -> None:
+        if self.positions is not None and len(self.positions) != len(self.frames):
+            raise ValueError(f"FixDropsPlan: {len(self.positions)} positions for {len(self.frames)} frames")
+
+    def position(self, j: int) -> Fraction:
+        """Output frame ``j``'s place on the source timeline (source frames; see :class:`OutputFrame`)."""
+        return self.positions[j] if self.positions is not None else Fraction(j)
 
     def __iter__(self) -> Iterator[OutputFrame]:
-        for i, op in enumerate(self.frames):
-            yield OutputFrame(i, op)
+        for j, op in enumerate(self.frames):
+            if self.out_rate is not None:
+                yield OutputFrame(j, op, pts=j)
+            else:
+                yield OutputFrame(j, op, position=self.position(j))
 
     def _n_source(self) -> int:
         return self.n_frames
@@ -205,62 +264,187 @@ class FixDropsPlan(_Streaming):
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "fix-drops",
+            "mode": self.mode,
             "n_frames": self.n_frames,
+            "frames_out": len(self.frames),
             "synthesized": self.synthesized,
             "max_lookahead": self.max_lookahead,
+            "out_rate": None if self.out_rate is None else str(self.out_rate),
             "runs": [run.to_dict() for run in self.runs],
+            "gaps": [gap.to_dict() for gap in self.gaps],
             "frames": [op.to_dict() for op in self.frames],
+            "positions": None if self.positions is None else [str(p) for p in self.positions],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FixDropsPlan:
         """Inverse of :meth:`to_dict` (derived fields are recomputed)."""
+        positions = data.get("positions")
+        rate = data.get("out_rate")
         return cls(int(data["n_frames"]), tuple(op_from_dict(d) for d in data["frames"]),
-                   tuple(RunAction.from_dict(d) for d in data["runs"]))
+                   tuple(RunAction.from_dict(d) for d in data["runs"]),
+                   tuple(GapAction.from_dict(d) for d in data.get("gaps", ())),
+                   None if positions is None else tuple(Fraction(p) for p in positions),
+                   None if rate is None else Fraction(rate), str(data.get("mode", "fill")))
 
 
-def plan_fix_drops(n_frames: int, detection: Detection) -> FixDropsPlan:
-    """Plan the repair of duplicated (dropped) frames, DESIGN.md section A.
+def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()) -> FixDropsPlan:
+    """Plan the repair of duplicated (dropped) frames, DESIGN.md section A, and of timestamp gaps.
 
-    Every output frame is ``Copy(i)`` except the duplicates of a repairable run: k duplicates between the distinct
-    frames A = start - 1 and B = start + k become ``Synth(A, B, m / (k + 1))`` for m = 1 .. k (the design's
-    example: a, b, c, d with b repeating a gives a, x, c, d with x between a and c at t = 1/2). A run is kept
-    (left as copies) when, checked in this order, it is longer than ``detection.settings.max_run`` (a freeze), it
-    reaches the last frame (no B), or a scene cut lies between A and B.
+    Every source frame is an output frame, ``Copy(i)``, except the duplicates of a repairable run, and each gap of
+    k missing intervals before source frame B adds k output frames at positions ``B - 1 + i / (k + 1)``. Between
+    two consecutive distinct source frames A and B (B the first non-duplicate after A), the K output frames in
+    between — the run's duplicates and the frames of any gap there — become ``Synth(A, B, m / (K + 1))`` for
+    m = 1 .. K: on a CFR output they are evenly spaced in time (the design's example: a, b, c, d with b repeating
+    a gives a, x, c, d with x between a and c at t = 1/2). They are kept instead, checked in this order, when
+    K > ``detection.settings.max_run`` (a freeze; a gap is held: each added frame copies the source frame before
+    it), when nothing distinct follows (the run reaches the last frame) or when a scene cut lies between A and B.
 
     Args:
         n_frames: number of source frames (>= 1).
         detection: the result of :func:`retime.detect.detect` on this video's scores.
+        gaps: timestamp gaps (:attr:`retime.timing.Timing.gaps`: ``index`` and ``missing``), ascending.
 
     Raises:
-        ValueError: ``n_frames`` is below 1 or does not match ``detection.n_frames``.
+        ValueError: ``n_frames`` is below 1 or does not match ``detection.n_frames``, or a gap is out of range.
     """
     if n_frames < 1:
         raise ValueError(f"plan_fix_drops: n_frames must be >= 1, got {n_frames}")
     if detection.n_frames != n_frames:
         raise ValueError(f"plan_fix_drops: n_frames={n_frames} but the detection covers {detection.n_frames} frames")
+    missing_before = {}
+    for gap in gaps:
+        if not 1 <= gap.index < n_frames or gap.missing < 1:
+            raise ValueError(f"plan_fix_drops: gap before frame {gap.index} of {gap.missing} frame(s) is out of "
+                             f"range for {n_frames} frames")
+        missing_before[gap.index] = gap.missing
     max_run = detection.settings.max_run
     cuts = sorted(detection.cuts)
-    frames: list[Op] = [Copy(i) for i in range(n_frames)]
-    actions: list[RunAction] = []
-    for run in detection.runs:
-        a, b, k = run.left, run.right, run.length
+    dups = set(detection.duplicates)
+    # the output timeline: (position, source frame or None for a gap's frame)
+    entries: list[tuple[Fraction, int | None]] = []
+    for i in range(n_frames):
+        k = missing_before.get(i, 0)
+        entries += [(i - 1 + Fraction(m, k + 1), None) for m in range(1, k + 1)]
+        entries.append((Fraction(i), i))
+    frames: list[Op] = [Copy(i if i is not None else int(p)) for p, i in entries]
+    run_at = {run.start: run for run in detection.runs}
+    run_actions: list[RunAction] = []
+    gap_actions: list[GapAction] = []
+    anchors = [j for j, (_, i) in enumerate(entries) if i is not None and i not in dups]
+    for pos, ja in enumerate(anchors):
+        jb = anchors[pos + 1] if pos + 1 < len(anchors) else len(entries)
+        inner = range(ja + 1, jb)
+        if not inner:
+            continue
+        a = entries[ja][1]
+        b = entries[jb][1] if jb < len(entries) else n_frames
+        count = len(inner)
+        run = run_at.get(a + 1) if a + 1 < b else None
+        stretch_gaps = [(i, missing_before[i]) for i in range(a + 1, b + 1) if i in missing_before and i < n_frames]
+        with_gaps = f" (with {sum(k for _, k in stretch_gaps)} frame(s) of timestamp gaps)" if stretch_gaps else ""
         # the first cut after frame A, if any: a cut at c separates frames c - 1 and c
-        pos = bisect.bisect_right(cuts, a)
-        cut = cuts[pos] if pos < len(cuts) and cuts[pos] <= b else None
-        if k > max_run:
-            action, detail = KEEP_FREEZE, f"{k} duplicates > max_run {max_run}: an intentional freeze, kept"
+        c = bisect.bisect_right(cuts, a)
+        cut = cuts[c] if c < len(cuts) and cuts[c] <= b else None
+        if count > max_run:
+            run_action = (KEEP_FREEZE, f"{run.length if run else 0} duplicates{with_gaps} > max_run {max_run}: an "
+                                       f"intentional freeze, kept")
+            gap_action = (KEEP_HOLD, f"{count} frame(s) to make > max_run {max_run}: frame {a} held, as a freeze")
         elif b >= n_frames:
-            action, detail = KEEP_EDGE, "the run reaches the last frame: no frame after it to interpolate towards"
+            run_action = (KEEP_EDGE, "the run reaches the last frame: no frame after it to interpolate towards")
+            gap_action = run_action
         elif cut is not None:
-            action, detail = (KEEP_CUT, f"scene cut between frames {cut - 1} and {cut}: not blended across it; "
-                                        f"the duplicates stay copies of frame {a}, the same shot")
+            run_action = (KEEP_CUT, f"scene cut between frames {cut - 1} and {cut}: not blended across it; "
+                                    f"the duplicates stay copies of frame {a}, the same shot")
+            gap_action = (KEEP_CUT, f"scene cut between frames {cut - 1} and {cut}: not blended across it; "
+                                    f"frame {a} held")
         else:
-            action, detail = INTERPOLATE, f"{k} frame(s) synthesized between frames {a} and {b}"
-            for m in range(1, k + 1):
-                frames[a + m] = Synth(a, b, m / (k + 1))
-        actions.append(RunAction(run.start, k, a, b, action, detail))
-    return FixDropsPlan(n_frames, tuple(frames), tuple(actions))
+            run_action = (INTERPOLATE, f"{count} frame(s) synthesized between frames {a} and {b}{with_gaps}")
+            gap_action = run_action
+            for m, j in enumerate(inner, start=1):
+                frames[j] = Synth(a, b, m / (count + 1))
+        if run is not None:
+            run_actions.append(RunAction(run.start, run.length, a, b, *run_action))
+        gap_actions += [GapAction(i, k, *gap_action) for i, k in stretch_gaps]
+    positions = tuple(p for p, _ in entries) if missing_before else None
+    return FixDropsPlan(n_frames, tuple(frames), tuple(run_actions), tuple(gap_actions), positions)
+
+
+# --- cadences -------------------------------------------------------------------------------------------------
+
+#: What ``--cadence`` may say; ``fill`` is :func:`plan_fix_drops`'s in-place repair.
+CADENCE_MODES = ("fill", "retime", "decimate")
+#: Run actions under a cadence mode.
+RETIME = "retime"
+DROP = "drop"
+KEEP_OFF_CADENCE = "keep-off-cadence"
+
+
+def plan_cadence(n_frames: int, detection: Detection, cadence: Cadence, mode: str, rate: Fraction) -> FixDropsPlan:
+    """Plan ``fix-drops --cadence retime`` or ``--cadence decimate`` for a video with a repeat cadence.
+
+    The source is the video without the cadence's slots (:attr:`retime.timing.Cadence.slots`, the frames the
+    conversion repeated): D = the other frames, in order, at the true source rate ``rate * cadence.ratio``.
+
+    - ``retime``: as many output frames as input frames, output j at input frame j's PTS (same rate and duration)
+      showing the source at the even position ``p_j = c + j * ratio`` (in D frames): ``Copy`` where ``p_j`` is a
+      whole number, else ``Synth(D[a], D[a + 1], p_j - a)`` with ``a = floor(p_j)``, or a copy of the nearer
+      frame where a scene cut lies between them. ``c`` is the mean of (the D frame the input shows at j) minus
+      ``j * ratio`` — zero for a conversion that showed the nearest source frame — snapped to a multiple of
+      1 / denominator of ``ratio`` so that the copies fall on whole positions.
+    - ``decimate``: D copied, re-stamped at the source rate (``out_rate``), nothing synthesized.
+
+    Repeats that are not on the cadence (a real drop, a freeze) stay in D as frames (``keep-off-cadence``).
+
+    Args:
+        n_frames: source frame count (>= 2).
+        detection: the detection on this video.
+        cadence: :func:`retime.timing.find_cadence`'s result for it.
+        mode: ``"retime"`` or ``"decimate"``.
+        rate: the input's frame rate (frames per second).
+
+    Raises:
+        ValueError: an unknown mode, or ``n_frames`` does not match the detection.
+    """
+    if mode not in ("retime", "decimate"):
+        raise ValueError(f"plan_cadence: mode must be 'retime' or 'decimate', got {mode!r}")
+    if detection.n_frames != n_frames:
+        raise ValueError(f"plan_cadence: n_frames={n_frames} but the detection covers {detection.n_frames} frames")
+    slots = set(cadence.slots)
+    kept = [i for i in range(n_frames) if i not in slots]
+    actions = []
+    for run in detection.runs:
+        on = all(i in slots for i in run.frames)
+        action = (RETIME if mode == "retime" else DROP) if on else KEEP_OFF_CADENCE
+        detail = ("a repeat of the cadence: " + ("the motion is re-timed around it" if mode == "retime"
+                                                  else "dropped") if on else
+                  "not on the cadence (a drop or a freeze of the source): kept as a source frame")
+        actions.append(RunAction(run.start, run.length, run.left, run.right, action, detail))
+    if mode == "decimate":
+        return FixDropsPlan(n_frames, tuple(Copy(i) for i in kept), tuple(actions),
+                            out_rate=Fraction(rate) * cadence.ratio, mode=mode)
+    ratio = cadence.ratio
+    shown, d = [], -1
+    for j in range(n_frames):
+        if j not in slots:
+            d += 1
+        shown.append(d)
+    offset = sum(Fraction(shown[j]) - j * ratio for j in range(n_frames)) / n_frames
+    offset = Fraction(round(offset * ratio.denominator), ratio.denominator)
+    cut_set = set(detection.cuts)
+    frames: list[Op] = []
+    for j in range(n_frames):
+        p = min(max(offset + j * ratio, Fraction(0)), Fraction(len(kept) - 1))
+        a = p.numerator // p.denominator
+        if p == a:
+            frames.append(Copy(kept[a]))
+            continue
+        left, right, t = kept[a], kept[a + 1], p - a
+        if any(c in cut_set for c in range(left + 1, right + 1)):
+            frames.append(Copy(left if t <= Fraction(1, 2) else right))
+        else:
+            frames.append(Synth(left, right, float(t)))
+    return FixDropsPlan(n_frames, tuple(frames), tuple(actions), mode=mode)
 
 
 # --- upsampling -----------------------------------------------------------------------------------------------
@@ -320,7 +504,7 @@ class UpsamplePlan(_Streaming):
 
 
 def plan_upsample(times: Sequence[Fraction], out_rate: Fraction, cuts: Sequence[int],
-                  end_time: Fraction) -> UpsamplePlan:
+                  end_time: Fraction, holds: Sequence[int] = ()) -> UpsamplePlan:
     """Plan a CFR output at ``out_rate`` from source frames at ``times`` (CFR or VFR).
 
     Output frame j is at ``T_j = times[0] + j / out_rate`` for every ``T_j < end_time``, so the output lasts as
@@ -332,6 +516,7 @@ def plan_upsample(times: Sequence[Fraction], out_rate: Fraction, cuts: Sequence[
     - a is the last source frame: ``Copy(a)``;
     - a scene cut between a and b (``b in cuts``): a copy of the nearer frame (a on a tie), never a blend across
       the cut;
+    - a held timestamp gap before b (``b in holds``, a gap longer than ``max_run`` intervals): a copy of a;
     - otherwise ``Synth(a, b, t)`` with ``t = (T_j - times[a]) / (times[b] - times[a])``.
 
     ``--factor N`` is ``out_rate = N x source rate``, computed by the caller.
@@ -340,6 +525,7 @@ def plan_upsample(times: Sequence[Fraction], out_rate: Fraction, cuts: Sequence[
         times: presentation time of each source frame (seconds, ``Fraction``, strictly increasing, at least one).
         out_rate: output frame rate (frames per second, > 0).
         cuts: scene cuts as in ``Detection.cuts`` (index c: a cut between source frames c - 1 and c).
+        holds: source frames b whose gap from b - 1 is held, not interpolated across.
         end_time: end of the source (its last frame's time plus that frame's duration; seconds, > ``times[0]``).
 
     Raises:
@@ -358,7 +544,7 @@ def plan_upsample(times: Sequence[Fraction], out_rate: Fraction, cuts: Sequence[
         raise ValueError(f"plan_upsample: out_rate must be > 0 frames per second, got {out_rate}")
     if end_time <= times[0]:
         raise ValueError(f"plan_upsample: end_time {end_time} s must be after the first frame time {times[0]} s")
-    cut_set = set(cuts)
+    cut_set, hold_set = set(cuts), set(holds)
     start = times[0]
     span = (end_time - start) * out_rate
     n_out = -(-span.numerator // span.denominator)  # ceil, exactly
@@ -374,7 +560,9 @@ def plan_upsample(times: Sequence[Fraction], out_rate: Fraction, cuts: Sequence[
             continue
         b = a + 1
         t = (tj - times[a]) / (times[b] - times[a])
-        if b in cut_set:
+        if b in hold_set:
+            frames.append(Copy(a))
+        elif b in cut_set:
             frames.append(Copy(a if t <= Fraction(1, 2) else b))
         else:
             frames.append(Synth(a, b, float(t)))

@@ -242,6 +242,23 @@ def test_dropfix_lossy_compares_untouched_frames_with_a_plain_reencode(moving_cl
     assert u["vs_reencode"]["frames"] == u["frames"]
 
 
+def test_gaps_task_finds_the_deleted_frames_and_scores_the_fill(moving_clip):
+    from retime.bench.gaps import gaps
+    from retime.bench.report import gaps_table, to_markdown
+
+    r = gaps(moving_clip, crf=None, interpolator=BlendInterpolator(), seed=3, fraction=0.1)
+    assert len(r["deleted"]) >= 3 and r["kind"] == "cfr-with-gaps" and r["nominal_rate"] == "25"
+    assert r["gaps_vs_true"]["precision"] == 1.0 and r["gaps_vs_true"]["recall"] == 1.0
+    assert r["gaps_found"] == r["gaps_true"]
+    assert r["frame_count_equal"] is True and r["end_equal"] is True and r["end_out"] == 40 / 25
+    assert r["kept"]["bit_exact"] is True and r["kept"]["frames"] == 40 - len(r["deleted"])
+    # the stand-in is the reference too: the pipeline adds nothing but the same storage
+    assert r["filled"]["frames"] == len(r["deleted"]) and abs(r["filled"]["difference_db"]) < 0.3
+    lossy = gaps(moving_clip, crf=23, interpolator=BlendInterpolator(), seed=3, fraction=0.1)
+    assert lossy["gaps_vs_true"]["recall"] == 1.0 and "bit_exact" not in lossy["kept"]
+    assert "| moving.mkv | ffv1 (lossless) | 40 |" in to_markdown(gaps_table([r, lossy]))
+
+
 # --- quality task and the JSON document -----------------------------------------------------------------------
 
 
@@ -337,7 +354,7 @@ def test_cli_bench_on_a_triplet_folder(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["kind"] == "triplets" and doc["quality"]["items"] == 1
-    assert set(doc["not_applicable"]) == {"dropfix", "speed"}
+    assert set(doc["not_applicable"]) == {"dropfix", "gaps", "speed"}
     assert "Interpolation quality" in result.stdout
     bad = runner.invoke(app, ["bench", str(tmp_path / "nope.mp4")])
     assert bad.exit_code == 3

@@ -13,6 +13,7 @@ from retime.plan import (
     KEEP_CUT,
     KEEP_EDGE,
     KEEP_FREEZE,
+    KEEP_HOLD,
     Copy,
     FixDropsPlan,
     OutputFrame,
@@ -133,7 +134,8 @@ def test_fix_drops_iterates_in_output_order_keeping_source_pts():
     out = list(plan)
     assert [o.index for o in out] == list(range(8))
     assert all(o.pts is None for o in out)
-    assert out[3] == OutputFrame(3, Synth(2, 4, 0.5))
+    assert out[3] == OutputFrame(3, Synth(2, 4, 0.5), position=Fraction(3))
+    assert plan.positions is None and [o.position for o in out] == list(range(8))
 
 
 def test_fix_drops_json_round_trip():
@@ -142,6 +144,66 @@ def test_fix_drops_json_round_trip():
     again = FixDropsPlan.from_dict(json.loads(text))
     assert again == plan
     assert json.loads(text)["synthesized"] == 3
+
+
+# --- fix-drops with timestamp gaps ---------------------------------------------------------------------------
+
+
+class Gap:  # the shape plan_fix_drops reads from retime.timing.Gap
+    def __init__(self, index: int, missing: int) -> None:
+        self.index, self.missing = index, missing
+
+
+def with_gaps(n_frames: int, gaps, duplicates=(), cuts=()) -> FixDropsPlan:
+    # a gap's first frame has moved for k + 1 intervals: its score is (k + 1) times the motion
+    s = scores_with(n_frames, duplicates, cuts)
+    for g in gaps:
+        if g.index not in cuts:
+            s[g.index - 1] = MOTION * (g.missing + 1)
+    detection = detect(s)
+    assert detection.duplicates == sorted(duplicates) and detection.cuts == sorted(cuts)
+    return plan_fix_drops(n_frames, detection, gaps)
+
+
+def test_a_gap_of_two_gets_two_frames_at_thirds_between_its_neighbours():
+    plan = with_gaps(10, [Gap(5, 2)])
+    assert len(plan.frames) == 12 and plan.synthesized == 2
+    assert plan.frames[:5] == tuple(Copy(i) for i in range(5))
+    assert plan.frames[5:7] == (Synth(4, 5, 1 / 3), Synth(4, 5, 2 / 3))
+    assert plan.frames[7:] == tuple(Copy(i) for i in range(5, 10))
+    assert plan.positions == tuple(Fraction(p) for p in [0, 1, 2, 3, 4, Fraction(13, 3), Fraction(14, 3),
+                                                           5, 6, 7, 8, 9])
+    assert [(g.index, g.missing, g.action) for g in plan.gaps] == [(5, 2, "interpolate")]
+    assert plan.runs == () and plan.max_lookahead == 2
+
+
+def test_a_gap_longer_than_max_run_is_held():
+    plan = with_gaps(12, [Gap(5, 4)])
+    assert plan.frames[5:9] == (Copy(4),) * 4 and plan.synthesized == 0
+    assert plan.gaps[0].action == KEEP_HOLD and "max_run 3" in plan.gaps[0].detail
+
+
+def test_a_gap_across_a_scene_cut_is_held_not_blended():
+    plan = with_gaps(12, [Gap(6, 1)], cuts=[6])
+    assert plan.frames[6] == Copy(5) and plan.synthesized == 0
+    assert plan.gaps[0].action == KEEP_CUT
+
+
+def test_a_repeat_next_to_a_gap_is_repaired_with_it_evenly():
+    # 4, 5 (repeats 4), [one frame missing], 6: three output intervals between the distinct frames 4 and 6
+    plan = with_gaps(10, [Gap(6, 1)], duplicates=[5])
+    assert plan.frames[4:8] == (Copy(4), Synth(4, 6, 1 / 3), Synth(4, 6, 2 / 3), Copy(6))
+    assert plan.runs[0].action == INTERPOLATE and plan.gaps[0].action == INTERPOLATE
+    assert "timestamp gaps" in plan.runs[0].detail
+    assert plan.positions[4:8] == (4, 5, Fraction(11, 2), 6)
+
+
+def test_gap_plan_json_round_trip_and_checks():
+    plan = with_gaps(20, [Gap(3, 1), Gap(9, 4)], duplicates=[14])
+    again = FixDropsPlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again == plan and len(again.frames) == 25
+    with pytest.raises(ValueError, match="out of range"):
+        plan_fix_drops(10, detect(scores_with(10)), [Gap(10, 1)])
 
 
 # --- upsampling -----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ __all__ = ["register"]
 class Task(str, Enum):
     quality = "quality"
     dropfix = "dropfix"
+    gaps = "gaps"
     speed = "speed"
     all = "all"
 
@@ -73,9 +74,10 @@ def register(app: typer.Typer) -> None:
             help="Use the first N frames of the video (triplet folders: the first N triplets). Default: all.")] = None,
         crf: Annotated[list[str], typer.Option(
             "--crf", metavar="CRF|lossless",
-            help="Encoding of the damaged dropfix input: an x264 CRF or 'lossless' (FFV1); repeat for several.")
+            help="Encoding of the damaged dropfix and gaps inputs: an x264 CRF or 'lossless' (FFV1); repeat for "
+                 "several.")
         ] = ["23"],  # noqa: B006 (Typer needs a list default; it is never mutated)
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the duplicate positions (dropfix, speed).")] = 0,
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the duplicate and deleted positions (dropfix, gaps, speed).")] = 0,
         device: Annotated[BenchDevice, typer.Option("--device", help="Where retime's model runs.")] = BenchDevice.auto,
         reference: Annotated[bool, typer.Option("--reference/--no-reference",
                                                 help="Also run the reference Practical-RIFE.")] = True,
@@ -84,7 +86,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure interpolation quality (PSNR/SSIM against true frames, next to the plain average, ffmpeg's
         minterpolate and the reference Practical-RIFE), drop repair (detection precision/recall, repaired and
-        untouched frames) and speed (frames per second, model ms per frame, peak memory) on one input."""
+        untouched frames), timestamp-gap repair (gap precision/recall, filled and kept frames, duration) and speed (frames per second, model ms per frame, peak memory) on one input."""
         from rich.console import Console
 
         from retime.bench import report

@@ -1,15 +1,16 @@
-"""``retime bench``: run the quality, drop-repair and speed tasks on one input and gather one JSON document.
+"""``retime bench``: run the quality, drop-repair, gap-repair and speed tasks on one input and gather one JSON
+document.
 
 Schema (``"schema": "retime-bench/1"``)::
 
     {"schema", "machine": {cpu, cores, torch, torch_threads, gpu, ..., date, load_average_1min},
      "input": path, "kind": "video" | "triplets", "settings": {tasks, max_frames, crf, seed, device},
-     "quality": {...} | null, "dropfix": [{...}, ...] | null, "speed": {...} | null,
+     "quality": {...} | null, "dropfix": [{...}, ...] | null, "gaps": [{...}, ...] | null, "speed": {...} | null,
      "not_applicable": {task: reason}, "load_average_1min_end", "seconds"}
 
 Numbers are JSON numbers, except an infinite PSNR, which is the string ``"inf"``; a method that did not run has
 ``{"available": false, "reason": "..."}`` instead of numbers. The sections are described in
-:mod:`retime.bench.quality`, :mod:`retime.bench.dropfix` and :mod:`retime.bench.speed`.
+:mod:`retime.bench.quality`, :mod:`retime.bench.dropfix`, :mod:`retime.bench.gaps` and :mod:`retime.bench.speed`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from retime.errors import InputError, UsageError
 __all__ = ["SCHEMA", "TASKS", "bench", "parse_crf"]
 
 SCHEMA = "retime-bench/1"
-TASKS = ("quality", "dropfix", "speed")
+TASKS = ("quality", "dropfix", "gaps", "speed")
 
 Log = Callable[[str], None]
 
@@ -60,9 +61,9 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
 
     Args:
         source: a video file, a triplet folder, or a folder of triplet folders (quality only).
-        tasks: any of ``quality``, ``dropfix``, ``speed``.
+        tasks: any of ``quality``, ``dropfix``, ``gaps``, ``speed``.
         max_frames: frames of a video to use (triplets: the number of triplets); ``None``: all.
-        crfs: encodings of the damaged dropfix input: x264 CRFs, ``None`` for lossless FFV1.
+        crfs: encodings of the damaged dropfix and gaps inputs: x264 CRFs, ``None`` for lossless FFV1.
         device: ``auto``, ``cpu`` or ``cuda`` for retime's model (the reference always runs on the CPU).
         reference: also run the reference implementation (when ``make reference`` fetched it).
         interpolator: a ready :class:`~retime.interpolate.Interpolator` to reuse (default: built here, once).
@@ -86,7 +87,7 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
         "schema": SCHEMA, "machine": machine_info(), "input": str(source), "kind": kind,
         "settings": {"tasks": list(tasks), "max_frames": max_frames, "seed": seed, "device": device,
                      "crf": ["lossless" if c is None else c for c in crfs]},
-        "quality": None, "dropfix": None, "speed": None, "not_applicable": {},
+        "quality": None, "dropfix": None, "gaps": None, "speed": None, "not_applicable": {},
     }
     if "quality" in tasks:
         ref, why = load_reference() if reference else (None, "not run (--no-reference)")
@@ -100,7 +101,7 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
             engines = None if interpolator else {"rife-4.6": e46, "rife-4.2x": e42}
             doc["quality"] = q.quality_video(source, interpolator=interpolator, reference=ref, reference_reason=why,
                                              max_frames=max_frames, extra=extra, engines=engines, log=log)
-    for task in ("dropfix", "speed"):
+    for task in ("dropfix", "gaps", "speed"):
         if task in tasks and kind == "triplets":
             doc["not_applicable"][task] = "image triplets have no video to repair or to time"
     if "dropfix" in tasks and kind == "video":
@@ -108,6 +109,11 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
 
         doc["dropfix"] = [dropfix(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator,
                                   log=log) for crf in crfs]
+    if "gaps" in tasks and kind == "video":
+        from retime.bench.gaps import gaps
+
+        doc["gaps"] = [gaps(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator, log=log)
+                       for crf in crfs]
     if "speed" in tasks and kind == "video":
         from retime.bench.speed import REPEATS, speed
 

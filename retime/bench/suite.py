@@ -59,6 +59,11 @@ def default_items(data: Path = SHARED_DATA, clips: Path = CLIPS) -> list[SuiteIt
         SuiteItem(clips / "bigbuckbunny.mp4", ("speed",), None),
         # 176x144, 29.97 fps: small and quick, the whole clip (120 frames).
         SuiteItem(clips / "carphone_pristine.mp4", ("quality", "dropfix"), None, crfs=(None, 23)),
+        # Timestamp gaps (issue 14): lossless and CRF 18/23 at 640x272 and at 29.97 fps (1 ms rounding in Matroska),
+        # lossless with audio at 720p; about 5 % of the frames deleted, each filled one costs a model call.
+        SuiteItem(clips / "bikes.mp4", ("gaps",), 120, crfs=(None, 18, 23)),
+        SuiteItem(clips / "carphone_pristine.mp4", ("gaps",), None, crfs=(None, 23)),
+        SuiteItem(clips / "bigbuckbunny.mp4", ("gaps",), 40, crfs=(None,)),
         SuiteItem(clips / "carphone_pristine.mp4", ("speed",), None, speed_sizes=(None,), speed_repeats=2),
     ]
     for name in ("middlebury-other", "ucf101-dvf"):
@@ -101,6 +106,7 @@ def render_markdown(suite: dict[str, Any]) -> str:
     docs = [d for d in suite["items"] if "error" not in d]
     quality = [d["quality"] for d in docs if d.get("quality")]
     dropfix = [r for d in docs for r in (d.get("dropfix") or [])]
+    gaps = [r for d in docs for r in (d.get("gaps") or [])]
     speed = [d["speed"] for d in docs if d.get("speed")]
     m = suite["machine"]
     out = ["# Benchmarks", "",
@@ -112,7 +118,7 @@ def render_markdown(suite: dict[str, Any]) -> str:
            f"- suite wall time: {suite['seconds']:.0f} s; 1-minute load average at the end: "
            f"{suite.get('load_average_1min_end')}", ""]
     out += ["## Inputs and caps", "",
-            "| input | task | frames (triplets) used | dropfix encodings |", "|---|---|---|---|"]
+            "| input | task | frames (triplets) used | dropfix / gaps encodings |", "|---|---|---|---|"]
     for d in suite["items"]:
         name = Path(d["input"]).name
         if "error" in d:
@@ -120,13 +126,15 @@ def render_markdown(suite: dict[str, Any]) -> str:
             continue
         s = d["settings"]
         out.append(f"| {name} | {', '.join(s['tasks'])} | {s['max_frames'] or 'all'} | "
-                   f"{', '.join(str(c) for c in s['crf']) if 'dropfix' in s['tasks'] else ''} |")
+                   f"{', '.join(str(c) for c in s['crf']) if {'dropfix', 'gaps'} & set(s['tasks']) else ''} |")
     out.append("")
     tables = []
     if quality:
         tables += report.quality_tables(quality)
     if dropfix:
         tables.append(report.dropfix_table(dropfix))
+    if gaps:
+        tables.append(report.gaps_table(gaps))
     if speed:
         tables += report.speed_tables(speed)
     out += ["## Results", ""] + [report.to_markdown(t) for t in tables]
