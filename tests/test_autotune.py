@@ -12,6 +12,7 @@ from retime.detect import Detection, detect
 from retime.interpolate.autotune import TIE_DB, Candidate, choose
 from retime.pipeline import Analysis, ModelSettings, tuning_positions, tuning_samples
 from retime.plan import plan_fix_drops
+from retime.timing import analyse_timing
 from tests.conftest import moving_frames
 
 
@@ -95,7 +96,8 @@ def _analysis(n: int, duplicates: list[int], cut: int | None, pictures: dict) ->
     detection: Detection = detect(scores)
     info = SimpleNamespace(width=8, height=8)  # what the search reads of the input's facts
     return Analysis(info=info, pts=tuple(range(n)), durations=(1,) * n, scores=tuple(scores),
-                    detection=detection, plan=plan_fix_drops(n, detection), pictures=pictures)
+                    detection=detection, plan=plan_fix_drops(n, detection),
+                    timing=analyse_timing(list(range(n)), Fraction(1, 25)), pictures=pictures)
 
 
 def test_samples_skip_duplicates_and_scene_cuts():
