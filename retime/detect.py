@@ -450,13 +450,16 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
 
 
 def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *,
-           colours: Sequence[float] | None = None) -> Detection:
+           colours: Sequence[float] | None = None, spans: Sequence[int] | None = None) -> Detection:
     """Find duplicate frames, their runs, freezes and scene cuts from consecutive-frame scores.
 
     Args:
         scores: ``scores[i] = frame_difference(frame i, frame i + 1)`` for ``i = 0 .. n - 2`` (grey levels), so
             ``n`` frames give ``n - 1`` scores. An empty sequence means a single frame.
         settings: detection settings; ``DetectionSettings()`` (the defaults) when omitted.
+        spans: ``spans[i]`` = frame intervals between frames i and i + 1 (1, or k + 1 across a timestamp gap of k
+            missing frames), or ``None`` (all 1). The motion expected across a gap is that many times the local
+            motion, and a colour change across missing frames says nothing of a new shot.
         colours: ``colours[i] = colour_change`` of the histograms of frames i and i + 1 (in [0, 1]), or ``None``.
             Given, a cut candidate is a cut only if ``colours[i] >= settings.cut_colour`` (else fast motion,
             ``Detection.fast_motion``); without them every candidate is a cut (never blended, possibly copied
@@ -515,13 +518,15 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
     for i, score in enumerate(s):
         if is_dup[i] or score < settings.cut_min:  # cut_min <= scene_cut: no candidate is lost here
             continue
-        expected = motion[i] * (run_ending_at.get(i, 0) + 1)  # NaN where too few neighbours: no spike rule
+        span = 1 if spans is None else int(spans[i])
+        # NaN where too few neighbours: no spike rule
+        expected = motion[i] * (run_ending_at.get(i, 0) + span)
         if score > settings.scene_cut:
             reason = f"score {score:.2f} > scene_cut {settings.scene_cut:g}"
         elif score >= settings.cut_ratio * expected:
             reason = (f"score {score:.2f} >= cut_ratio {settings.cut_ratio:g} x expected motion {expected:.2f} "
                       f"and >= cut_min {settings.cut_min:g}")
-        elif c is not None and c[i] >= settings.colour_cut:  # no grey-level spike, but other colours: a new shot
+        elif c is not None and span == 1 and c[i] >= settings.colour_cut:  # no spike, but other colours: a new shot
             cut_details.append(SceneCut(i + 1, float(score), f"colour change {c[i]:.3f} >= colour_cut "
                                         f"{settings.colour_cut:g} and score {score:.2f} >= cut_min "
                                         f"{settings.cut_min:g}", float(c[i])))

@@ -254,9 +254,12 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
         progress("analyse", len(pts), expected)
     if len(pts) < 2:
         raise InputError(f"{path}: the video has {len(pts)} frame(s); at least 2 are needed")
-    detection = detect(scores, settings, colours=colours)
     timing_settings = timing or TimingSettings()
     found = analyse_timing(pts, info.time_base, timing_settings, declared=[info.frame_rate])
+    spans = [1] * len(scores)
+    for gap in found.gaps:  # across a timestamp gap the picture moved for missing + 1 intervals
+        spans[gap.index - 1] = gap.missing + 1
+    detection = detect(scores, settings, colours=colours, spans=spans)
     cadence = find_cadence([run.start for run in detection.runs if run.length == 1], len(pts), timing_settings)
     return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, found.interval, info),
                     scores=tuple(scores), detection=detection,

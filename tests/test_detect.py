@@ -378,3 +378,19 @@ def test_detection_to_dict_is_json():
     assert len(data["scores"]) == 99
     assert data["settings"]["threshold"] == DEFAULTS.threshold
     assert isinstance(d, Detection)
+
+
+def test_a_jump_across_a_timestamp_gap_is_expected_motion_not_a_cut():
+    """Across a gap of k missing frames the picture moved for k + 1 intervals: 4x the local motion there is no
+    spike, and its colour change (a fast fade) does not make it a new shot. The same jump without the gap is a cut."""
+    scores = [3.0] * 30
+    scores[14] = 13.0  # ~4.3x the motion, over cut_min
+    colours = [0.05] * 30
+    colours[14] = 0.6  # over colour_cut
+    spans = [1] * 30
+    spans[14] = 4
+    assert 15 not in detect(scores, colours=colours, spans=spans).cuts
+    assert 15 in detect(scores, colours=colours).cuts
+    with_spike = list(scores)
+    with_spike[14] = 45.0  # over scene_cut (40), with other colours: a cut whatever the gap
+    assert 15 in detect(with_spike, colours=colours, spans=spans).cuts
