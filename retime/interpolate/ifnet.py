@@ -349,10 +349,7 @@ class IFNet(nn.Module):
         Raises:
             ValueError: scales not powers of two, or the stacks are not both ``(1, 7, H, W)``.
         """
-        if not self.supports_sparse(scales) or len(scales) != len(self.blocks):
-            raise ValueError(f"forward_sparse needs {len(self.blocks)} power-of-two scales, got {scales}")
-        if stack0.shape != stack1.shape or stack0.dim() != 4 or stack0.shape[:2] != (1, 7):
-            raise ValueError(f"stacks {tuple(stack0.shape)} and {tuple(stack1.shape)} must both be (1, 7, H, W)")
+        check_sparse_inputs(self, stack0, stack1, scales)
         stacks = (stack0, stack1)
         batch = timestep.shape[0]
         _, _, height, width = stack0.shape
@@ -428,6 +425,21 @@ class IFNet(nn.Module):
         flow = _accumulate(full_flow, deltas)  # s == 1: nothing left to add
         del full_flow, out, raw
         return _blend(stacks, flow, mask, _tap_grid(height, width, 1, stack0))
+
+
+def check_sparse_inputs(model: nn.Module, stack0: torch.Tensor, stack1: torch.Tensor,
+                        scales: tuple[float, ...]) -> None:
+    """The checks at a fast path's boundary: one power-of-two scale per block of ``model`` (``IFNet``,
+    ``IFNet46``), and two ``(1, model.stack_channels, H, W)`` stacks of one shape.
+
+    Raises:
+        ValueError: naming what was given.
+    """
+    n, c = len(model.blocks), model.stack_channels
+    if not IFNet.supports_sparse(scales) or len(scales) != n:
+        raise ValueError(f"forward_sparse needs {n} power-of-two scales, got {scales}")
+    if stack0.shape != stack1.shape or stack0.dim() != 4 or stack0.shape[:2] != (1, c):
+        raise ValueError(f"stacks {tuple(stack0.shape)} and {tuple(stack1.shape)} must both be (1, {c}, H, W)")
 
 
 #: Input channels of blocks 1-4 in the checkpoint's order: W(I_0), W(I_1), W(features_0), W(features_1), then t,

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from retime.interpolate.ifnet import (IFBlock, IFNet, IFNetOutput, _blend, _downsample, _halve, _new_input, _run_block,
-                                      _sample_up, _tap_grid, _upsample, _upsample_grid, _warp_into, sparse_blocks)
+                                      _sample_up, _tap_grid, _upsample, _upsample_grid, _warp_into, check_sparse_inputs,
+                                      sparse_blocks)
 from retime.interpolate.warp import backward_warp
 
 __all__ = ["IFNet46", "SCALES_46", "STRIDE_46"]
@@ -155,10 +156,7 @@ class IFNet46(nn.Module):
         Raises:
             ValueError: scales not powers of two, or the stacks are not both ``(1, 3, H, W)``.
         """
-        if not self.supports_sparse(scales) or len(scales) != len(self.blocks):
-            raise ValueError(f"forward_sparse needs {len(self.blocks)} power-of-two scales, got {scales}")
-        if stack0.shape != stack1.shape or stack0.dim() != 4 or stack0.shape[:2] != (1, 3):
-            raise ValueError(f"stacks {tuple(stack0.shape)} and {tuple(stack1.shape)} must both be (1, 3, H, W)")
+        check_sparse_inputs(self, stack0, stack1, scales)
         stacks = (stack0, stack1)
         batch = timestep.shape[0]
         rows = 2 * batch if ensemble else batch
