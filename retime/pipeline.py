@@ -698,6 +698,24 @@ def _memo(factory: Callable[[], FrameInterpolator]) -> Callable[[], FrameInterpo
     return get
 
 
+def _settle_engine(get_engine: Callable[[], FrameInterpolator], injected: bool, analysis: Analysis, plan,
+                   model: ModelSettings | None, device: str, *, prefer_finer: bool
+                   ) -> tuple[Callable[[], FrameInterpolator], dict[str, Any] | None]:
+    """After pass 1: the engine pass 2 renders with and the report's ``model`` section.
+
+    When the plan synthesizes something and the engine is not injected (an injected one is used as it is), the
+    engine is built now, so that its weights are checked before the long pass, and tuned on the input
+    (:func:`_tune`). The sample pictures are freed either way.
+    """
+    tuning = None
+    if plan.synthesized and not injected:
+        engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=prefer_finer,
+                               budget=plan.synthesized)
+        get_engine = _memo(lambda: engine)
+    analysis.pictures.clear()
+    return get_engine, tuning
+
+
 def _device_name(get: Callable[[], FrameInterpolator]) -> str | None:
     made = getattr(get, "made", [])
     return str(getattr(made[0], "device", "injected")) if made else None
@@ -801,13 +819,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
                 writer.abort()
                 writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=out_rate,
                                      label=output)
-            tuning = None
-            if plan.synthesized and interpolator is None:
-                # weights are checked before the long pass, not in the middle of it
-                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=False,
-                                       budget=plan.synthesized)
-                get_engine = _memo(lambda: engine)
-            analysis.pictures.clear()
+            get_engine, tuning = _settle_engine(get_engine, interpolator is not None, analysis, plan, model, device,
+                                                prefer_finer=False)
             peak = _write_through(writer, stamps, plan, lambda: iter_frames(input), get_engine, progress)
         except BaseException:
             writer.abort()
@@ -972,13 +985,9 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
             end = snap_times([times[0], analysis.end_time], out_rate, tolerance=info.time_base)[1]
             holds = [g.index for g in analysis.plan.gaps if g.action == KEEP_HOLD]
             plan = plan_upsample(times, out_rate, analysis.detection.cuts, end, holds)
-            tuning = None
-            if interpolator is None:  # an injected interpolator is used as it is
-                # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
-                engine, tuning = _tune(get_engine(), analysis, model, device, prefer_finer=True,
-                                       budget=plan.synthesized)
-                get_engine = _memo(lambda: engine)
-            analysis.pictures.clear()
+            # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
+            get_engine, tuning = _settle_engine(get_engine, interpolator is not None, analysis, plan, model, device,
+                                                prefer_finer=True)
             if plan.start_time != start:  # the first frame's PTS differs from the probe's: keep exact times
                 first_pts = round(plan.start_time / time_base)
             peak = _write_through(writer, lambda j: (first_pts + j * ticks, ticks), plan,
