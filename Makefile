@@ -40,7 +40,7 @@ test-fast: setup reference
 	$(PY) -m pytest -m "not slow"
 
 bench: setup reference
-	$(RETIME) bench-suite --out docs/benchmarks.md
+	$(PY) scripts/bench_suite.py --out docs/benchmarks.md
 
 clean:
 	rm -rf out .pytest_cache

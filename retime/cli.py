@@ -359,7 +359,7 @@ def _summary(result) -> None:
         filled = sum(g.missing for g in a.plan.gaps if g.action == "interpolate")
         held = [g for g in a.plan.gaps if g.action != "interpolate"]
         lines.append(f"  timestamp gaps: {filled} missing frame(s) interpolated"
-                     + (f"; held: " + "; ".join(f"{g.missing} before frame {g.index} ({g.action})" for g in held)
+                     + ("; held: " + "; ".join(f"{g.missing} before frame {g.index} ({g.action})" for g in held)
                         if held else ""))
     if a.cadence is not None:
         lines.append(f"  {_cadence_line(a)}" + (f"; --cadence {result.plan.mode}" if result.command == "fix-drops"
@@ -578,45 +578,26 @@ def _print_analysis(analysis) -> None:
     _print_timing(out, analysis)
 
 
-@app.command("train", epilog=EPILOG)
-@exit_point
-def train_cmd(
-    data: Annotated[list[Path], typer.Argument(metavar="DATA...", show_default=False,
-                                               help="Image-triplet folders (frame_00/frame_01_gt/frame_02, "
-                                                    "frame10/frame10i11/frame11, im1/im2/im3) and/or video files.")],
-    out: Annotated[Path, typer.Option("--out", help="Run folder: cache, checkpoints (last.pt), refiner.pth.")
-                   ] = Path("runs/refine"),
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps (default 500).",
-                                                 show_default=False)] = None,
-    batch: Annotated[Optional[int], typer.Option("--batch", help="Crops per step (default 4).",
-                                                 show_default=False)] = None,
-    crop: Annotated[Optional[int], typer.Option("--crop", help="Side of the random square crops in pixels "
-                                                "(default 96).", show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW peak learning rate, cosine decay "
-                                                "(default 1e-3).", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the initialisation and every "
-                                                "augmentation (default 0).", show_default=False)] = None,
-    patch: Annotated[Optional[int], typer.Option("--patch", help="Attention patch side k: 2 (4 pixels) or 3 "
-                                                 "(9 pixels, default).", show_default=False)] = None,
-    weights: WeightsOpt = None,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads for PyTorch (0: one per core).")] = 1,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from OUT/last.pt.")] = True,
-    debug: DebugOpt = False,
-) -> None:
-    """Train the refinement stage (docs/refinement.md) with IFNet frozen; checkpoints every 50 steps, resumable."""
-    from dataclasses import asdict, replace
-
-    from retime.refine.train import TrainConfig, train
-
-    given = {"steps": steps, "batch": batch, "crop": crop, "lr": lr, "seed": seed, "patch": patch}
-    config = replace(TrainConfig(), **{k: v for k, v in given.items() if v is not None})
-    assert set(given) <= set(asdict(config))
-    train(data, out, config, weights=weights, threads=threads or None, resume=resume)
+#: Entry-point group of the commands that live outside the core (``retime bench``, ``retime train``): each names a
+#: Typer app whose commands are merged into retime's at start-up, so importing this module loads none of them.
+COMMANDS_GROUP = "retime.commands"
 
 
-from retime.bench.cli import register as _register_bench  # noqa: E402  (bench, bench-suite)
+def mount_commands(target: typer.Typer = app) -> None:
+    """Merge the Typer apps of the ``retime.commands`` entry points into ``target`` (once; idempotent).
 
-_register_bench(app)
+    An entry point whose package cannot be imported (an optional extra not installed) is skipped, so the core
+    commands keep working; ``retime bench`` then says it is not a command.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=COMMANDS_GROUP):
+        try:
+            commands = entry.load()
+        except ImportError:
+            continue
+        if not any(group.typer_instance is commands for group in target.registered_groups):
+            target.add_typer(commands)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -626,6 +607,7 @@ def main(argv: list[str] | None = None) -> None:
     # vendors Click in recent releases, so the class is reached through Typer's public name).
     ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
+    mount_commands(app)
     try:
         code = app(args=argv, prog_name="retime", standalone_mode=False)
     except ClickUsageError as exc:

@@ -44,31 +44,28 @@ QUALITY_PRESETS = {
 @dataclass(frozen=True)
 class Defaults:
     # --- detection (retime.detect) -------------------------------------------------------------------------
-    #: Duplicate threshold (the T of DESIGN.md section A), as a mean absolute difference per pixel in 8-bit grey
-    #: levels (0-255) between a frame and the one before it. The L1 loss of the design documents,
-    #: sum_x |I_t(x) - I_t+1(x)|, is compared with threshold * pixel_count, so one value works at every resolution.
-    #: A ceiling: a score must also be a sharp dip against the motion around it (dip_ratio). Duplicates re-encoded
-    #: with libx264 (medium) at CRF 18-30 scored up to 0.54, slow real motion down to 0.28. docs/detection.md.
+    # Each value below was chosen on measurements that docs/detection.md gives (the "Defaults" and "Scene cuts"
+    # sections); the comments say what a value means and why it has that size.
+    #: Duplicate threshold T, a mean absolute difference per pixel in 8-bit grey levels (0-255) between a frame and
+    #: the one before it: the design's L1 loss sum_x |I_t(x) - I_t+1(x)| is compared with threshold * pixel_count,
+    #: so one value works at every resolution. A ceiling: a score must also be a sharp dip (dip_ratio), because
+    #: re-encoded duplicates and slow real motion overlap in score.
     threshold: float = 0.5
-    #: A score at or below this is a duplicate whatever its neighbours: the two frames are identical up to coding
-    #: noise (grey levels). Under the 0.04-0.08 that an x264 (medium) encoder's skipped updates leave in a slow pan,
-    #: above the 0-0.02 of lossless or well-coded repeats. docs/detection.md.
+    #: A score at or below this is a duplicate whatever its neighbours: identical frames up to coding noise (grey
+    #: levels); under what an encoder's skipped updates leave in a slow pan.
     duplicate_floor: float = 0.03
-    #: A score above duplicate_floor is a duplicate only if it is at most this fraction of the local motion level
-    #: and of the scores just before and after its run: a duplicate is a sharp dip; real motion that slows down for
-    #: a frame or two is not (bigbuckbunny.mp4 frames 117-118: 0.39 of the motion around them). Dimensionless.
+    #: Above duplicate_floor, a duplicate scores at most this fraction of the local motion level and of the scores
+    #: beside its run: a duplicate is a sharp dip, real motion slowing for a frame or two is not (dimensionless).
     dip_ratio: float = 0.4
-    #: A dip deeper than this fraction of the local motion level counts even above threshold: x264's ultrafast
-    #: preset leaves duplicates of fast motion a grey level or two apart (dimensionless; 0 makes threshold a hard
-    #: ceiling). docs/detection.md.
+    #: A dip deeper than this fraction of the local motion level counts even above threshold: fast x264 presets
+    #: leave duplicates of fast motion a grey level or two apart (dimensionless; 0 makes threshold a hard ceiling).
     deep_ratio: float = 0.2
     #: Scores on each side (nearest first, duplicates and cuts skipped) whose median gives the local motion level
-    #: (frames). Wide enough that runs of max_run duplicates and the jump after them do not move the median, short
-    #: enough (about a third of a second) to follow motion that speeds up or slows down.
+    #: (frames): wide enough that runs of max_run duplicates do not move the median, short enough (about a third
+    #: of a second) to follow motion that speeds up or slows down.
     motion_window: int = 8
-    #: Below this local motion level (grey levels per frame) only duplicate_floor applies: the picture barely
-    #: moves, a repeat is invisible, and an encoder that skips an update in a slow pan makes the same dip as a
-    #: duplicate (EVAL.md: a shot moving under 0.5 grey levels per frame must not be "repaired").
+    #: Below this local motion level (grey levels per frame) only duplicate_floor applies: a repeat there is
+    #: invisible, and an encoder skipping an update in a slow pan makes the same dip as a duplicate.
     min_motion: float = 0.5
     #: A run of more than this many consecutive duplicates is an intentional freeze and is kept (frames).
     max_run: int = 3
@@ -82,15 +79,12 @@ class Defaults:
     #: Smallest score the relative cut rule may call a cut (grey levels), so that a jolt in a near-static shot is
     #: not a cut.
     cut_min: float = 12.0
-    #: A cut candidate (above) is a cut only if its colours change this much (colour_change of 8x8x8-level RGB
+    #: A cut candidate (above) is a cut only if its colours change this much (colour change of 8x8x8-level RGB
     #: histograms of 96-pixel thumbnails, in [0, 1]): fast motion changes the pixels more than the colours, and
-    #: copying a frame the model could interpolate loses to the model. Fast motion scored up to 0.23 (a synthetic
-    #: pan at 11% of the width per frame; real footage up to 0.14), the cuts of the clips 0.24 and up.
-    #: docs/detection.md.
+    #: copying a frame the model could interpolate loses to the model.
     cut_colour: float = 0.23
     #: A colour change this large (with a score of at least cut_min) is a cut even without a grey-level spike: two
-    #: shots of the same brightness in other colours. Twice the 0.28 that the fastest motion measured reached
-    #: (bikes.mp4 at a sixth of its rate), and under the 0.43-0.74 of three of bikes.mp4's five cuts.
+    #: shots of the same brightness in other colours; about twice what the fastest motion reached.
     colour_cut: float = 0.5
     # --- timing (retime.timing) ------------------------------------------------------------------------------
     #: An interval of at least this many nominal frame intervals is a timestamp gap (intervals): half way between

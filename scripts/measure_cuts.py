@@ -27,7 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from retime.bench.clipio import load_triplet
+from retime_bench.clipio import load_triplet
 from retime.detect import DetectionSettings, colour_change, colour_histogram, detect, frame_difference
 from retime.media.decode import iter_luma
 from retime.pipeline import THUMBNAIL

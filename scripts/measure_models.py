@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retime.bench.clipio import find_triplet_dirs, iter_video_frames, load_triplet
-from retime.bench.metrics import psnr
+from retime_bench.clipio import find_triplet_dirs, iter_video_frames, load_triplet
+from retime_bench.metrics import psnr
 from retime.interpolate import Interpolator
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@
    original, kept frames bit-exact, and the filled frames' PSNR against the deleted truth next to the model's own
    interpolation of the same instants from the same (undamaged) neighbours.
 2. Cadences: a virtual camera panning over a frame of bigbuckbunny.mp4 (cubic-spline sub-pixel resampling,
-   :mod:`retime.bench.camera`), rendered at 24 fps and at 16.67 fps, converted to 25 fps by repeating the nearest
+   :mod:`retime_bench.camera`), rendered at 24 fps and at 16.67 fps, converted to 25 fps by repeating the nearest
    frame, losslessly; ``fix-drops --cadence fill|retime|decimate`` with the real model (``--model``): mean PSNR of
-   each against the true 25 fps frames, the motion spread (:func:`retime.bench.camera.motion_spread`) of each and of
+   each against the true 25 fps frames, the motion spread (:func:`retime_bench.camera.motion_spread`) of each and of
    the truth, and whether decimate gives the source frames back bit-exact.
 3. Evenness of motion without ground truth (``--model --real``): the motion spread of bigbuckbunny.mp4 (a 24 fps
    film in 25 fps) as it is, after ``--cadence fill`` and after ``--cadence retime``.
@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retime.bench.camera import VirtualCamera, convert, motion_spread  # noqa: E402
+from retime_bench.camera import VirtualCamera, convert, motion_spread  # noqa: E402
 from retime.media import EncodeSettings, iter_frames, to_rgb  # noqa: E402
 from retime.pipeline import analyse, fix_drops  # noqa: E402
 from retime.plan import Copy  # noqa: E402

@@ -13,7 +13,7 @@ import time
 import torch
 
 from measure_models import CLIPS, CONFIGS
-from retime.bench.clipio import iter_video_frames
+from retime_bench.clipio import iter_video_frames
 from retime.interpolate import Interpolator
 from retime.interpolate.engine import choose_device
 

@@ -1,4 +1,4 @@
-"""retime.bench: metrics on cases with known answers, triplet discovery, the peers' honesty when absent, the
+"""retime_bench: metrics on cases with known answers, triplet discovery, the peers' honesty when absent, the
 drop-repair and quality tasks end to end on small synthetic clips, the JSON schema and the CLI."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import BlendInterpolator, moving_frames, texture, write_clip
-from retime.bench import ffmpeg
-from retime.bench.clipio import TRIPLET_LAYOUTS, find_triplet_dirs, load_triplet
-from retime.bench.dropfix import MIN_GAP, damage_positions, dropfix
-from retime.bench.metrics import Agreement, Scores, average_frame, json_number, psnr, ssim
-from retime.bench.quality import quality_triplets, quality_video
-from retime.bench.run import SCHEMA, bench, parse_crf
+from retime_bench import ffmpeg
+from retime_bench.clipio import TRIPLET_LAYOUTS, find_triplet_dirs, load_triplet
+from retime_bench.dropfix import MIN_GAP, damage_positions, dropfix
+from retime_bench.metrics import Agreement, Scores, average_frame, json_number, psnr, ssim
+from retime_bench.quality import quality_triplets, quality_video
+from retime_bench.run import SCHEMA, bench, parse_crf
 from retime.errors import InputError, UsageError
 from tests.helpers import WEIGHTS, read_frames, reference_ifnet, require
 
@@ -243,8 +243,8 @@ def test_dropfix_lossy_compares_untouched_frames_with_a_plain_reencode(moving_cl
 
 
 def test_gaps_task_finds_the_deleted_frames_and_scores_the_fill(moving_clip):
-    from retime.bench.gaps import gaps
-    from retime.bench.report import gaps_table, to_markdown
+    from retime_bench.gaps import gaps
+    from retime_bench.report import gaps_table, to_markdown
 
     r = gaps(moving_clip, crf=None, interpolator=BlendInterpolator(), seed=3, fraction=0.1)
     assert len(r["deleted"]) >= 3 and r["kind"] == "cfr-with-gaps" and r["nominal_rate"] == "25"
@@ -315,12 +315,25 @@ def test_bench_document_schema(moving_clip, tmp_path):
     assert doc["speed"] is None
 
 
+def _bench_suite_script():
+    """scripts/bench_suite.py (repository tooling, not a package module), imported by path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_suite.py"
+    spec = importlib.util.spec_from_file_location("bench_suite", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_suite_writes_markdown_and_records_failures(moving_clip, tmp_path):
-    from retime.bench.suite import SuiteItem, run_suite, write_suite
+    suite_script = _bench_suite_script()
+    SuiteItem, run_suite, write_suite = suite_script.SuiteItem, suite_script.run_suite, suite_script.write_suite
 
     items = [SuiteItem(moving_clip, ("quality", "dropfix"), 9, crfs=(None,)),
              SuiteItem(tmp_path / "absent.mp4", ("quality",), 9)]
-    suite = run_suite(items, reference=False, interpolator=BlendInterpolator(), log=lambda m: None)
+    suite = run_suite(items, reference=False, interpolator=BlendInterpolator())
     out, js = tmp_path / "docs" / "benchmarks.md", tmp_path / "b.json"
     write_suite(out, suite, js)
     text = out.read_text()
@@ -344,7 +357,9 @@ def test_bench_refuses_bad_input(tmp_path):
 
 def test_cli_bench_on_a_triplet_folder(tmp_path, monkeypatch):
     """Through the real Typer app: tables on stdout, JSON file, not-applicable tasks named; bad input exits 3."""
-    from retime.cli import app
+    from retime.cli import app, mount_commands
+
+    mount_commands(app)
 
     require(WEIGHTS, "weights")
     folder = _triplet(tmp_path / "t", TRIPLET_LAYOUTS[3], moving_frames(3, speed=2))
@@ -370,8 +385,8 @@ def test_model_beats_the_blend_and_agrees_with_the_reference(tmp_path):
 
     (Not the issue-7 bound of 50 dB: the reference pads to 128 px, retime to 64 px, which moves border pixels.)
     """
-    from retime.bench.peers import load_reference
-    from retime.bench.quality import model_columns
+    from retime_bench.peers import load_reference
+    from retime_bench.quality import model_columns
 
     require(WEIGHTS, "weights")
     folder = _triplet(tmp_path / "bikes40", TRIPLET_LAYOUTS[2], read_frames("bikes.mp4", [40, 41, 42]))
@@ -390,7 +405,7 @@ def test_model_beats_the_blend_and_agrees_with_the_reference(tmp_path):
 
 @pytest.mark.slow
 def test_speed_task_reports_per_run_memory_and_the_floor(moving_clip):
-    from retime.bench.speed import speed
+    from retime_bench.speed import speed
 
     require(WEIGHTS, "weights")
     r = speed(moving_clip, max_frames=12, crf=23, model_sizes=[None], repeats=1, reference=False, device="cpu")
@@ -401,7 +416,7 @@ def test_speed_task_reports_per_run_memory_and_the_floor(moving_clip):
     (model,) = r["model"]
     assert model["size"] == [96, 64] and model["retime_ms"]["1"] > 0
     assert model["retime_ms_best"]["4"] <= model["retime_ms"]["4"]
-    from retime.bench.report import speed_tables, to_markdown
+    from retime_bench.report import speed_tables, to_markdown
 
     text = "".join(to_markdown(t) for t in speed_tables([r]))
     assert "| 96x64 |" in text and "not run (--no-reference)" in text
@@ -411,8 +426,8 @@ def test_speed_task_reports_per_run_memory_and_the_floor(moving_clip):
 @pytest.mark.slow
 def test_model_timing_against_the_reference_in_and_out_of_process(moving_clip):
     """The ratio is reported both against the reference in retime's process and against it alone, as shipped."""
-    from retime.bench.report import speed_tables, to_markdown
-    from retime.bench.speed import model_timing
+    from retime_bench.report import speed_tables, to_markdown
+    from retime_bench.speed import model_timing
 
     require(WEIGHTS, "weights")
     reference_ifnet()  # fails, not skips, when `make reference` was not run
@@ -433,7 +448,7 @@ def test_worker_upsample_job_encodes_with_the_preset_it_is_given(moving_clip, tm
     """The memory of upsample at each x264 preset (docs/performance.md) is measured with this job: the preset must
     reach the encoder (x264 writes its settings into the stream: a lookahead of 10 frames at veryfast, 40 at
     medium), and a bad one must be refused."""
-    from retime.bench.worker import _pipeline
+    from retime_bench.worker import _pipeline
     from retime.errors import UsageError
 
     require(WEIGHTS, "weights")
@@ -450,7 +465,7 @@ def test_worker_upsample_job_encodes_with_the_preset_it_is_given(moving_clip, tm
 def test_measurement_worker_does_not_load_the_metrics_libraries():
     """The worker's peak memory is charged to the command it runs; scikit-image and SciPy (~90 MB) are the
     metrics', not the command's, so importing the worker and the floor's re-encode must not load them."""
-    code = ("import sys, retime.bench.worker, retime.bench.clipio; "
+    code = ("import sys, retime_bench.worker, retime_bench.clipio; "
             "print(sorted(m for m in ('skimage', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import BlendInterpolator, video_facts, write_clip
 from helpers import WEIGHTS, read_frames, require
-from retime.bench.camera import VirtualCamera, convert, motion_spread
+from retime_bench.camera import VirtualCamera, convert, motion_spread
 from retime.detect import detect
 from retime.media import EncodeSettings
 from retime.media.decode import iter_frames

@@ -13,7 +13,7 @@ from retime.errors import ModelError, UsageError
 from retime.interpolate import IFNet, Interpolator
 from retime.interpolate.warp import backward_warp
 from retime.interpolate.weights import load_into, load_state_dict, strip_prefixes
-from retime.bench.metrics import psnr
+from retime_bench.metrics import psnr
 from tests.helpers import WEIGHTS, read_frames, reference_ifnet, require
 
 

@@ -9,9 +9,9 @@ import torch
 
 from retime.interpolate.ifnet import IFNet
 from retime.refine import refine, second_flows
-from retime.refine.data import augment, load_triplet, mine_triplets
+from retime_train.data import augment, load_triplet, mine_triplets
 from retime.refine.model import Refiner, gather_patches
-from retime.refine.train import (TrainConfig, charbonnier, export_weights, load_checkpoint, save_checkpoint)
+from retime_train.train import (TrainConfig, charbonnier, export_weights, load_checkpoint, save_checkpoint)
 from retime.refine.weights import load_refiner
 
 
@@ -229,9 +229,11 @@ def test_train_end_to_end_resumes_and_has_a_cli_command(tmp_path):
     """``train`` on three tiny triplets with a random IFNet: caches, trains, checkpoints, resumes, exports."""
     from typer.testing import CliRunner
 
-    from retime.cli import app
+    from retime.cli import app, mount_commands
+
+    mount_commands(app)
     from retime.errors import UsageError
-    from retime.refine.train import train
+    from retime_train.train import train
 
     _write_triplets(tmp_path / "data", count=3, size=(128, 136))
     torch.manual_seed(0)

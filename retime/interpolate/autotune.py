@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Candidate", "Choice", "Trial", "TIE_DB", "choose", "psnr"]
+from retime.metrics import psnr
+
+__all__ = ["Candidate", "Choice", "Trial", "TIE_DB", "choose"]
 
 #: Two candidates whose mean rebuild PSNR differs by at most this (dB) count as a tie.
 TIE_DB = 0.05
@@ -66,11 +68,6 @@ class Choice:
                             "per_frame": [round(p, 3) for p in t.per_sample],
                             "seconds_per_frame": round(t.seconds_per_frame, 3)} for t in self.trials]}
 
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two uint8 images of one shape, over all channels; identical images give ``inf``."""
-    err = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if err == 0 else float(10 * np.log10(255.0 ** 2 / err))
 
 
 def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],

@@ -1,4 +1,4 @@
-"""The refinement stage of DESIGN.md section B ("implicit warp"): second flows from the predicted frame into the
+"""The refinement stage of the design documents (docs/refinement.md) ("implicit warp"): second flows from the predicted frame into the
 inputs, flow-guided patch attention, and a fusion network; plus its training (``retime.refine.train``) and held-out
 evaluation (``retime.refine.evaluate``). See docs/refinement.md.
 

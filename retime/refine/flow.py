@@ -1,4 +1,4 @@
-"""The second optical flow of DESIGN.md section B (step 3): from the predicted frame Î_t's grid into each input.
+"""The second optical flow of the design's refinement stage (docs/refinement.md, step 3): from the predicted frame Î_t's grid into each input.
 
 Two modes (docs/refinement.md, "Second flow", has the measurements behind the choice):
 

@@ -1,6 +1,6 @@
-"""The refinement stage of DESIGN.md section B: flow-guided implicit warping by attention, then fusion.
+"""The refinement stage of the design documents (docs/refinement.md): flow-guided implicit warping by attention, then fusion.
 
-Source: the interpolated-frame patent summarised in DESIGN.md section B (steps 3-6). After the first stage (IFNet)
+Source: the interpolated-frame patent summarised in the design documents (docs/refinement.md, steps 3-6). After the first stage (IFNet)
 has predicted Î_t, a *second* flow from Î_t's pixel grid into each input frame I_k is estimated
 (:mod:`retime.refine.flow`). For every pixel p of Î_t the flow gives a target position q = p + F(p) in I_k; the k×k
 block of I_k's pixels centred nearest to q is gathered (zeros outside the image), and p's value is re-estimated by

@@ -1,9 +1,9 @@
 """Image-quality metrics for the benchmark: PSNR and SSIM over 8-bit RGB, and their per-frame aggregation.
 
-Both come from scikit-image (``peak_signal_noise_ratio`` and ``structural_similarity``), with ``data_range=255``
-and the three colour channels treated as channels (``channel_axis=-1``), so that the numbers are comparable with
-published figures (Middlebury, UCF101 and Vimeo-90k tables use RGB PSNR on 8-bit frames). PSNR is infinite for
-identical frames; nothing here caps it.
+PSNR is retime's own (:func:`retime.metrics.psnr`, the one the flow-scale search uses); SSIM comes from
+scikit-image (``structural_similarity``, ``data_range=255``, the three colour channels as channels). Both are over
+8-bit RGB, so that the numbers are comparable with published figures (Middlebury, UCF101 and Vimeo-90k tables use
+RGB PSNR on 8-bit frames). PSNR is infinite for identical frames; nothing here caps it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import structural_similarity
+
+from retime.metrics import psnr as core_psnr
 
 __all__ = ["psnr", "ssim", "mse", "average_frame", "Scores", "Agreement", "json_number"]
 
@@ -44,9 +46,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
         ValueError: the shapes differ, or a frame is not (H, W, 3) uint8.
     """
     _check_pair(a, b)
-    if np.array_equal(a, b):  # skimage divides by zero (and warns) here; the answer is exactly +inf
-        return math.inf
-    return float(peak_signal_noise_ratio(a, b, data_range=DATA_RANGE))
+    return core_psnr(a, b)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

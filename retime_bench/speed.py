@@ -1,6 +1,6 @@
 """Speed and memory: output frames per second of the real commands, model time per frame, against their floors.
 
-Every measurement runs in its own Python process (:mod:`retime.bench.worker`), so its peak resident memory
+Every measurement runs in its own Python process (:mod:`retime_bench.worker`), so its peak resident memory
 (``VmHWM``) is its own and one run's caches cannot flatter the next:
 
 - ``upsample --factor 2`` and ``fix-drops`` on the first ``max_frames`` frames of the clip (for fix-drops, with
@@ -10,24 +10,27 @@ Every measurement runs in its own Python process (:mod:`retime.bench.worker`), s
   time over it (the protocol wants this close to 1 at 1-5 % drops);
 - the model alone: milliseconds per synthesized frame at the clip's size, 640x360 and 1280x720, one t per pair and
   four t per pair, for retime and the reference implementation in the same process, interleaved (the ratio
-  retime / reference is the speed-up; issue 7 targets <= 0.4).
+  retime / reference is the speed-up; the target is <= 0.4).
 """
 
 from __future__ import annotations
+
+import logging
 
 import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from retime.bench.clipio import iter_video_frames, write_video
-from retime.bench.dropfix import damage_positions, write_damaged
-from retime.bench.peers import REFERENCE_SOURCE, REPO_ROOT
+from retime_bench.clipio import iter_video_frames, write_video
+from retime_bench.dropfix import damage_positions, write_damaged
+from retime_bench.peers import REFERENCE_SOURCE
 from retime.errors import InputError
 from retime.media import probe
+
+log = logging.getLogger(__name__)
 
 __all__ = ["STANDARD_SIZES", "run_worker", "speed"]
 
@@ -38,21 +41,17 @@ REPEATS = 3
 #: t values per pair: one (fix-drops' usual case, 2x upsampling) and four (5x upsampling, longer runs).
 TS_PER_PAIR = (1, 4)
 
-Log = Callable[[str], None]
 
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def run_worker(job: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-    """Run one :mod:`retime.bench.worker` job in a fresh interpreter; its JSON result.
+    """Run one :mod:`retime_bench.worker` job in a fresh interpreter; its JSON result.
 
     Raises:
         RuntimeError: the worker failed (its last lines of stderr in the message).
     """
-    proc = subprocess.run([sys.executable, "-m", "retime.bench.worker", json.dumps(job)], capture_output=True,
-                          text=True, timeout=timeout, check=False, cwd=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-m", "retime_bench.worker", json.dumps(job)], capture_output=True,
+                          text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker {job['job']} failed (exit {proc.returncode}): "
                            f"{proc.stderr.strip()[-600:]}")
@@ -64,8 +63,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def model_timing(clip: Path, sizes: list[tuple[int, int] | None], *, repeats: int = REPEATS,
-                 reference: bool = True, reference_reason: str | None = None, device: str = "cpu",
-                 log: Log = _quiet) -> list[dict[str, Any]]:
+                 reference: bool = True, reference_reason: str | None = None, device: str = "cpu") -> list[dict[str, Any]]:
     """Model-only milliseconds per synthesized frame at each size (``None``: the clip's own), one worker per size.
 
     Returns:
@@ -79,7 +77,7 @@ def model_timing(clip: Path, sizes: list[tuple[int, int] | None], *, repeats: in
     out = []
     for size in sizes:
         label = "clip size" if size is None else f"{size[0]}x{size[1]}"
-        log(f"speed {clip.name}: model timing at {label} ({', '.join(engines)}; {repeats} repeats)")
+        log.info(f"speed {clip.name}: model timing at {label} ({', '.join(engines)}; {repeats} repeats)")
         r = run_worker({"job": "model", "frames": [str(clip), 0, 1], "size": list(size) if size else None,
                         "ts": list(TS_PER_PAIR), "repeats": repeats, "engines": engines, "device": device})
         ms, best = r["ms_per_frame"], r["ms_per_frame_best"]
@@ -97,7 +95,7 @@ def model_timing(clip: Path, sizes: list[tuple[int, int] | None], *, repeats: in
             entry["ratio_best"] = {str(n): _ratio(best[f"retime/{n}"], best[f"reference/{n}"]) for n in TS_PER_PAIR}
             # The reference as shipped: its own process, without the allocator setting that retime's engine makes
             # process-wide (retime.interpolate.engine.keep_freed_memory), which also speeds up the reference above.
-            log(f"speed {clip.name}: model timing at {label} (reference alone, {repeats} repeats)")
+            log.info(f"speed {clip.name}: model timing at {label} (reference alone, {repeats} repeats)")
             alone = run_worker({"job": "model", "frames": [str(clip), 0, 1], "size": list(size) if size else None,
                                 "ts": list(TS_PER_PAIR), "repeats": repeats, "engines": ["reference"],
                                 "device": device})
@@ -119,8 +117,7 @@ def model_timing(clip: Path, sizes: list[tuple[int, int] | None], *, repeats: in
 
 def speed(clip: Path, *, max_frames: int | None = 50, crf: int | None = 23, seed: int = 0,
           model_sizes: list[tuple[int, int] | None] | None = None, repeats: int = REPEATS,
-          reference: bool | None = None, device: str = "auto", workdir: Path | None = None,
-          log: Log = _quiet) -> dict[str, Any]:
+          reference: bool | None = None, device: str = "auto", workdir: Path | None = None) -> dict[str, Any]:
     """The speed section of the bench JSON for one clip.
 
     Args:
@@ -139,8 +136,7 @@ def speed(clip: Path, *, max_frames: int | None = 50, crf: int | None = 23, seed
     if reference is False:
         reason = "not run (--no-reference)"
     elif not REFERENCE_SOURCE.is_file():
-        reference, reason = False, f"not available ({REFERENCE_SOURCE.relative_to(REPO_ROOT)} missing: " \
-                                   f"run `make reference`)"
+        reference, reason = False, f"not available ({REFERENCE_SOURCE} missing: run `make reference` in a checkout)"
     reference = bool(reference is None or reference) and reason is None
     sizes = [None, *STANDARD_SIZES] if model_sizes is None else model_sizes
     info = probe(clip)
@@ -166,17 +162,17 @@ def speed(clip: Path, *, max_frames: int | None = 50, crf: int | None = 23, seed
         ext = ".mkv" if lossless else ".mp4"
         result["fix_drops_input"] = {"encoding": "ffv1 (lossless)" if lossless else f"libx264 crf {crf}",
                                      "duplicates": len(positions)}
-        log(f"speed {clip.name}: upsample --factor 2 on {n} frames")
+        log.info(f"speed {clip.name}: upsample --factor 2 on {n} frames")
         result["upsample"] = run_worker({"job": "upsample", "input": str(source), "output": str(tmp / "up.mp4"),
                                          "device": device})
-        log(f"speed {clip.name}: fix-drops on {n} frames ({len(positions)} duplicates)")
+        log.info(f"speed {clip.name}: fix-drops on {n} frames ({len(positions)} duplicates)")
         result["fix_drops"] = run_worker({"job": "fix_drops", "input": str(damaged), "codec": codec,
                                           "output": str(tmp / f"fixed{ext}"), "device": device})
-        log(f"speed {clip.name}: decode + re-encode floor")
+        log.info(f"speed {clip.name}: decode + re-encode floor")
         result["reencode_floor"] = run_worker({"job": "reencode", "input": str(damaged), "codec": codec,
                                                "output": str(tmp / f"plain{ext}")})
         result["fix_drops_over_floor"] = _ratio(result["fix_drops"]["seconds"], result["reencode_floor"]["seconds"])
         result["model"] = model_timing(clip, sizes, repeats=repeats, reference=reference, reference_reason=reason,
-                                       device=model_device, log=log) if sizes else []
+                                       device=model_device) if sizes else []
     result["threads"] = result["upsample"].get("threads")
     return result

@@ -1,8 +1,8 @@
 """Timestamp gaps: delete frames of a real CFR clip at known positions, keep the PTS of the rest, run the real
-``fix-drops``, score the result (issue 14, "How it is measured"; docs/timing.md).
+``fix-drops``, score the result (docs/timing.md).
 
 1. The first ``max_frames`` frames of the clip are the truth. At seeded random positions (about 5 % of the frames,
-   in runs of 1, 2 or 3: :func:`retime.bench.dropfix.damage_positions`) a frame is deleted; the others keep their
+   in runs of 1, 2 or 3: :func:`retime_bench.dropfix.damage_positions`) a frame is deleted; the others keep their
    PTS, so the stream is a VFR capture that dropped frames.
 2. Written losslessly (FFV1 in Matroska: a 1 ms time base, so 29.97 fps rounds to 33/34 ms) or with libx264 at a
    CRF (MP4), the audio of the same span remuxed, with plain PyAV.
@@ -16,9 +16,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import tempfile
 import time
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,20 +27,18 @@ from typing import Any
 import av
 import numpy as np
 
-from retime.bench.clipio import iter_video_frames
-from retime.bench.dropfix import DROP_FRACTION, _audio_packets, _copy_audio, _prf, damage_positions
-from retime.bench.metrics import json_number, mean_or_nan, psnr
+from retime_bench.clipio import iter_video_frames
+from retime_bench.dropfix import DROP_FRACTION, _audio_packets, _copy_audio, _prf, damage_positions
+from retime_bench.metrics import json_number, mean_or_nan, psnr
 from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames, probe, to_rgb
 from retime.plan import Copy
 
+log = logging.getLogger(__name__)
+
 __all__ = ["write_gappy", "gaps"]
 
-Log = Callable[[str], None]
 
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def write_gappy(clip: Path, out_path: Path, deleted: list[int], n_frames: int, *, crf: int | None,
@@ -79,8 +78,7 @@ def write_gappy(clip: Path, out_path: Path, deleted: list[int], n_frames: int, *
 
 
 def gaps(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, seed: int = 0,
-         fraction: float = DROP_FRACTION, interpolator=None, workdir: Path | None = None,
-         log: Log = _quiet) -> dict[str, Any]:
+         fraction: float = DROP_FRACTION, interpolator=None, workdir: Path | None = None) -> dict[str, Any]:
     """Delete frames, repair the gaps and score one clip at one encoding (``crf=None``: lossless).
 
     Args:
@@ -114,10 +112,10 @@ def gaps(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, see
         ext = ".mkv" if lossless else ".mp4"
         gappy, repaired = Path(tmp) / f"gappy{ext}", Path(tmp) / f"repaired{ext}"
         kept = write_gappy(clip, gappy, deleted, n, crf=crf)
-        log(f"gaps {clip.name} ({encoding}): {len(deleted)} of {n} frames deleted; running fix-drops")
+        log.info(f"gaps {clip.name} ({encoding}): {len(deleted)} of {n} frames deleted; running fix-drops")
         settings = EncodeSettings(codec="ffv1") if lossless else EncodeSettings()
         result = fix_drops(gappy, repaired, encode=settings, interpolator=interpolator, overwrite=True)
-        log(f"gaps {clip.name} ({encoding}): scoring")
+        log.info(f"gaps {clip.name} ({encoding}): scoring")
         truth_gaps: dict[int, int] = {}
         for i in deleted:
             after = next(j for j in kept if j > i)

@@ -11,7 +11,7 @@ its consecutive frames differ by less than 0.5 grey levels (a duplicated frame, 
 repeats at frames 7, 32, ...: its "truth" would not be the frame at t). PSNR is over RGB, 8-bit, on the rounded
 uint8 output (as the engine writes it), averaged per frame and then per set.
 
-``python -m retime.refine.evaluate --refiner weights/refine-implicit-warp.pth`` prints the table (Markdown). The first
+``python scripts/evaluate_refiner.py --refiner weights/refine-implicit-warp.pth`` prints the table (Markdown). The first
 stage's outputs are cached under ``--cache`` (keyed by nothing but the file names: delete the folder after changing
 IFNet).
 """
@@ -19,7 +19,6 @@ IFNet).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -28,10 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from retime.interpolate.ifnet import SCALES, STRIDE, IFNet
-from retime.refine.data import MIN_MOTION, _grey_difference, _read_image, _video_frames, to_tensor
+from retime.metrics import psnr
+from retime_train.data import MIN_MOTION, _grey_difference, _read_image, _video_frames, to_tensor
 
-ROOT = Path(__file__).resolve().parents[2]
-MIDDLEBURY = Path("/work/shared/data/middlebury-other")
+ROOT = Path(__file__).resolve().parents[1]
+#: The shared data folder beside the repository (the steering side's data).
+MIDDLEBURY = ROOT.parent / "shared" / "data" / "middlebury-other"
 CLIPS = ROOT / "assets" / "clips"
 #: clip → (number of t=0.5 windows, number of 4x windows), start frames evenly spaced over the clip.
 CLIP_WINDOWS = {"carphone_pristine.mp4": (12, 6), "bikes.mp4": (8, 4), "bigbuckbunny.mp4": (3, 2)}
@@ -73,9 +74,7 @@ def _load(ref, video_cache: dict) -> np.ndarray:
 
 def psnr_u8(prediction: torch.Tensor, truth: np.ndarray) -> float:
     """PSNR (dB) of a ``(3, H, W)`` float prediction, clamped and rounded to uint8, against an ``(H, W, 3)`` uint8."""
-    pred = prediction.clamp(0, 1).mul(255).round().permute(1, 2, 0).numpy().astype(np.float64)
-    mse = float(np.mean((pred - truth.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    return psnr(prediction.clamp(0, 1).mul(255).round().permute(1, 2, 0).to(torch.uint8).numpy(), truth)
 
 
 @torch.no_grad()
@@ -152,7 +151,7 @@ def table(results: dict[str, dict[str, list[float]]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retime.refine.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python scripts/evaluate_refiner.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--refiner", help="refinement weights (omit to only prepare the cache)")
     parser.add_argument("--cache", default="runs/refine/eval-cache", help="cache of first-stage outputs")
     parser.add_argument("--weights", default=None, help="IFNet checkpoint (default: the registry's)")

@@ -15,10 +15,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import math
 import tempfile
 import time
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,13 @@ from typing import Any
 import av
 import numpy as np
 
-from retime.bench.clipio import iter_video_frames, reencode
-from retime.bench.metrics import Agreement, Scores, json_number, mean_or_nan, psnr
+from retime_bench.clipio import iter_video_frames, reencode
+from retime_bench.metrics import Agreement, Scores, json_number, mean_or_nan, psnr
 from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames, probe
 from retime.plan import Synth
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DROP_FRACTION", "RUN_LENGTHS", "damage_positions", "write_damaged", "reencode", "dropfix"]
 
@@ -45,11 +48,7 @@ MIN_GAP = 3
 #: positive. 40 dB is far above what consecutive frames of moving footage reach, and below coding noise.
 SOURCE_DUPLICATE_PSNR = 40.0
 
-Log = Callable[[str], None]
 
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def damage_positions(n_frames: int, *, fraction: float = DROP_FRACTION, seed: int = 0) -> list[int]:
@@ -152,8 +151,7 @@ def _prf(found: set[int], truth: set[int]) -> dict[str, Any]:
 
 
 def dropfix(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, seed: int = 0,
-            fraction: float = DROP_FRACTION, interpolator=None, workdir: Path | None = None,
-            log: Log = _quiet) -> dict[str, Any]:
+            fraction: float = DROP_FRACTION, interpolator=None, workdir: Path | None = None) -> dict[str, Any]:
     """Damage, repair and score one clip at one encoding (``crf=None``: lossless).
 
     Args:
@@ -184,13 +182,13 @@ def dropfix(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, 
         ext = ".mkv" if lossless else ".mp4"
         damaged, repaired, plain = (Path(tmp) / f"{name}{ext}" for name in ("damaged", "repaired", "reencoded"))
         write_damaged(clip, damaged, positions, n, crf=crf)
-        log(f"dropfix {clip.name} ({encoding}): {len(positions)} duplicates in {n} frames; running fix-drops")
+        log.info(f"dropfix {clip.name} ({encoding}): {len(positions)} duplicates in {n} frames; running fix-drops")
         settings = EncodeSettings(codec="ffv1") if lossless else EncodeSettings()
         result = fix_drops(damaged, repaired, encode=settings, interpolator=interpolator, overwrite=True)
         t0 = time.perf_counter()
         reencode(damaged, plain, settings)
         reencode_seconds = time.perf_counter() - t0
-        log(f"dropfix {clip.name} ({encoding}): scoring")
+        log.info(f"dropfix {clip.name} ({encoding}): scoring")
         replaced = {j for j, op in enumerate(result.plan.frames) if isinstance(op, Synth)}
         detected = set(result.analysis.detection.duplicates)
         damaged_set = set(positions)

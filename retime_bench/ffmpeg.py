@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retime.bench.metrics import psnr
+from retime_bench.metrics import psnr
 
 __all__ = ["MINTERPOLATE", "ffmpeg_path", "unavailable_reason", "minterpolate_middle", "minterpolate_video"]
 

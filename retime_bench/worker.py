@@ -1,6 +1,6 @@
 """One measurement in a fresh process, so that its peak memory (``VmHWM``) and its timings are its own.
 
-Run by :mod:`retime.bench.speed` as ``python -m retime.bench.worker '<json job>'``; prints one JSON object on its
+Run by :mod:`retime_bench.speed` as ``python -m retime_bench.worker '<json job>'``; prints one JSON object on its
 last line of standard output. Jobs:
 
 - ``{"job": "model", "frames": [path, index0, index1], "size": [w, h] | null, "ts": [1, 4], "repeats": R,
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from retime.bench.machine import peak_rss_mib
+from retime_bench.machine import peak_rss_mib
 from retime.defaults import DEFAULTS
 
 
@@ -46,7 +46,7 @@ def _frames(path: str, i0: int, i1: int, size: list[int] | None) -> tuple[np.nda
 
 
 def _model(job: dict[str, Any]) -> dict[str, Any]:
-    from retime.bench.peers import ReferenceRife
+    from retime_bench.peers import ReferenceRife
     from retime.interpolate import Interpolator
 
     a, b = _frames(*job["frames"], job.get("size"))
@@ -99,7 +99,7 @@ def _pipeline(job: dict[str, Any]) -> dict[str, Any]:
                            device=job.get("device", "auto"))
         frames, synthesized = result.frames_written, result.synthesized
     else:
-        from retime.bench.clipio import reencode  # not dropfix: its metrics would load scikit-image
+        from retime_bench.clipio import reencode  # not dropfix: its metrics would load scikit-image
 
         frames, synthesized = reencode(Path(job["input"]), Path(job["output"]), encode), 0
     seconds = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Turn bench results (the JSON documents of :func:`retime.bench.run.bench`) into tables: rich for the terminal,
+"""Turn bench results (the JSON documents of :func:`retime_bench.run.bench`) into tables: rich for the terminal,
 Markdown for ``docs/benchmarks.md``.
 
 Tables are plain data first (:class:`Table`: title, header, rows of strings, notes), rendered by
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from retime.bench.quality import METHODS
+from retime_bench.quality import METHODS
 
 __all__ = ["Table", "quality_tables", "dropfix_table", "gaps_table", "speed_tables", "machine_lines", "to_markdown",
            "to_rich", "result_tables"]
@@ -93,7 +93,7 @@ def quality_tables(results: list[dict[str, Any]]) -> list[Table]:
                        "(x * 255).byte()); retime's rounding to 8 bits alone puts a ceiling of about 59 dB on this "
                        "PSNR. Identical frames: every value equal to the rounded reference. Δ mean PSNR vs truth: "
                        "retime's mean PSNR against the true frames minus the reference's, both rounded to 8 bits "
-                       "(the quality its faster arithmetic costs). Issue 7 asks for at least 50 dB on every frame "
+                       "(the quality its faster arithmetic costs). The target is at least 50 dB on every frame "
                        "and a Δ within ±0.02 dB.")
     return [table, agree]
 
@@ -175,7 +175,7 @@ def speed_tables(results: list[dict[str, Any]]) -> list[Table]:
                        "freed memory; docs/performance.md), which speeds it up too. reference alone: the "
                        "reference in a process of its own, as shipped, timed after retime. The reference makes one "
                        "network call per t, as its engine does. Ratio = retime / reference (lower is faster); "
-                       "issue 7 asks for at most 0.4. On a shared machine the best run is the least disturbed "
+                       "the target is at most 0.4. On a shared machine the best run is the least disturbed "
                        "one; the median shows the spread.")
     return [cmd, model] if model.rows else [cmd]
 
@@ -195,7 +195,7 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
 
 
 def gaps_table(results: list[dict[str, Any]]) -> Table:
-    """One row per (clip, encoding) gap-repair run (:mod:`retime.bench.gaps`)."""
+    """One row per (clip, encoding) gap-repair run (:mod:`retime_bench.gaps`)."""
     from pathlib import Path
 
     table = Table("Timestamp gaps (fix-drops): frames deleted at seeded random positions, runs of 1-3, the other "
@@ -216,7 +216,7 @@ def gaps_table(results: list[dict[str, Any]]) -> Table:
     table.notes.append("A gap counts as found when its frame and its number of missing frames are right. Filled "
                        "PSNR is against the deleted (true) frame; the model's own PSNR is the same model on the "
                        "same undamaged neighbours at the same instants, stored like the output: the difference is "
-                       "what retime's timing and plumbing cost (issue 14: within 0.3 dB). Count, end and audio: "
+                       "what retime's timing and plumbing cost (target: within 0.3 dB). Count, end and audio: "
                        "the output has the original clip's frame count and end time, and the input's audio packets.")
     return table
 

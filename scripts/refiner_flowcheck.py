@@ -10,7 +10,7 @@ warp I_k to Î_t's grid with each candidate flow and report the Charbonnier sum 
 
 each at ``scale`` 1 and 0.5 (half-resolution flow).
 
-``python -m retime.refine.flowcheck runs/refine3/cache-s256-reuse``
+``python scripts/refiner_flowcheck.py runs/refine3/cache-s256-reuse``
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import torch
 from retime.interpolate.ifnet import SCALES, IFNet
 from retime.interpolate.warp import backward_warp
 from retime.interpolate.weights import load_into, load_state_dict, resolve_weights
-from retime.refine.data import load_cached
-from retime.refine.train import charbonnier
+from retime_train.data import load_cached
+from retime_train.train import charbonnier
 
 
 @torch.no_grad()

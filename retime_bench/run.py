@@ -10,30 +10,28 @@ Schema (``"schema": "retime-bench/1"``)::
 
 Numbers are JSON numbers, except an infinite PSNR, which is the string ``"inf"``; a method that did not run has
 ``{"available": false, "reason": "..."}`` instead of numbers. The sections are described in
-:mod:`retime.bench.quality`, :mod:`retime.bench.dropfix`, :mod:`retime.bench.gaps` and :mod:`retime.bench.speed`.
+:mod:`retime_bench.quality`, :mod:`retime_bench.dropfix`, :mod:`retime_bench.gaps` and :mod:`retime_bench.speed`.
 """
 
 from __future__ import annotations
 
+
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from retime.bench.machine import machine_info
+from retime_bench.machine import machine_info
 from retime.errors import InputError, UsageError
+
 
 __all__ = ["SCHEMA", "TASKS", "bench", "parse_crf"]
 
 SCHEMA = "retime-bench/1"
 TASKS = ("quality", "dropfix", "gaps", "speed")
 
-Log = Callable[[str], None]
 
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def parse_crf(value: str | int | None) -> int | None:
@@ -55,8 +53,7 @@ def parse_crf(value: str | int | None) -> int | None:
 
 def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int | None = None,
           crfs: Sequence[int | None] = (23,), seed: int = 0, device: str = "auto", reference: bool = True,
-          speed_sizes: list | None = None, speed_repeats: int | None = None, interpolator=None,
-          log: Log = _quiet) -> dict[str, Any]:
+          speed_sizes: list | None = None, speed_repeats: int | None = None, interpolator=None) -> dict[str, Any]:
     """Run the given tasks on a video or an image-triplet folder and return the bench document (see module doc).
 
     Args:
@@ -72,8 +69,8 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
         InputError: the source does not exist or is neither a video nor a triplet folder.
         UsageError: an unknown task.
     """
-    from retime.bench import quality as q
-    from retime.bench.peers import load_reference
+    from retime_bench import quality as q
+    from retime_bench.peers import load_reference
 
     started = time.perf_counter()
     source = Path(source)
@@ -96,30 +93,30 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
         if kind == "triplets":
             doc["quality"] = q.quality_triplets(source, interpolator=interpolator or e46, reference=ref,
                                                 reference_reason=why, max_triplets=max_frames, extra=extra,
-                                                settings=None if interpolator else {"ensemble": True}, log=log)
+                                                settings=None if interpolator else {"ensemble": True})
         else:
             engines = None if interpolator else {"rife-4.6": e46, "rife-4.2x": e42}
             doc["quality"] = q.quality_video(source, interpolator=interpolator, reference=ref, reference_reason=why,
-                                             max_frames=max_frames, extra=extra, engines=engines, log=log)
+                                             max_frames=max_frames, extra=extra, engines=engines)
     for task in ("dropfix", "gaps", "speed"):
         if task in tasks and kind == "triplets":
             doc["not_applicable"][task] = "image triplets have no video to repair or to time"
     if "dropfix" in tasks and kind == "video":
-        from retime.bench.dropfix import dropfix
+        from retime_bench.dropfix import dropfix
 
-        doc["dropfix"] = [dropfix(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator,
-                                  log=log) for crf in crfs]
+        doc["dropfix"] = [dropfix(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator)
+                          for crf in crfs]
     if "gaps" in tasks and kind == "video":
-        from retime.bench.gaps import gaps
+        from retime_bench.gaps import gaps
 
-        doc["gaps"] = [gaps(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator, log=log)
+        doc["gaps"] = [gaps(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator)
                        for crf in crfs]
     if "speed" in tasks and kind == "video":
-        from retime.bench.speed import REPEATS, speed
+        from retime_bench.speed import REPEATS, speed
 
         doc["speed"] = speed(source, max_frames=max_frames, crf=crfs[0] if crfs else 23, seed=seed,
                              model_sizes=speed_sizes, repeats=speed_repeats or REPEATS,
-                             reference=None if reference else False, device=device, log=log)
+                             reference=None if reference else False, device=device)
     doc["load_average_1min_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     doc["seconds"] = round(time.perf_counter() - started, 1)
     return doc

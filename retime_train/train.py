@@ -1,12 +1,12 @@
-"""``retime train``: train the refinement stage (DESIGN.md section B) on image triplets or videos, IFNet frozen.
+"""``retime train``: train the refinement stage (the design's implicit-warp refinement, docs/refinement.md) on image triplets or videos, IFNet frozen.
 
 Loss: the Charbonnier penalty of the design documents, ρ(x) = √(x² + ε²) with ε = 1e-6, summed over pixels (and
 colour channels) and averaged over the batch, on the refined frame, plus ``aux_weight`` times the mean of the same
 penalty on the two attention-updated frames (deep supervision of the implicit warp). The relativistic-average adversarial term with a VGG-13-style
 discriminator that the design documents add is *not* implemented (docs/refinement.md says why).
 
-Run as ``python -m retime.refine.train DATA... --out runs/refine`` (``--help`` lists the options). The first stage's
-outputs are cached per triplet (:func:`retime.refine.data.build_cache`), so a step costs only the small network.
+Run as ``retime train DATA... --out runs/refine`` (``--help`` lists the options). The first stage's
+outputs are cached per triplet (:func:`retime_train.data.build_cache`), so a step costs only the small network.
 Checkpoints (``last.pt``) hold the network, the optimiser, the step and the configuration; running the same command
 again resumes from them. Every augmentation is drawn from a generator seeded by ``(seed, step)``, so a resumed run
 draws exactly what an uninterrupted one would have.
@@ -14,10 +14,8 @@ draws exactly what an uninterrupted one would have.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,8 +24,9 @@ import numpy as np
 import torch
 
 from retime.errors import InputError, UsageError
-from retime.refine.data import augment, build_cache, load_cached, mine_triplets
-from retime.refine.model import Refiner, RefinerConfig
+from retime.metrics import psnr
+from retime_train.data import augment, build_cache, load_cached, mine_triplets
+from retime.refine.model import Refiner
 
 #: ε of the Charbonnier penalty (design documents, section A).
 CHARBONNIER_EPS = 1e-6
@@ -102,10 +101,11 @@ KEYS = ("img0", "truth", "img1", "frame", "mask", "flow0", "flow1")
 
 
 def _psnr(prediction: torch.Tensor, truth: torch.Tensor) -> float:
-    a = prediction.clamp(0, 1).mul(255).round()
-    b = truth.mul(255).round()
-    mse = float(((a - b) ** 2).mean())
-    return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    """PSNR (dB) of two ``(..., H, W)`` float tensors in [0, 1], each rounded to 8 bits first."""
+    def to_u8(x: torch.Tensor) -> np.ndarray:
+        return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+
+    return psnr(to_u8(prediction), to_u8(truth))
 
 
 @torch.no_grad()
@@ -128,7 +128,7 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
     """Train the refinement stage; returns the path of the exported weights (``out/refiner.pth``).
 
     Args:
-        data: image-triplet folders and/or video files (:func:`retime.refine.data.mine_triplets`).
+        data: image-triplet folders and/or video files (:func:`retime_train.data.mine_triplets`).
         out: run folder: ``cache-*/`` (first-stage outputs), ``last.pt`` (checkpoint), ``refiner.pth``,
             ``log.jsonl``.
         config: :class:`TrainConfig`.
@@ -233,26 +233,3 @@ def train(data: list[str | Path], out: str | Path, config: TrainConfig = TrainCo
     export_weights(last, out / "refiner.pth")
     console.print(f"wrote {out / 'refiner.pth'}")
     return out / "refiner.pth"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m retime.refine.train DATA... [--out DIR] [--steps N] ...``."""
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="retime train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", nargs="+", help="image-triplet folders and/or video files")
-    parser.add_argument("--out", default="runs/refine", help="run folder (checkpoints, cache, log)")
-    parser.add_argument("--weights", default=None, help="IFNet checkpoint (default: the registry's)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (0: PyTorch's default)")
-    parser.add_argument("--no-resume", action="store_true", help="ignore out/last.pt")
-    parser.add_argument("--no-progress", action="store_true", help="print a line per checkpoint instead of a bar")
-    for field, value in asdict(defaults).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
-    args = parser.parse_args(argv)
-    config = TrainConfig(**{f: getattr(args, f) for f in asdict(defaults)})
-    train(args.data, args.out, config, weights=args.weights, threads=args.threads or None,
-          resume=not args.no_resume, progress=not args.no_progress)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

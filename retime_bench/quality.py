@@ -11,8 +11,8 @@ Two kinds of input:
   first and last frames in, the middle one is the truth. A folder of triplet folders gives the mean over triplets.
 
 Peers on the same inputs in the same run: the plain average of the two frames, the reference Practical-RIFE with the
-same weights (:class:`~retime.bench.peers.ReferenceRife`), and FFmpeg's minterpolate when ``ffmpeg`` is on PATH.
-How closely retime's model output agrees with the reference's is reported too (issue 7 asks for >= 50 dB).
+same weights (:class:`~retime_bench.peers.ReferenceRife`), and FFmpeg's minterpolate when ``ffmpeg`` is on PATH.
+How closely retime's model output agrees with the reference's is reported too (the target is >= 50 dB).
 
 The product path writes a synthesized frame in the output's pixel format (4:2:0, 8 bits for the usual clip), which
 costs PSNR by itself (0.4 dB at 33 dB, 1.7 dB at 38 dB on the PyPI clips) before anything the plan decides.
@@ -21,6 +21,8 @@ where the product differs from those: a copy across a scene cut, or a bug.
 """
 
 from __future__ import annotations
+
+import logging
 
 import math
 import tempfile
@@ -32,13 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from retime.bench import ffmpeg
-from retime.bench.clipio import find_triplet_dirs, iter_video_frames, load_triplet, write_video
-from retime.bench.metrics import Agreement, Scores, average_frame, json_number, psnr
-from retime.bench.peers import ReferenceRife, to_reference_bytes
+from retime_bench import ffmpeg
+from retime_bench.clipio import find_triplet_dirs, iter_video_frames, load_triplet, write_video
+from retime_bench.metrics import Agreement, Scores, average_frame, json_number, psnr
+from retime_bench.peers import ReferenceRife, to_reference_bytes
 from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames, probe, to_rgb
 from retime.media.encode import choose_encoder, choose_pix_fmt
+
+log = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "quality_triplets", "quality_video", "is_triplet_source"]
 
@@ -53,11 +57,7 @@ METHODS = {
     "average": "average of the two frames",
 }
 
-Log = Callable[[str], None]
 
-
-def _quiet(message: str) -> None:
-    pass
 
 
 def is_triplet_source(path: Path) -> bool:
@@ -161,8 +161,7 @@ def _machine_columns(reference: ReferenceRife | None, reference_reason: str | No
 
 def quality_triplets(folder: Path, *, interpolator, reference: ReferenceRife | None,
                      reference_reason: str | None = None, max_triplets: int | None = None,
-                     extra: Extra | None = None, settings: dict[str, Any] | None = None,
-                     log: Log = _quiet) -> dict[str, Any]:
+                     extra: Extra | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score every method on the image triplet(s) at ``folder`` (one triplet folder or a folder of them).
 
     Args:
@@ -193,7 +192,7 @@ def quality_triplets(folder: Path, *, interpolator, reference: ReferenceRife | N
                 cols.scores["minterpolate"].add(ffmpeg.minterpolate_middle(tri.first, tri.last), tri.truth)
             except (RuntimeError, OSError) as exc:
                 cols.fail("minterpolate", f"failed ({exc})")
-        log(f"quality {Path(folder).name}: {k + 1}/{len(dirs)} triplets")
+        log.info(f"quality {Path(folder).name}: {k + 1}/{len(dirs)} triplets")
     return {"source": str(folder), "kind": "triplets", "items": len(dirs), "size": sorted(sizes),
             "methods": cols.to_dict(), "retime_vs_reference": cols.agreement.to_dict(), "retime_settings": settings,
             "seconds": round(time.perf_counter() - started, 3)}
@@ -211,8 +210,7 @@ def _video_triplets(path: Path, n: int) -> Iterator[tuple[int, np.ndarray, np.nd
 
 def quality_video(path: Path, *, interpolator, reference: ReferenceRife | None, reference_reason: str | None = None,
                   max_frames: int | None = None, pipeline: bool = True, workdir: Path | None = None,
-                  extra: Extra | None = None, engines: dict[str, Any] | None = None,
-                  log: Log = _quiet) -> dict[str, Any]:
+                  extra: Extra | None = None, engines: dict[str, Any] | None = None) -> dict[str, Any]:
     """Drop every other frame of the first ``max_frames`` frames of a video, rebuild them, score every method.
 
     Args:
@@ -247,10 +245,10 @@ def quality_video(path: Path, *, interpolator, reference: ReferenceRife | None, 
         if kept < 2:
             raise InputError(f"{path}: the quality task needs at least 3 frames")
         n = 2 * kept - 1  # frames used: an even count loses its last frame, which has no right neighbour
-        log(f"quality {path.name}: {kept} even frames kept as lossless FFV1 at {rate / 2} fps")
+        log.info(f"quality {path.name}: {kept} even frames kept as lossless FFV1 at {rate / 2} fps")
         product = None
         if pipeline:
-            chosen, product = _score_pipeline(cols, path, half, tmp, n, rate, interpolator, log)
+            chosen, product = _score_pipeline(cols, path, half, tmp, n, rate, interpolator)
         engine, settings = interpolator, None
         if interpolator is None and engines:  # the model column uses what the product path chose, or the default
             pick = chosen or {"model": "rife-4.6", "scale": None, "ensemble": True}
@@ -263,7 +261,7 @@ def quality_video(path: Path, *, interpolator, reference: ReferenceRife | None, 
             if written is not None and ours is not None:
                 model_written[odd] = written(ours)
             rebuilt += 1
-            log(f"quality {path.name}: model and peers, frame {odd} ({rebuilt}/{kept - 1})")
+            log.info(f"quality {path.name}: model and peers, frame {odd} ({rebuilt}/{kept - 1})")
         if "minterpolate" in cols.scores:
             _score_minterpolate(cols, path, half, rate, n, info.width, info.height)
         versus = _versus(path, n, product, model_written) if product is not None else None
@@ -304,8 +302,8 @@ def _score_minterpolate(cols: _Columns, path: Path, half: Path, rate: Fraction, 
         cols.fail("minterpolate", f"failed ({exc})")
 
 
-def _score_pipeline(cols: _Columns, path: Path, half: Path, tmp: str, n: int, rate: Fraction, interpolator,
-                    log: Log) -> tuple[dict[str, Any] | None, dict[int, np.ndarray] | None]:
+def _score_pipeline(cols: _Columns, path: Path, half: Path, tmp: str, n: int, rate: Fraction,
+                    interpolator) -> tuple[dict[str, Any] | None, dict[int, np.ndarray] | None]:
     """Run ``upsample --factor 2`` (lossless output) on the half-rate file and score its in-between frames.
 
     Returns ``(the model setting the run chose (its report's model section; None with an injected
@@ -314,7 +312,7 @@ def _score_pipeline(cols: _Columns, path: Path, half: Path, tmp: str, n: int, ra
     from retime.pipeline import upsample
 
     out = Path(tmp) / "up.mkv"
-    log(f"quality {path.name}: retime upsample --factor 2 --codec ffv1")
+    log.info(f"quality {path.name}: retime upsample --factor 2 --codec ffv1")
     result = upsample(half, out, factor=2, encode=EncodeSettings(codec="ffv1"), interpolator=interpolator,
                       overwrite=True)
     truths = dict(_odd_truths(path, n))  # at most n/2 frames: bounded by --max-frames

@@ -50,12 +50,9 @@ class Triplet:
 
 
 def _read_image(path: str | Path) -> np.ndarray:
-    from skimage.io import imread
+    from retime_bench.clipio import read_image
 
-    image = imread(str(path))
-    if image.ndim == 2:
-        image = np.stack([image] * 3, -1)
-    return np.ascontiguousarray(image[..., :3].astype(np.uint8))
+    return read_image(Path(path))
 
 
 def _video_frames(path: Path) -> list[np.ndarray]:
