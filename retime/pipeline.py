@@ -593,7 +593,12 @@ def _build_engine(device: str, model: ModelSettings, name: str) -> FrameInterpol
     from retime.interpolate import Interpolator  # torch is imported only when a frame must be synthesized
 
     first = model.candidates(1, 1)[0]
-    return Interpolator(weights=model.weights, device=device, scale=model.scale, refine=model.refine,
+    refiner = None
+    if model.refine:
+        from retime.refine import load_refinement  # ModelError (exit 5) if missing or corrupt
+
+        refiner = load_refinement()
+    return Interpolator(weights=model.weights, device=device, scale=model.scale, refiner=refiner,
                         precision=model.precision, model=name, ensemble=first.ensemble)
 
 

@@ -363,11 +363,11 @@ def test_registry_weights_with_wrong_checksum_are_refused(tmp_path, monkeypatch)
 def test_refine_option_runs_the_refinement_stage(interpolator, bikes, monkeypatch):
     """--refine: IFNet's plain forward in float32, then the committed refinement stage."""
     require(WEIGHTS, "weights")
-    refined = Interpolator(device="cpu", model="rife-4.2x", refine=True)
-    assert refined.refiner is not None
-    calls = []
     import retime.refine as refine_module
 
+    refined = Interpolator(device="cpu", model="rife-4.2x", refiner=refine_module.load_refinement())
+    assert refined.refiner is not None
+    calls = []
     original = refine_module.refine
     monkeypatch.setattr(refine_module, "refine", lambda *a, **k: calls.append(1) or original(*a, **k))
     a, b = (np.ascontiguousarray(f[:96, :160]) for f in (bikes[0], bikes[2]))

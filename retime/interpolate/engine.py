@@ -120,21 +120,21 @@ class Interpolator:
             triplet excepted; docs/performance.md); ``"float32"`` runs everything in float32 (equal to the
             reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
             the CPU exists to test the CUDA path's dtype handling where no GPU is present).
-        refine: add the refinement stage of the design documents (``retime.refine``, docs/refinement.md) after
-            IFNet. Off by default: it did not beat IFNet alone on held-out footage. It needs IFNet's flows and mask,
-            so IFNet then runs its plain forward pass in float32.
-        refine_weights: refinement weights (default: ``$RETIME_REFINER_WEIGHTS`` or the committed ones).
+        refiner: a refinement stage run after IFNet (docs/refinement.md), e.g.
+            :func:`retime.refine.load_refinement`'s: a module called as ``refiner(ifnet, first, img0, img1)`` with
+            IFNet's output ``first`` and the padded ``(B, 3, H, W)`` inputs, returning the ``(B, 3, H, W)`` frame.
+            It needs IFNet's flows and mask, so IFNet then runs its plain forward pass in float32. Off by default.
 
     Raises:
         ModelError: weights missing, truncated, with the wrong SHA-256 or the wrong layout.
         UsageError: unknown or unavailable device, or ``scale`` not one of
-            :attr:`~retime.defaults.Defaults.scale_choices` (2, 1, 0.5, 0.25, 0.125), or ``refine`` with a model
-            other than 4.2x.
+            :attr:`~retime.defaults.Defaults.scale_choices` (2, 1, 0.5, 0.25, 0.125), or a ``refiner`` with a
+            model other than 4.2x (it was trained on 4.2x's flows).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
                  scale: float | None = None, threads: int | None = None, precision: str = "auto",
-                 refine: bool = False, refine_weights: str | os.PathLike | None = None, *,
+                 refiner: torch.nn.Module | None = None, *,
                  model: str | None = None, ensemble: bool = False) -> None:
         DEFAULTS.check_scale(scale)
         self.device, self.conv_dtype = choose_device(device)
@@ -155,26 +155,20 @@ class Interpolator:
         self.scale = scale
         self.ensemble = ensemble
         self.max_batch = MAX_BATCH_CUDA if self.device.type == "cuda" else MAX_BATCH_CPU
-        self.refiner = None
-        if refine and not isinstance(network, IFNet):
+        if refiner is not None and not isinstance(network, IFNet):
             raise UsageError("--refine was trained on RIFE 4.2x's flows: use it with --model rife-4.2x")
-        if refine:
-            from retime.refine import load_refiner  # ModelError (exit 5) if missing or corrupt
-
-            self.refiner = load_refiner(refine_weights).to(self.device).eval()
+        self.refiner = None if refiner is None else refiner.to(self.device).eval()
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _run(self, stack0: torch.Tensor, stack1: torch.Tensor, t: torch.Tensor, scales: tuple[float, ...],
              ensemble: bool) -> torch.Tensor:
         """``(B, 3, Hp, Wp)`` frames for the B timesteps ``t``; the sparse path when the scales allow it."""
         if self.refiner is not None:
-            from retime.refine import refine
-
             n = t.shape[0]
             img0, img1 = stack0[:, :3].expand(n, -1, -1, -1), stack1[:, :3].expand(n, -1, -1, -1)
             first = self.model(img0, img1, t, scales=scales, feat0=stack0[:, 3:].expand(n, -1, -1, -1),
                                feat1=stack1[:, 3:].expand(n, -1, -1, -1))
-            return refine(self.refiner, self.model, first, img0, img1)
+            return self.refiner(self.model, first, img0, img1)
         if ensemble and not self.model.native_ensemble:  # the frame of the time-reversed problem, averaged
             forward = self._run(stack0, stack1, t, scales, False)
             return forward.add_(self._run(stack1, stack0, 1 - t, scales, False)).mul_(0.5)

@@ -2,14 +2,16 @@
 inputs, flow-guided patch attention, and a fusion network; plus its training (``retime.refine.train``) and held-out
 evaluation (``retime.refine.evaluate``). See docs/refinement.md.
 
-The engine calls :func:`refine` after IFNet's first stage::
+The engine knows nothing of this package: it receives a :class:`Refinement` (``Interpolator(refiner=...)``,
+built by the pipeline with :func:`load_refinement`) and calls it after IFNet's first stage::
 
-    frame = refine(refiner, ifnet, first, img0, img1)   # (B, 3, H, W), not clamped
+    frame = refinement(ifnet, first, img0, img1)   # (B, 3, H, W), not clamped
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from retime.interpolate.ifnet import IFNet, IFNetOutput
 from retime.refine.flow import FLOW_MODES, second_flows
@@ -36,4 +38,35 @@ def refine(refiner: Refiner, ifnet: IFNet, first: IFNetOutput, img0: torch.Tenso
     return refiner(first.frame, img0, img1, g0, g1, first.mask, keep_attention=False).frame
 
 
-__all__ = ["RefineOutput", "Refiner", "RefinerConfig", "gather_patches", "load_refiner", "refine", "second_flows"]
+class Refinement(nn.Module):
+    """The refinement stage as the engine calls it: ``refinement(ifnet, first, img0, img1)`` → the refined frame.
+
+    Args:
+        refiner: the trained :class:`Refiner`.
+        flow_mode: how the second flows are found (see :func:`refine`).
+
+    Call with the arguments of :func:`refine` after ``refiner``; returns ``(B, 3, H, W)`` in the inputs' dtype,
+    not clamped. Move it with ``.to(device)`` like any module.
+    """
+
+    def __init__(self, refiner: Refiner, *, flow_mode: str = FLOW_MODES[0]) -> None:
+        super().__init__()
+        self.refiner = refiner
+        self.flow_mode = flow_mode
+
+    def forward(self, ifnet: IFNet, first: IFNetOutput, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+        return refine(self.refiner, ifnet, first, img0, img1, flow_mode=self.flow_mode)
+
+
+def load_refinement(path=None) -> Refinement:
+    """The committed (or ``path``'s, or ``$RETIME_REFINER_WEIGHTS``') refinement weights as a :class:`Refinement`,
+    in eval mode on the CPU.
+
+    Raises:
+        ModelError: missing, wrong SHA-256, unreadable, or a layout that does not fit.
+    """
+    return Refinement(load_refiner(path)).eval()
+
+
+__all__ = ["RefineOutput", "Refinement", "Refiner", "RefinerConfig", "gather_patches", "load_refinement",
+           "load_refiner", "refine", "second_flows"]
