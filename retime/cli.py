@@ -483,14 +483,12 @@ def detect_cmd(
     threshold: ThresholdOpt = DEFAULTS.threshold,
     max_run: MaxRunOpt = DEFAULTS.max_run,
     scene_cut: SceneCutOpt = DEFAULTS.scene_cut,
-    device: DeviceOpt = Device(DEFAULTS.device),
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Analyse only (no video written): duplicate runs with frame index, time and score, scene cuts, timing
-    (nominal rate, timestamp gaps), repeat cadence, and what fix-drops would do. (--device is accepted for
-    symmetry; detection needs no model.)"""
+    """Analyse only (no video written, no model loaded): duplicate runs with frame index, time and score, scene
+    cuts, timing (nominal rate, timestamp gaps), repeat cadence, and what fix-drops would do."""
     from retime.pipeline import analyse
 
     settings = _settings(threshold, max_run, scene_cut)
