@@ -22,11 +22,12 @@ import numpy as np
 import torch
 
 from retime.errors import InputError
+from retime_bench.clipio import TRIPLET_LAYOUTS, iter_video_frames, read_image
+from retime_bench.clipio import load_triplet as load_triplet_folder
 
-#: Image-triplet layouts: (first frame, true middle frame, last frame) file names inside one folder.
-LAYOUTS = (("frame_00.png", "frame_01_gt.png", "frame_02.png"),
-           ("frame10.png", "frame10i11.png", "frame11.png"),
-           ("im1.png", "im2.png", "im3.png"))
+#: Image-triplet layouts: (first frame, true middle frame, last frame) file names inside one folder; the
+#: benchmark's, so that training and measurement read the same folders the same way.
+LAYOUTS = TRIPLET_LAYOUTS
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 #: Video triplets whose consecutive frames differ by less than this (mean absolute difference, 8-bit grey levels)
 #: hold a duplicated frame: the middle frame is not the frame at t = 0.5.
@@ -50,16 +51,11 @@ class Triplet:
 
 
 def _read_image(path: str | Path) -> np.ndarray:
-    from retime_bench.clipio import read_image
-
     return read_image(Path(path))
 
 
 def _video_frames(path: Path) -> list[np.ndarray]:
-    import av
-
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return [rgb for _, rgb in iter_video_frames(Path(path))]
 
 
 def _grey_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -104,7 +100,8 @@ def mine_triplets(sources: list[str | Path], *, stride: int = 3) -> list[Triplet
 def load_triplet(triplet: Triplet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three frames of a triplet as ``(H, W, 3)`` uint8 RGB arrays (I_0, true I_t, I_1)."""
     if triplet.indices is None:
-        return tuple(_read_image(p) for p in triplet.paths)  # type: ignore[return-value]
+        folder = load_triplet_folder(Path(triplet.paths[0]).parent)
+        return folder.first, folder.truth, folder.last
     frames = _video_frames(Path(triplet.paths[0]))
     return tuple(frames[i] for i in triplet.indices)  # type: ignore[return-value]
 
