@@ -113,7 +113,7 @@ def cache_dir() -> Path:
     home = os.environ.get(HOME_ENV)
     if home:
         return Path(home).expanduser() / "weights"
-    import platformdirs  # only when the variable is unset
+    import platformdirs  # here, not at the top: with $RETIME_HOME set it is not needed
 
     return Path(platformdirs.user_cache_dir("retime")) / "weights"
 
