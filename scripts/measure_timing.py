@@ -255,7 +255,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--model", action="store_true", help="also run fix-drops with the real model")
-    parser.add_argument("--model-name", default=None, help="registry name of the model (weights/manifest.json)")
+    parser.add_argument("--model-name", default=None, help="registry name of the model (`retime weights list`)")
     parser.add_argument("--size", default="320x192", help="virtual camera frame size, WxH")
     parser.add_argument("--skip-gaps", action="store_true", help="only the cadence part")
     parser.add_argument("--no-table", action="store_true", help="skip the gap-detection table (no model)")

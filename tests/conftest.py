@@ -180,6 +180,21 @@ def blend() -> BlendInterpolator:
     return BlendInterpolator()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _empty_weights_cache(tmp_path_factory):
+    """Point the user weights cache ($RETIME_HOME) at an empty folder for the whole session, so no test reads or
+    writes the developer's real cache: the model is then found in the checkout's weights/, as `make test` fetches."""
+    import os
+
+    previous = os.environ.get("RETIME_HOME")
+    os.environ["RETIME_HOME"] = str(tmp_path_factory.mktemp("retime-home"))
+    yield
+    if previous is None:
+        os.environ.pop("RETIME_HOME", None)
+    else:
+        os.environ["RETIME_HOME"] = previous
+
+
 # --- clips ----------------------------------------------------------------------------------------------------
 
 

@@ -312,7 +312,7 @@ def test_backward_warp_zero_flow_is_identity_and_integer_flow_shifts():
 
 # --- weights ---------------------------------------------------------------------------------------------------
 def test_missing_weights_say_how_to_fetch(tmp_path):
-    with pytest.raises(ModelError, match="make weights"):
+    with pytest.raises(ModelError, match="retime weights fetch"):
         Interpolator(weights=tmp_path / "nope.pkl", device="cpu")
 
 
@@ -353,7 +353,6 @@ def test_registry_weights_with_wrong_checksum_are_refused(tmp_path, monkeypatch)
 
     fake = tmp_path / "weights"
     fake.mkdir()
-    (fake / "manifest.json").write_text((weights.WEIGHTS_DIR / "manifest.json").read_text())
     torch.save({"x": torch.zeros(1)}, fake / "flownet.pkl")
     monkeypatch.setattr(weights, "WEIGHTS_DIR", fake)
     with pytest.raises(ModelError, match="wrong SHA-256"):

