@@ -624,7 +624,7 @@ def weights_list_cmd(debug: DebugOpt = False) -> None:
         name = r.entry.name + (" (default)" if r.entry.default else "")
         state = "ok" if r.ok else "missing" if r.path is None else "WRONG SHA-256"
         where = str(r.path) if r.path is not None else (
-            "run `retime weights fetch`" if r.entry.fetchable else "only in a source checkout")
+            "run `retime weights fetch`" if r.entry.fetchable else "missing from the package (reinstall retime)")
         sys.stdout.write(f"{name:<{width}}  {state:<13}  {where}\n")
     _err.print("looked in: " + ", then ".join(map(str, search_dirs())), markup=False)
     if os.environ.get(WEIGHTS_ENV):

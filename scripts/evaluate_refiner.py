@@ -11,7 +11,7 @@ its consecutive frames differ by less than 0.5 grey levels (a duplicated frame, 
 repeats at frames 7, 32, ...: its "truth" would not be the frame at t). PSNR is over RGB, 8-bit, on the rounded
 uint8 output (as the engine writes it), averaged per frame and then per set.
 
-``python scripts/evaluate_refiner.py --refiner weights/refine-implicit-warp.pth`` prints the table (Markdown). The first
+``python scripts/evaluate_refiner.py --refiner retime/interpolate/refine-implicit-warp.pth`` prints the table (Markdown). The first
 stage's outputs are cached under ``--cache`` (keyed by nothing but the file names: delete the folder after changing
 IFNet).
 """

@@ -107,6 +107,8 @@ def test_fetch_then_fix_drops_from_outside_the_repo(venv, tmp_path):
     assert "rife-4.6: fetched" in done.stderr and "rife-4.2x: fetched" in done.stderr
     listed = _ok(_run([venv / "retime", "weights", "list"], cwd=work, env=env)).stdout
     assert listed.count(" ok ") >= 2 and str(tmp_path / "retime-home" / "weights" / "rife46.pkl") in listed
+    refine = next(line for line in listed.splitlines() if line.startswith("retime-refine-implicit-warp"))
+    assert " ok " in refine and str(ROOT) not in refine  # shipped inside the installed package
 
     source = clip("bigbuckbunny.mp4")
     detected = _ok(_run([venv / "retime", "detect", source], cwd=work, env=env))

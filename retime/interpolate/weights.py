@@ -63,7 +63,11 @@ class WeightsEntry:
         return self.member is not None
 
     def locate(self) -> Path | None:
-        """The first of :func:`search_dirs` that holds :attr:`file`, or ``None`` (its hash is not checked here)."""
+        """Where :attr:`file` is, or ``None`` (its hash is not checked here): beside the manifest for a file
+        that is not fetched (it ships inside the package), then in each of :func:`search_dirs`."""
+        shipped = Path(__file__).resolve().parent / self.file
+        if not self.fetchable and shipped.is_file():
+            return shipped
         for folder in search_dirs():
             if (folder / self.file).is_file():
                 return folder / self.file

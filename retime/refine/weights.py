@@ -1,7 +1,8 @@
 """Loading the refinement stage's weights: a small ``{"refiner": config, "state_dict": ...}`` file, read safely.
 
-The trained file is committed in ``weights/`` (``refine-implicit-warp.pth``) with a manifest entry that has no
-``member`` (so ``scripts/fetch_assets.py`` skips it) and ``"default": false`` (the registry default stays the IFNet).
+The trained file is committed and shipped in the package (``retime/interpolate/refine-implicit-warp.pth``, beside
+the manifest) with a manifest entry that has no ``member`` (nothing to fetch) and ``"default": false`` (the
+registry default stays the IFNet).
 """
 
 from __future__ import annotations
