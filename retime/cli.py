@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from retime import __version__
+from retime._process import configure_process
 from retime.defaults import DEFAULTS
 from retime.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT,
                            EXIT_USAGE, OutputError, RetimeError, UsageError)
@@ -420,6 +421,7 @@ def fix_drops_cmd(
     """
     from retime.pipeline import fix_drops
 
+    configure_process()
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
@@ -465,6 +467,7 @@ def upsample_cmd(
     """
     from retime.pipeline import upsample
 
+    configure_process()
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:

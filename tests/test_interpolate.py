@@ -379,9 +379,10 @@ def test_refine_option_runs_the_refinement_stage(interpolator, bikes, monkeypatc
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
-def test_cpu_engine_keeps_freed_memory_on_glibc(interpolator):
-    """Creating a CPU engine applies the allocator setting (docs/performance.md); calling it again is a no-op."""
-    from retime.interpolate.engine import keep_freed_memory
+def test_configure_process_keeps_freed_memory_on_glibc():
+    """configure_process applies the allocator setting (docs/performance.md); calling it again is a no-op."""
+    from retime._process import configure_process, keep_freed_memory
 
+    configure_process()
     assert keep_freed_memory() is True
-    assert keep_freed_memory.cache_info().hits >= 1  # the engine called it first
+    assert keep_freed_memory.cache_info().hits >= 1  # configure_process called it first
