@@ -35,7 +35,7 @@ class Analysis:
         info: the input's facts.
         pts: each frame's PTS in ``info.time_base`` units, in decode (presentation) order.
         durations: each frame's duration in ``info.time_base`` units (from the container, else the gap to the
-            next frame; the last frame's falls back to one frame at the average rate).
+            next frame; the last frame's falls back to the nominal interval of the timing analysis).
         scores: ``scores[i]`` = mean absolute grey-level difference of frames i and i + 1 (grey levels).
         detection: duplicates, runs, freezes, scene cuts.
         plan: the fix-drops plan for this detection (``--cadence fill``: repeats and timestamp gaps repaired in
