@@ -45,8 +45,8 @@ class Copy:
 class Synth:
     """The output frame is synthesized between source frames ``left`` < ``right`` at time ``t`` in (0, 1).
 
-    ``t`` is the fraction of the way from ``left`` to ``right`` (0 would be ``left``, 1 ``right``), as in DESIGN.md
-    section B: ``t = (t3 - t1) / (t2 - t1)`` for frame times ``t1 < t3 < t2``.
+    ``t`` is the fraction of the way from ``left`` to ``right`` (0 would be ``left``, 1 ``right``):
+    ``t = (t3 - t1) / (t2 - t1)`` for frame times ``t1 < t3 < t2``.
 
     Raises:
         ValueError: ``left >= right`` or ``t`` outside (0, 1).
@@ -197,7 +197,7 @@ class FixDropsPlan(_Streaming):
     """Plan for ``retime fix-drops``.
 
     Without timestamp gaps, exactly ``n_frames`` output frames, output frame ``i`` at source frame ``i``'s PTS, so
-    the frame count and the duration are unchanged (DESIGN.md section A). With gaps, each gap of k missing
+    the frame count and the duration are unchanged. With gaps, each gap of k missing
     intervals gets k output frames, at ``positions`` between the PTS of the frames around it (a CFR output).
 
     Attributes:
@@ -263,13 +263,13 @@ class FixDropsPlan(_Streaming):
 
 
 def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()) -> FixDropsPlan:
-    """Plan the repair of duplicated (dropped) frames, DESIGN.md section A, and of timestamp gaps.
+    """Plan the repair of duplicated (dropped) frames (docs/detection.md) and of timestamp gaps (docs/timing.md).
 
     Every source frame is an output frame, ``Copy(i)``, except the duplicates of a repairable run, and each gap of
     k missing intervals before source frame B adds k output frames at positions ``B - 1 + i / (k + 1)``. Between
     two consecutive distinct source frames A and B (B the first non-duplicate after A), the K output frames in
     between — the run's duplicates and the frames of any gap there — become ``Synth(A, B, m / (K + 1))`` for
-    m = 1 .. K: on a CFR output they are evenly spaced in time (the design's example: a, b, c, d with b repeating
+    m = 1 .. K: on a CFR output they are evenly spaced in time (for example a, b, c, d with b repeating
     a gives a, x, c, d with x between a and c at t = 1/2). They are kept instead, checked in this order, when
     K > ``detection.settings.max_run`` (a freeze; a gap is held: each added frame copies the source frame before
     it), when nothing distinct follows (the run reaches the last frame) or when a scene cut lies between A and B.

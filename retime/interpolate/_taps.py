@@ -21,8 +21,7 @@ def _new_input(batch: int, channels: int, height: int, width: int, dtype: torch.
     """An uninitialised block input ``(B, C, h, w)`` in ``dtype``, channels-last.
 
     The sparse path writes each part (warps, t, context, flow) straight into it, which fuses the concatenation, the
-    dtype conversion and the layout change that oneDNN's convolutions want (channels-last is much faster for them:
-    docs/performance.md, "Layouts").
+    dtype conversion and the layout change that oneDNN's convolutions want (docs/performance.md, change 7).
     """
     return torch.empty((batch, channels, height, width), dtype=dtype, device=device,
                        memory_format=torch.channels_last)
@@ -33,7 +32,7 @@ def _halve(x: torch.Tensor) -> torch.Tensor:
 
     Bilinear downsampling by exactly 2 (align_corners=False) weights the two rows and two columns under each output
     pixel by 1/2 each, so it is this mean; PyTorch's bilinear kernel computes it faster than ``avg_pool2d``
-    (docs/performance.md, "Layouts").
+    (docs/performance.md, change 10).
     """
     return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
 
@@ -43,7 +42,7 @@ def _downsample(x: torch.Tensor, s: int) -> torch.Tensor:
 
     Output pixel q reads rows and columns s*q + s/2 - 1 and s*q + s/2, each weighted 1/2, so this averages four
     strided views of ``x``: it reads 4/s² of it, where PyTorch's bilinear kernel first copies the whole input (a
-    ``contiguous()`` clone of the 7-channel stack; docs/performance.md, "Layouts").
+    ``contiguous()`` clone of the 7-channel stack; docs/performance.md, change 19).
     """
     if s == 1:
         return x

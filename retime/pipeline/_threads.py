@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 #: Decoded frames waiting between the decode thread and the renderer, and rendered frames waiting for the encoder.
 #: Small, because each is a full frame (a decoded one is held twice, as the frame and its RGB array); 3 keeps both
-#: threads busy (measurements: docs/performance.md, "Queue depth").
+#: threads busy (measured: docs/performance.md, change 22).
 QUEUE_FRAMES = 3
 
 
