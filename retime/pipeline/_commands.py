@@ -74,14 +74,13 @@ class RunResult:
             # upsampling, and fix-drops with --cadence retime/decimate: not the analysis's (fill) plan
             "output_plan": self.plan.to_dict() if self.plan is not self.analysis.plan else None,
             "model": self.model,
-            "notes": self.notes,
-            **({} if self.cadence_mode is None else {"cadence_mode": self.cadence_mode}),
+            **self.extra,
         }
 
     @property
     def extra(self) -> dict[str, Any]:
-        """The report keys after ``model`` (``notes`` and fix-drops' ``cadence_mode``), as one dict: the old name
-        of :attr:`notes` and :attr:`cadence_mode`, kept for callers that still read it."""
+        """The report's last keys, :attr:`notes` and fix-drops' :attr:`cadence_mode`, as one dict (read-only; the
+        CLI's summary reads the notes from it)."""
         extra: dict[str, Any] = {"notes": self.notes}
         if self.cadence_mode is not None:
             extra["cadence_mode"] = self.cadence_mode
