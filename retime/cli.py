@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from retime import __version__
+from retime._process import configure_process
 from retime.defaults import DEFAULTS
 from retime.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT,
                            EXIT_USAGE, OutputError, RetimeError, UsageError)
@@ -380,7 +381,7 @@ def _summary(result) -> None:
     lines.append(f"  {a.n_frames} frames in, {result.frames_written} written ({result.synthesized} synthesized, "
                  f"{result.encoder} {result.pix_fmt} at {result.out_rate} fps) in {result.seconds:.1f} s "
                  f"({fps:.1f} fps{device})")
-    lines.extend(f"  note: {escape(note)}" for note in result.extra.get("notes", ()))
+    lines.extend(f"  note: {escape(note)}" for note in result.notes)
     for line in lines:
         _err.print(line)
 
@@ -421,6 +422,7 @@ def fix_drops_cmd(
     """
     from retime.pipeline import fix_drops
 
+    configure_process()
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
@@ -466,6 +468,7 @@ def upsample_cmd(
     """
     from retime.pipeline import upsample
 
+    configure_process()
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:

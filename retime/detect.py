@@ -1,14 +1,14 @@
 """Duplicate-frame (dropped-frame) detection and scene-cut detection on per-frame difference scores.
 
-DESIGN.md section A: for consecutive frames I_t and I_t+1 the pixel loss is L = sum_x |I_t(x) - I_t+1(x)|, and
+For consecutive frames I_t and I_t+1 the pixel loss is L = sum_x |I_t(x) - I_t+1(x)|, and
 frame t+1 is a duplicate ("dropped-frame index") when L <= T, with T depending on the resolution. retime divides
 L by the pixel count, so every score and threshold here is a *mean absolute difference per pixel in 8-bit grey
 levels* (0-255) and one value works at every resolution: ``L <= T`` is ``score <= threshold`` with
 ``T = threshold * pixel_count``.
 
-A fixed cut alone does not separate duplicates from slow motion once the video has been compressed: on the PyPI
-clips re-encoded with libx264 at CRF 18-30, true duplicates scored up to ~0.5 grey levels (over 2 with the
-ultrafast preset) and slow real motion down to ~0.3 (docs/detection.md). So the threshold is a ceiling, and a
+A fixed cut alone does not separate duplicates from slow motion once the video has been compressed: coding noise
+lifts true duplicates above the slowest real motion (the scores measured: docs/detection.md, "Why one threshold is
+not enough"). So the threshold is a ceiling, and a
 duplicate must also be a sharp *dip* against the motion around it. Per score ``s[i]`` (frame i+1 against frame i):
 
     duplicate  if  s[i] <= floor                                   (identical up to coding noise)
@@ -63,7 +63,7 @@ MAX_ROUNDS = 50
 def frame_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference between two frames, in 8-bit grey levels per pixel (and per channel).
 
-    This is the pixel loss of DESIGN.md section A, ``sum_x |a(x) - b(x)|``, divided by the number of samples so
+    This is the pixel loss ``sum_x |a(x) - b(x)|`` of the module docstring, divided by the number of samples so
     that it does not depend on the resolution.
 
     Args:
@@ -83,7 +83,7 @@ def frame_difference(a: np.ndarray, b: np.ndarray) -> float:
     if a.dtype != np.uint8 or b.dtype != np.uint8:
         raise ValueError(f"frame_difference: expected uint8 frames, got {a.dtype} and {b.dtype}")
     # |a - b| = max(a, b) - min(a, b) stays in uint8 without overflow: one byte per sample, no int16 or float
-    # copies of a large frame (about 7x faster than np.abs(a.astype(np.int16) - b).mean() at 1280x720).
+    # copies of a large frame (docs/performance.md, "Notes from the code").
     d = np.maximum(a, b)
     d -= np.minimum(a, b)
     return float(d.sum(dtype=np.uint64)) / d.size
@@ -119,8 +119,8 @@ def colour_change(a: np.ndarray, b: np.ndarray) -> float:
     """How much the colours of two frames differ: the share of pixels whose colour must change to turn histogram
     ``a`` into ``b`` (total variation distance, ``sum |a - b| / 2``), in [0, 1]; 0 for the same colours.
 
-    Fast motion keeps most of a picture's colours (up to 0.14 on real footage, 0.23 on a synthetic pan at 11 % of
-    the width per frame), a cut to another shot changes many (0.24-0.74 on the test clips; docs/detection.md).
+    Fast motion keeps most of a picture's colours, a cut to another shot changes many (the values measured on
+    real and synthetic footage: docs/detection.md, "Scene cuts").
 
     Raises:
         ValueError: the histograms differ in shape.
@@ -144,7 +144,7 @@ class DetectionSettings:
     """Settings of :func:`detect`; every default comes from :data:`retime.defaults.DEFAULTS`.
 
     Attributes:
-        threshold: ceiling, in grey levels: no score above it is a duplicate (the T of DESIGN.md section A, per
+        threshold: ceiling, in grey levels: no score above it is a duplicate (the T of the module docstring, per
             pixel).
         floor: grey levels; a score at or below it is a duplicate whatever its neighbours (identical frames up
             to coding noise).
@@ -467,7 +467,7 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
 
     Returns:
         A :class:`Detection`. Frame ``i + 1`` is a duplicate when ``scores[i]`` passes the rule in the module
-        docstring (DESIGN.md section A, with the neighbourhood test of docs/detection.md).
+        docstring (with the neighbourhood test of docs/detection.md).
 
     Raises:
         ValueError: a score is negative, NaN or infinite; ``colours`` is not one value in [0, 1] per score.

@@ -8,7 +8,7 @@ no torch and no video files, so they are tested on their own and printed by ``--
 Source frame indices count from 0 in decode (presentation) order. Times are ``Fraction`` seconds; PTS are integers
 in a stated time base; never a float frame rate.
 
-Streaming: both plans iterate in output order and say, for output ``j``, which source frames it needs
+Streaming: both plans list their ops in output order and say, for output ``j``, which source frames it needs
 (:meth:`~FixDropsPlan.needs`) and the lowest source index still needed from ``j`` on (:meth:`~FixDropsPlan.keep_from`),
 so a renderer holds a window of at most ``max_lookahead`` source frames and releases the rest.
 """
@@ -16,7 +16,7 @@ so a renderer holds a window of at most ``max_lookahead`` source frames and rele
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Union
@@ -45,8 +45,8 @@ class Copy:
 class Synth:
     """The output frame is synthesized between source frames ``left`` < ``right`` at time ``t`` in (0, 1).
 
-    ``t`` is the fraction of the way from ``left`` to ``right`` (0 would be ``left``, 1 ``right``), as in DESIGN.md
-    section B: ``t = (t3 - t1) / (t2 - t1)`` for frame times ``t1 < t3 < t2``.
+    ``t`` is the fraction of the way from ``left`` to ``right`` (0 would be ``left``, 1 ``right``):
+    ``t = (t3 - t1) / (t2 - t1)`` for frame times ``t1 < t3 < t2``.
 
     Raises:
         ValueError: ``left >= right`` or ``t`` outside (0, 1).
@@ -79,27 +79,6 @@ def op_from_dict(data: dict[str, Any]) -> Op:
     if data["op"] == "synth":
         return Synth(int(data["left"]), int(data["right"]), float(data["t"]))
     raise ValueError(f"unknown plan op {data['op']!r}; expected 'copy' or 'synth'")
-
-
-@dataclass(frozen=True)
-class OutputFrame:
-    """One output frame, as iteration over a plan yields it.
-
-    Attributes:
-        index: output frame number, from 0.
-        op: how to make it.
-        pts: upsampling and decimation: the PTS in the plan's time base ``1 / out_rate`` (equal to ``index``);
-            fix-drops: ``None``, the output frame's time is ``position`` on the source timeline.
-        position: fix-drops: where the output frame lies on the source timeline, in source frames (a
-            ``Fraction``): ``a`` is source frame a's own PTS, ``a + i / (k + 1)`` the i-th of k frames filling the
-            timestamp gap after frame a, at that fraction of the way from a's PTS to frame a + 1's. ``None`` for
-            upsampling and decimation.
-    """
-
-    index: int
-    op: Op
-    pts: int | None = None
-    position: Fraction | None = None
 
 
 class _Streaming:
@@ -218,7 +197,7 @@ class FixDropsPlan(_Streaming):
     """Plan for ``retime fix-drops``.
 
     Without timestamp gaps, exactly ``n_frames`` output frames, output frame ``i`` at source frame ``i``'s PTS, so
-    the frame count and the duration are unchanged (DESIGN.md section A). With gaps, each gap of k missing
+    the frame count and the duration are unchanged. With gaps, each gap of k missing
     intervals gets k output frames, at ``positions`` between the PTS of the frames around it (a CFR output).
 
     Attributes:
@@ -227,8 +206,10 @@ class FixDropsPlan(_Streaming):
             ``Synth(left, right, t)``.
         runs: one :class:`RunAction` per detected run of duplicates, ascending.
         gaps: one :class:`GapAction` per timestamp gap, ascending.
-        positions: output frame ``j``'s place on the source timeline (see :class:`OutputFrame`); ``None`` when
-            output ``j`` is at source frame ``j`` (no gap, or a cadence re-timed at the source's PTS).
+        positions: output frame ``j``'s place on the source timeline, in source frames (a ``Fraction``): ``a`` is
+            source frame a's own PTS, ``a + i / (k + 1)`` the i-th of k frames filling the timestamp gap after frame
+            a, at that fraction of the way from a's PTS to frame a + 1's; ``None`` when output ``j`` is at source
+            frame ``j`` (no gap, or a cadence re-timed at the source's PTS).
         out_rate: decimation: a CFR output at this rate, output ``j`` at ``j / out_rate`` after the first frame;
             ``None``: output times come from the source timeline.
         mode: ``"fill"`` (repeats and gaps repaired in place), ``"retime"`` or ``"decimate"`` (a cadence, see
@@ -248,15 +229,8 @@ class FixDropsPlan(_Streaming):
             raise ValueError(f"FixDropsPlan: {len(self.positions)} positions for {len(self.frames)} frames")
 
     def position(self, j: int) -> Fraction:
-        """Output frame ``j``'s place on the source timeline (source frames; see :class:`OutputFrame`)."""
+        """Output frame ``j``'s place on the source timeline (source frames; see ``positions``)."""
         return self.positions[j] if self.positions is not None else Fraction(j)
-
-    def __iter__(self) -> Iterator[OutputFrame]:
-        for j, op in enumerate(self.frames):
-            if self.out_rate is not None:
-                yield OutputFrame(j, op, pts=j)
-            else:
-                yield OutputFrame(j, op, position=self.position(j))
 
     def _n_source(self) -> int:
         return self.n_frames
@@ -289,13 +263,13 @@ class FixDropsPlan(_Streaming):
 
 
 def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()) -> FixDropsPlan:
-    """Plan the repair of duplicated (dropped) frames, DESIGN.md section A, and of timestamp gaps.
+    """Plan the repair of duplicated (dropped) frames (docs/detection.md) and of timestamp gaps (docs/timing.md).
 
     Every source frame is an output frame, ``Copy(i)``, except the duplicates of a repairable run, and each gap of
     k missing intervals before source frame B adds k output frames at positions ``B - 1 + i / (k + 1)``. Between
     two consecutive distinct source frames A and B (B the first non-duplicate after A), the K output frames in
     between — the run's duplicates and the frames of any gap there — become ``Synth(A, B, m / (K + 1))`` for
-    m = 1 .. K: on a CFR output they are evenly spaced in time (the design's example: a, b, c, d with b repeating
+    m = 1 .. K: on a CFR output they are evenly spaced in time (for example a, b, c, d with b repeating
     a gives a, x, c, d with x between a and c at t = 1/2). They are kept instead, checked in this order, when
     K > ``detection.settings.max_run`` (a freeze; a gap is held: each added frame copies the source frame before
     it), when nothing distinct follows (the run reaches the last frame) or when a scene cut lies between A and B.
@@ -476,10 +450,6 @@ class UpsamplePlan(_Streaming):
     def time_of(self, j: int) -> Fraction:
         """Presentation time of output frame ``j`` (seconds)."""
         return self.start_time + j / self.out_rate
-
-    def __iter__(self) -> Iterator[OutputFrame]:
-        for j, op in enumerate(self.frames):
-            yield OutputFrame(j, op, pts=j)
 
     def _n_source(self) -> int:
         return self.n_source

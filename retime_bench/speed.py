@@ -93,8 +93,8 @@ def model_timing(clip: Path, sizes: list[tuple[int, int] | None], *, repeats: in
             entry["reference_ms_best"] = {str(n): best[f"reference/{n}"] for n in TS_PER_PAIR}
             entry["ratio"] = {str(n): _ratio(ms[f"retime/{n}"], ms[f"reference/{n}"]) for n in TS_PER_PAIR}
             entry["ratio_best"] = {str(n): _ratio(best[f"retime/{n}"], best[f"reference/{n}"]) for n in TS_PER_PAIR}
-            # The reference as shipped: its own process, without the allocator setting that retime's engine makes
-            # process-wide (retime.interpolate.engine.keep_freed_memory), which also speeds up the reference above.
+            # The reference as shipped: its own process, without the allocator setting that retime sets up
+            # process-wide (retime._process.configure_process), which also speeds up the reference above.
             log.info(f"speed {clip.name}: model timing at {label} (reference alone, {repeats} repeats)")
             alone = run_worker({"job": "model", "frames": [str(clip), 0, 1], "size": list(size) if size else None,
                                 "ts": list(TS_PER_PAIR), "repeats": repeats, "engines": ["reference"],

@@ -8,8 +8,9 @@ path (the convolution dtype the engine picks on this CPU: bfloat16 with AVX-512 
 import torch, torch.nn.functional as F, time, sys
 torch.set_num_threads(int(sys.argv[3]) if len(sys.argv)>3 else 2)
 from retime.interpolate.ifnet import IFNet
-from retime.interpolate.engine import choose_device, keep_freed_memory
-keep_freed_memory()  # as the engine does
+from retime._process import keep_freed_memory
+from retime.interpolate.engine import choose_device
+keep_freed_memory()  # as the CLI does
 DEFAULT_DTYPE = choose_device('cpu')[1]
 from retime.interpolate.weights import load_state_dict, load_into, strip_prefixes
 from tests.helpers import reference_ifnet, WEIGHTS

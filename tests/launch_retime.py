@@ -89,9 +89,9 @@ if __name__ == "__main__":
 
         pipeline._default_interpolator = lambda device, model=None: BlendInterpolator
     if "--named-temp" in flags:
-        import retime.media.encode as encode
+        import retime.media._output as output
 
-        encode._open_unnamed = lambda folder: None
+        output._open_unnamed = lambda folder: None
     if "--serve" in flags:
         _serve()
     else:

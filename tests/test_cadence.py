@@ -141,7 +141,7 @@ def test_retime_lands_every_frame_at_its_true_instant_and_fill_cannot(camera, tm
         frames = rgb_frames(out)
         quality[mode] = [psnr(a, b) for a, b in zip(frames, clip.truth)]
         spread[mode] = motion_spread(frames)
-        assert result.extra["cadence_mode"] == mode
+        assert result.cadence_mode == mode and result.to_dict()["cadence_mode"] == mode
     # every retimed frame is the truth up to the oracle's rendering and the 8-bit 4:4:4 round trip (the last one
     # lies past the last source frame and is held)
     assert np.median(quality["retime"]) >= 45, quality["retime"]

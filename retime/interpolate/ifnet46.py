@@ -19,9 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from retime.interpolate.ifnet import (IFBlock, IFNet, IFNetOutput, _blend, _downsample, _halve, _new_input, _run_block,
-                                      _sample_up, _tap_grid, _upsample, _upsample_grid, _warp_into, check_sparse_inputs,
-                                      sparse_blocks)
+from retime.interpolate._sparse import _run_block, check_sparse_inputs, sparse_blocks
+from retime.interpolate._taps import (_blend, _downsample, _halve, _new_input, _sample_up, _tap_grid, _upsample,
+                                      _upsample_grid, _warp_into)
+from retime.interpolate.ifnet import IFBlock, IFNet, IFNetOutput
 from retime.interpolate.warp import backward_warp
 
 __all__ = ["IFNet46", "SCALES_46", "STRIDE_46"]
@@ -128,7 +129,7 @@ class IFNet46(nn.Module):
                     ensemble=ensemble).frame
 
     # -- the fast path: what forward() computes, only where it is read ----------------------------------------------
-    # As for 4.2x (see retime.interpolate.ifnet): each block reads its full-resolution inputs only at the taps of
+    # As for 4.2x (see retime.interpolate._sparse): each block reads its full-resolution inputs only at the taps of
     # its bilinear downsampling, so the flow and mask are evaluated and the frames warped there alone. The mask is
     # accumulated like the flow, so both live in one 5-channel field: flow (pixels) and mask logit.
     supports_sparse = staticmethod(IFNet.supports_sparse)

@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from retime.errors import InputError
-from retime.media.probe import open_input
+from retime.media.probe import FALLBACK_RATE, open_input, stream_time_base
 
 __all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_rgb"]
 
@@ -120,10 +120,10 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
         stream = container.streams.video[0]
         # Pass 2 uses frame + slice threads (decoding is a large share of a fix-drops run). The strict pass 1
         # captures FFmpeg's log, and frame threads log asynchronously: a message arriving after the capture ends
-        # made PyAV print a traceback (seen in a clean CI run). Slice threads finish within each decode call.
+        # can make PyAV print a traceback. Slice threads finish within each decode call.
         stream.thread_type = "SLICE" if strict else "AUTO"
-        time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 1000)
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        time_base = stream_time_base(stream)
+        rate = stream.average_rate or stream.guessed_rate or FALLBACK_RATE
         timeline = _Timeline(time_base, Fraction(rate))
         header_count = stream.frames or 0
         index = 0

@@ -109,6 +109,18 @@ def _check_path(path: Path) -> None:
         raise InputError(f"{path}: permission denied")
 
 
+#: The time base of a stream that states none (seconds per tick): milliseconds, Matroska's.
+FALLBACK_TIME_BASE = Fraction(1, 1000)
+#: The frame rate of a file that states none anywhere (frames per second): a guess, used only to space frames
+#: without timestamps and for CFR output.
+FALLBACK_RATE = Fraction(25)
+
+
+def stream_time_base(stream) -> Fraction:
+    """The stream's time base (seconds per PTS tick), or :data:`FALLBACK_TIME_BASE` where it states none."""
+    return Fraction(stream.time_base) if stream.time_base else FALLBACK_TIME_BASE
+
+
 def open_input(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for demuxing; every failure becomes an :class:`InputError` naming the file."""
     path = Path(path)
@@ -167,8 +179,8 @@ def probe(path: str | Path) -> VideoInfo:
 
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
-            rate = Fraction(25)  # no rate anywhere in the file: a guess, used only for CFR output
-        time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 1000)
+            rate = FALLBACK_RATE
+        time_base = stream_time_base(stream)
         if stream.duration is not None:
             duration = stream.duration * time_base
         elif container.duration is not None:
