@@ -198,12 +198,12 @@ def test_an_interpolator_failure_leaves_no_output(clips, tmp_path, monkeypatch):
 
 def test_progress_bar_only_on_a_terminal(clips, tmp_path, monkeypatch):
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "_err", Console(file=screen, force_terminal=True, width=120))
+    monkeypatch.setattr(cli._exit, "err", Console(file=screen, force_terminal=True, width=120))
     result = invoke("fix-drops", clips["lossless"].path, tmp_path / "o.mkv", "--codec", "ffv1")
     assert result.exit_code == 0
     assert "frames" in screen.getvalue() and "writing" in screen.getvalue()
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "_err", Console(file=screen, force_terminal=False))
+    monkeypatch.setattr(cli._exit, "err", Console(file=screen, force_terminal=False))
     invoke("fix-drops", clips["lossless"].path, tmp_path / "p.mkv", "--codec", "ffv1")
     assert "writing" not in screen.getvalue()
 
