@@ -1,0 +1,257 @@
+"""The rules (the package docstring states them): the local motion level, duplicates as sharp dips found round
+after round, freezes, and scene cuts that must change colour."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from retime.detect._settings import Detection, DetectionSettings, DuplicateRun, SceneCut
+
+#: A side's motion level is only trusted with at least this many neighbour scores (neither duplicates nor cuts);
+#: with fewer on both sides together (a clip of a few frames) only the ``floor`` rule applies. Three values are
+#: the fewest whose median ignores one outlier.
+MIN_MOTION_SUPPORT = 3
+#: The neighbours that give the local motion level lie at most this many windows away (see :func:`local_motion`):
+#: far enough to see past a freeze of a few seconds, near enough to stay in the same stretch of motion.
+MOTION_REACH = 4
+#: Rounds of re-estimating the local motion without the duplicates found so far (see :func:`find_duplicates`).
+#: Each round eats into a compressed freeze from both ends; the fixed point comes after a few rounds in practice.
+MAX_ROUNDS = 50
+
+
+def local_motion(scores: np.ndarray, excluded: np.ndarray, window: int, quantile: float = 0.5) -> np.ndarray:
+    """Robust local motion level around each score (grey levels; NaN where it cannot be estimated).
+
+    The neighbours of score ``i`` are the ``window`` nearest scores before it and the ``window`` nearest after it
+    that are not ``excluded`` (the caller excludes duplicates and scene cuts: neither is motion), no further than
+    ``MOTION_REACH * window`` frames away; skipping excluded scores lets a frozen stretch see the motion beyond its
+    frozen frames. Each side gives its ``quantile`` (the median by default) when it has at least
+    :data:`MIN_MOTION_SUPPORT` neighbours, and ``motion[i]`` is the larger of the two: at the edge of a freeze one
+    side is all frozen frames, which are low like a duplicate and would drag a pooled median down. Where neither
+    side has enough neighbours, the quantile of all of them (if at least :data:`MIN_MOTION_SUPPORT`), else NaN.
+
+    Args:
+        scores: 1-D float array of frame-difference scores (grey levels).
+        excluded: 1-D bool array of the same length.
+        window: neighbours on each side (scores).
+        quantile: in (0, 1); 0.5 is the median.
+    """
+    n = scores.shape[0]
+    usable = np.flatnonzero(~excluded)
+    here = np.arange(n)
+    steps = np.arange(1, window + 1)
+    before = np.searchsorted(usable, here, side="left")[:, None] - steps  # positions in `usable`, nearest first
+    after = np.searchsorted(usable, here, side="right")[:, None] + steps - 1
+
+    def gather(slots: np.ndarray) -> np.ndarray:
+        valid = (slots >= 0) & (slots < usable.size)
+        if not usable.size:
+            return np.full(slots.shape, np.nan)
+        frames = usable[np.clip(slots, 0, usable.size - 1)]
+        valid &= np.abs(frames - here[:, None]) <= MOTION_REACH * window
+        return np.where(valid, scores[frames], np.nan)
+
+    left, right = gather(before), gather(after)
+    motion = np.fmax(_row_quantile(left, quantile), _row_quantile(right, quantile))  # fmax ignores one NaN
+    pooled = np.isnan(motion)
+    if pooled.any():
+        motion[pooled] = _row_quantile(np.concatenate([left[pooled], right[pooled]], axis=1), quantile)
+    return motion
+
+
+def _row_quantile(values: np.ndarray, quantile: float) -> np.ndarray:
+    """Quantile of the non-NaN values of each row; NaN for rows with fewer than MIN_MOTION_SUPPORT of them.
+
+    (np.nanquantile along an axis loops in Python per row.) Sorting puts the NaNs last, so the quantile of the
+    ``support`` valid values of a row is a linear interpolation at position ``quantile * (support - 1)``.
+    """
+    values = np.sort(values, axis=1)
+    support = np.count_nonzero(~np.isnan(values), axis=1)
+    last = np.maximum(support - 1, 0)
+    position = quantile * last
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, last)
+    frac = position - low
+    rows = np.arange(values.shape[0])
+    with np.errstate(invalid="ignore"):
+        out = values[rows, low] * (1 - frac) + values[rows, high] * frac if values.shape[1] else np.full(
+            values.shape[0], np.nan)
+    out[support < MIN_MOTION_SUPPORT] = np.nan
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True in a 1-D bool array, as (first, last) index pairs, inclusive."""
+    edges = np.diff(np.concatenate([[0], mask.view(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist()))
+
+
+def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
+                    colours: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The duplicate rule of the module docstring, with the local motion estimated robustly.
+
+    1. Grow: start from the scores at or below ``floor``; then, round after round, estimate the local motion
+       without the duplicates found so far (and without scene cuts) and add every score that is a dip against it.
+       A duplicate's own low score must not pull down the motion level of its neighbours: inside a compressed
+       freeze the frozen frames' scores would otherwise be each other's "motion", and the freeze would fall apart
+       into short runs that get interpolated. The set only grows: this ends at a fixed point (or after
+       :data:`MAX_ROUNDS` rounds).
+    2. Prune: a run of duplicates is a sharp dip, so each of its scores above ``floor`` must also be at most
+       ``dip_ratio`` times the scores just outside the run (the one before it and the one after it, cuts left
+       out). Real motion that slows down for a frame or two, next to a true duplicate or not, fails this and is
+       dropped; repeated until nothing changes.
+
+    Args:
+        scores: 1-D float array (grey levels).
+        colours: the colour change of each pair (:func:`colour_change`), or ``None``: a score above ``scene_cut``
+            counts as a cut (left out of the motion) only when its colours changed by ``cut_colour`` or more.
+
+    Returns:
+        ``(is_duplicate, motion)``: ``is_duplicate[i]`` says frame ``i + 1`` is a duplicate; ``motion[i]`` is the
+        local motion level it was last compared with (grey levels; NaN where unknown).
+    """
+    cut = scores > settings.scene_cut
+    if colours is not None:
+        cut &= colours >= settings.cut_colour
+    certain = scores <= settings.floor
+    dup = certain.copy()
+    motion_at = np.full(scores.shape[0], np.nan)
+    for _ in range(MAX_ROUNDS):
+        motion = local_motion(scores, dup | cut, settings.window)
+        motion_at[~dup] = motion[~dup]
+        with np.errstate(invalid="ignore"):  # NaN motion: no dip
+            ceiling = np.fmax(settings.threshold, settings.deep_ratio * motion)
+            new = (~dup & (scores <= ceiling) & (motion >= settings.min_motion)
+                   & (scores <= settings.dip_ratio * motion))
+        if not new.any():
+            break
+        dup |= new
+    changed = True
+    while changed:
+        changed = False
+        for first, last in _runs(dup):
+            sides = [scores[j] for j in (first - 1, last + 1) if 0 <= j < scores.size and not cut[j]]
+            if not sides:
+                continue
+            limit = settings.dip_ratio * min(sides)
+            for i in range(first, last + 1):
+                if not certain[i] and scores[i] > limit:
+                    dup[i] = False
+                    changed = True
+    return dup, motion_at
+
+
+def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *,
+           colours: Sequence[float] | None = None, spans: Sequence[int] | None = None) -> Detection:
+    """Find duplicate frames, their runs, freezes and scene cuts from consecutive-frame scores.
+
+    Args:
+        scores: ``scores[i] = frame_difference(frame i, frame i + 1)`` for ``i = 0 .. n - 2`` (grey levels), so
+            ``n`` frames give ``n - 1`` scores. An empty sequence means a single frame.
+        settings: detection settings; ``DetectionSettings()`` (the defaults) when omitted.
+        spans: ``spans[i]`` = frame intervals between frames i and i + 1 (1, or k + 1 across a timestamp gap of k
+            missing frames), or ``None`` (all 1). The motion expected across a gap is that many times the local
+            motion, and a colour change across missing frames says nothing of a new shot.
+        colours: ``colours[i] = colour_change`` of the histograms of frames i and i + 1 (in [0, 1]), or ``None``.
+            Given, a cut candidate is a cut only if ``colours[i] >= settings.cut_colour`` (else fast motion,
+            ``Detection.fast_motion``); without them every candidate is a cut (never blended, possibly copied
+            where the model would have done better).
+
+    Returns:
+        A :class:`Detection`. Frame ``i + 1`` is a duplicate when ``scores[i]`` passes the rule in the module
+        docstring (with the neighbourhood test of docs/detection.md).
+
+    Raises:
+        ValueError: a score is negative, NaN or infinite; ``colours`` is not one value in [0, 1] per score.
+    """
+    settings = settings or DetectionSettings()
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if s.size and (not np.all(np.isfinite(s)) or s.min() < 0):
+        bad = int(np.flatnonzero(~np.isfinite(s) | (s < 0))[0])
+        raise ValueError(f"detect: scores must be finite and >= 0 grey levels; scores[{bad}] = {s[bad]!r}")
+    c = None
+    if colours is not None:
+        c = np.asarray(colours, dtype=np.float64).reshape(-1)
+        if c.shape != s.shape:
+            raise ValueError(f"detect: {c.size} colour changes for {s.size} scores; expected one per score")
+        if c.size and not (np.all(np.isfinite(c)) and c.min() >= 0 and c.max() <= 1):
+            bad = int(np.flatnonzero(~(np.isfinite(c) & (c >= 0) & (c <= 1)))[0])
+            raise ValueError(f"detect: colour changes must be in [0, 1]; colours[{bad}] = {c[bad]!r}")
+    n_frames = s.size + 1
+    is_dup, motion = find_duplicates(s, settings, c)
+    reasons = [_reason(float(x), float(m), settings) if d else "" for x, m, d in zip(s, motion, is_dup)]
+
+    runs: list[DuplicateRun] = []
+    i = 0
+    while i < s.size:
+        if not is_dup[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < s.size and is_dup[j + 1]:
+            j += 1
+        k = j - i + 1
+        runs.append(DuplicateRun(
+            start=i + 1,
+            length=k,
+            scores=tuple(float(x) for x in s[i:j + 1]),
+            motion=tuple(None if np.isnan(x) else float(x) for x in motion[i:j + 1]),
+            reasons=tuple(reasons[i:j + 1]),
+            freeze=k > settings.max_run,
+        ))
+        i = j + 1
+
+    # --- scene cuts ----------------------------------------------------------------------------------------
+    # Right after a run of k duplicates the picture has moved for k + 1 frame intervals, so the expected score
+    # there is (k + 1) x the local motion; without this, every repaired drop in fast motion would look like a cut.
+    run_ending_at = {run.right - 1: run.length for run in runs}  # score index just after the run -> k
+    cut_details: list[SceneCut] = []
+    fast_motion: list[SceneCut] = []
+    for i, score in enumerate(s):
+        if is_dup[i] or score < settings.cut_min:  # cut_min <= scene_cut: no candidate is lost here
+            continue
+        span = 1 if spans is None else int(spans[i])
+        # NaN where too few neighbours: no spike rule
+        expected = motion[i] * (run_ending_at.get(i, 0) + span)
+        if score > settings.scene_cut:
+            reason = f"score {score:.2f} > scene_cut {settings.scene_cut:g}"
+        elif score >= settings.cut_ratio * expected:
+            reason = (f"score {score:.2f} >= cut_ratio {settings.cut_ratio:g} x expected motion {expected:.2f} "
+                      f"and >= cut_min {settings.cut_min:g}")
+        elif c is not None and span == 1 and c[i] >= settings.colour_cut:  # no spike, but other colours: a new shot
+            cut_details.append(SceneCut(i + 1, float(score), f"colour change {c[i]:.3f} >= colour_cut "
+                                        f"{settings.colour_cut:g} and score {score:.2f} >= cut_min "
+                                        f"{settings.cut_min:g}", float(c[i])))
+            continue
+        else:
+            continue
+        if c is None:
+            cut_details.append(SceneCut(i + 1, float(score), reason))
+        elif c[i] >= settings.cut_colour:
+            cut_details.append(SceneCut(i + 1, float(score), f"{reason}, colour change {c[i]:.3f} >= cut_colour "
+                                                             f"{settings.cut_colour:g}", float(c[i])))
+        else:  # a large pixel change with the same colours: the picture moved, the shot did not change
+            fast_motion.append(SceneCut(i + 1, float(score), f"{reason}, but colour change {c[i]:.3f} < cut_colour "
+                                                             f"{settings.cut_colour:g}: fast motion, not a cut",
+                                        float(c[i])))
+
+    return Detection(
+        n_frames=n_frames,
+        duplicates=[d for run in runs for d in run.frames],
+        runs=runs,
+        cuts=[cut.index for cut in cut_details],
+        cut_details=cut_details,
+        settings=settings,
+        scores=tuple(float(x) for x in s),
+        fast_motion=fast_motion,
+    )
+
+
+def _reason(score: float, motion: float, settings: DetectionSettings) -> str:
+    if score <= settings.floor:
+        return f"score {score:.3f} <= floor {settings.floor:g} (identical up to coding noise)"
+    ceiling = (f"<= threshold {settings.threshold:g}" if score <= settings.threshold
+               else f"<= deep_ratio {settings.deep_ratio:g} x local motion (a deep dip)")
+    return f"score {score:.3f} <= dip_ratio {settings.dip_ratio:g} x local motion {motion:.3f}, {ceiling}"

@@ -1,0 +1,87 @@
+"""The measurements detection works on: the grey-level difference score of two frames (the design's L1 loss per
+pixel) and the colour change of two thumbnails' histograms. numpy only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def frame_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference between two frames, in 8-bit grey levels per pixel (and per channel).
+
+    This is the pixel loss ``sum_x |a(x) - b(x)|`` of the module docstring, divided by the number of samples so
+    that it does not depend on the resolution.
+
+    Args:
+        a, b: ``uint8`` arrays of the same shape, ``(H, W)`` luma or ``(H, W, C)`` (e.g. RGB).
+
+    Returns:
+        The mean of ``|a - b|`` over all pixels and channels, a float in [0, 255] (grey levels).
+
+    Raises:
+        ValueError: the shapes differ (the message names both), an array is empty or not 2-D/3-D, or the dtype is
+            not ``uint8``.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"frame_difference: frames differ in shape: {a.shape} vs {b.shape}")
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise ValueError(f"frame_difference: expected a non-empty (H, W) or (H, W, C) frame, got shape {a.shape}")
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError(f"frame_difference: expected uint8 frames, got {a.dtype} and {b.dtype}")
+    # |a - b| = max(a, b) - min(a, b) stays in uint8 without overflow: one byte per sample, no int16 or float
+    # copies of a large frame (docs/performance.md, "Notes from the code").
+    d = np.maximum(a, b)
+    d -= np.minimum(a, b)
+    return float(d.sum(dtype=np.uint64)) / d.size
+
+
+#: Levels per channel of :func:`colour_histogram` (8 x 8 x 8 = 512 colours): coarse enough that motion and coding
+#: noise move few pixels to another bin, fine enough that two shots of similar brightness differ.
+HISTOGRAM_LEVELS = 8
+
+
+def colour_histogram(rgb: np.ndarray) -> np.ndarray:
+    """Joint RGB histogram of a (small) frame, normalised to sum 1: the frame's colours, wherever they are.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 RGB (pass 1 uses a thumbnail about 96 pixels across: the histogram needs no detail).
+
+    Returns:
+        A float64 array of ``HISTOGRAM_LEVELS ** 3`` bin fractions (dimensionless, summing to 1).
+
+    Raises:
+        ValueError: not a non-empty ``(H, W, 3)`` uint8 array.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0 or rgb.dtype != np.uint8:
+        raise ValueError(f"colour_histogram: expected a non-empty (H, W, 3) uint8 frame, got {rgb.shape} {rgb.dtype}")
+    shift = 8 - int(np.log2(HISTOGRAM_LEVELS))
+    q = (rgb >> shift).astype(np.intp)
+    index = (q[..., 0] * HISTOGRAM_LEVELS + q[..., 1]) * HISTOGRAM_LEVELS + q[..., 2]
+    counts = np.bincount(index.ravel(), minlength=HISTOGRAM_LEVELS ** 3)
+    return counts / counts.sum()
+
+
+def colour_change(a: np.ndarray, b: np.ndarray) -> float:
+    """How much the colours of two frames differ: the share of pixels whose colour must change to turn histogram
+    ``a`` into ``b`` (total variation distance, ``sum |a - b| / 2``), in [0, 1]; 0 for the same colours.
+
+    Fast motion keeps most of a picture's colours, a cut to another shot changes many (the values measured on
+    real and synthetic footage: docs/detection.md, "Scene cuts").
+
+    Raises:
+        ValueError: the histograms differ in shape.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"colour_change: histograms differ in shape: {a.shape} vs {b.shape}")
+    return float(np.abs(a - b).sum()) / 2
+
+
+def difference_scores(frames: Sequence[np.ndarray]) -> list[float]:
+    """Scores of consecutive frames: ``scores[i] = frame_difference(frames[i], frames[i + 1])``.
+
+    ``n`` frames give ``n - 1`` scores (grey levels). Convenience for tests and small inputs; the pipeline computes
+    the scores while streaming, one frame pair at a time.
+    """
+    return [frame_difference(frames[i], frames[i + 1]) for i in range(len(frames) - 1)]
