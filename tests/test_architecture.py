@@ -26,6 +26,7 @@ LAYERS = (
     ("retime.plan",),
     ("retime.interpolate", "retime.refine"),
     ("retime.pipeline",),
+    ("retime.batch",),
     ("retime.cli", "retime.__main__"),
 )
 #: What the model may import besides itself: it knows nothing of files, containers, detection or the CLI.

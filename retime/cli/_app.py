@@ -10,18 +10,20 @@ import typer
 
 from retime import __version__
 from retime.errors import (EXIT_BROKEN_PIPE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OUTPUT,
-                           EXIT_USAGE)
+                           EXIT_SOME_FAILED, EXIT_USAGE)
 
 EPILOG = (
     "\b\nExit codes:\n"
     f"  0    success\n"
     f"  {EXIT_INTERNAL}    internal error (a bug: please report it with --debug output)\n"
     f"  {EXIT_USAGE}    usage error (bad option or argument)\n"
-    f"  {EXIT_INPUT}    input error: missing file, a directory, not a video, no video stream,\n"
+    f"  {EXIT_INPUT}    input error: missing file, a folder (detect), not a video, no video stream,\n"
     f"       truncated or corrupted video, fewer than 2 frames\n"
     f"  {EXIT_OUTPUT}    output error: output exists (without --overwrite), output equals input,\n"
     f"       output folder missing or not writable, disk full, codec unsupported\n"
     f"  {EXIT_MODEL}    model error: weights missing, truncated or wrong\n"
+    f"  {EXIT_SOME_FAILED}    a folder run: one or more files failed (see the summary and\n"
+    f"       OUT/retime-manifest.json)\n"
     f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGTERM, SIGHUP); no output is left behind\n"
     f"  {EXIT_BROKEN_PIPE}  stdout closed early (e.g. piped into head); nothing more is printed"
 )
@@ -69,6 +71,15 @@ class ModelName(str, Enum):
 # --- shared options -------------------------------------------------------------------------------------------
 
 InPath = Annotated[Path, typer.Argument(metavar="IN", help="Input video file.", show_default=False)]
+#: fix-drops and upsample take a file or a folder of them
+InPathOrDir = Annotated[Path, typer.Argument(metavar="IN", show_default=False,
+                                             help="Input video file, or a folder of them (then OUT is a folder).")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", metavar="N", min=1,
+                                      help="Folders: videos processed at once (worker processes).")]
+GlobOpt = Annotated[Optional[list[str]], typer.Option(
+    "--glob", metavar="PATTERN", show_default=False,
+    help="Folders: which files are videos (repeatable; default the common video extensions).")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Folders: also the videos in sub-folders.")]
 OutPath = Annotated[Path, typer.Argument(metavar="OUT", help="Output video file (its extension picks the container).",
                                          show_default=False)]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where the model runs.")]

@@ -10,14 +10,15 @@ from typing import Annotated, Optional
 import typer
 
 from retime._process import configure_process
-from retime.cli._app import (EPILOG, CadenceMode, CadenceOpt, CodecOpt, CrfOpt, DebugOpt, Device, DeviceOpt,
+from retime.cli._app import (EPILOG, GlobOpt, InPathOrDir, JobsOpt, RecursiveOpt, CadenceMode, CadenceOpt, CodecOpt, CrfOpt, DebugOpt, Device, DeviceOpt,
                              EnsembleOpt, InPath, MaxRunOpt, ModelName, ModelOpt, OutPath, OverwriteOpt, Precision,
                              PrecisionOpt, PresetOpt, Quality, QualityOpt, QuietOpt, RefineOpt, ReportOpt, ScaleOpt,
                              SceneCutOpt, ThresholdOpt, WeightsOpt, app)
 from retime.cli._exit import exit_point
-from retime.cli._output import _Bar, _check_report, _print_analysis, _summary, _write_report
+from retime.cli._output import (_Bar, _batch_summary, _check_report, _file_line, _print_analysis, _summary,
+                                _write_report)
 from retime.defaults import DEFAULTS
-from retime.errors import UsageError
+from retime.errors import EXIT_SOME_FAILED, UsageError
 
 def _settings(threshold: float, max_run: int, scene_cut: float):
     from retime.detect import DetectionSettings
@@ -47,10 +48,26 @@ def _encode(codec: str | None, crf: int, preset: str):
     return EncodeSettings(codec=codec, crf=crf, preset=preset)
 
 
+def _folder(command: str, input: Path, output: Path, jobs: int, glob: list[str] | None, recursive: bool,
+            report: Path | None, quiet: bool, options: dict) -> None:
+    """IN is a folder: every video in it through the same command (:func:`retime.batch.run_folder`); one line per
+    file as it finishes, one summary, exit 6 if any file failed."""
+    from retime.batch import VIDEO_GLOBS, run_folder
+
+    if report is not None:
+        raise UsageError("--report is for one file; a folder run writes each report under OUT/.retime-reports and "
+                         "lists them in OUT/retime-manifest.json")
+    result = run_folder(command, input, output, jobs=jobs, globs=tuple(glob) if glob else VIDEO_GLOBS,
+                        recursive=recursive, on_file=None if quiet else _file_line, **options)
+    _batch_summary(result, quiet=quiet)
+    if result.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
 @app.command("fix-drops", epilog=EPILOG)
 @exit_point
 def fix_drops_cmd(
-    input: InPath,
+    input: InPathOrDir,
     output: OutPath,
     threshold: ThresholdOpt = DEFAULTS.threshold,
     max_run: MaxRunOpt = DEFAULTS.max_run,
@@ -69,6 +86,9 @@ def fix_drops_cmd(
     cadence: CadenceOpt = CadenceMode.fill,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
+    jobs: JobsOpt = 1,
+    glob: GlobOpt = None,
+    recursive: RecursiveOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -80,13 +100,15 @@ def fix_drops_cmd(
     """
     from retime.pipeline import fix_drops
 
-    configure_process()
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
+    options = dict(detection=settings, encode=enc, device=device.value, overwrite=overwrite,
+                   model=_model(weights, scale, refine, precision, quality, model, ensemble), cadence=cadence.value)
+    if input.is_dir():
+        return _folder("fix-drops", input, output, jobs, glob, recursive, report, quiet, options)
+    configure_process()
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
-        result = fix_drops(input, output, detection=settings, encode=enc, device=device.value,
-                           model=_model(weights, scale, refine, precision, quality, model, ensemble),
-                           overwrite=overwrite, progress=bar, report=report, cadence=cadence.value)
+        result = fix_drops(input, output, progress=bar, report=report, **options)
     if not quiet:
         _summary(result)
 
@@ -94,7 +116,7 @@ def fix_drops_cmd(
 @app.command("upsample", epilog=EPILOG)
 @exit_point
 def upsample_cmd(
-    input: InPath,
+    input: InPathOrDir,
     output: OutPath,
     factor: Annotated[Optional[int], typer.Option("--factor", "-f", help="Multiply the frame rate by N (N >= 2). "
                                                   f"Default {DEFAULTS.factor} when --fps is not given.",
@@ -117,6 +139,9 @@ def upsample_cmd(
     precision: PrecisionOpt = Precision.auto,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
+    jobs: JobsOpt = 1,
+    glob: GlobOpt = None,
+    recursive: RecursiveOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -126,13 +151,15 @@ def upsample_cmd(
     """
     from retime.pipeline import upsample
 
-    configure_process()
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
+    options = dict(factor=factor, fps=fps, detection=settings, encode=enc, device=device.value, overwrite=overwrite,
+                   model=_model(weights, scale, refine, precision, quality, model, ensemble))
+    if input.is_dir():
+        return _folder("upsample", input, output, jobs, glob, recursive, report, quiet, options)
+    configure_process()
     _check_report(report, avoid=(input, output))
     with _Bar(not quiet) as bar:
-        result = upsample(input, output, factor=factor, fps=fps, detection=settings, encode=enc,
-                          device=device.value, model=_model(weights, scale, refine, precision, quality, model, ensemble),
-                          overwrite=overwrite, progress=bar, report=report)
+        result = upsample(input, output, progress=bar, report=report, **options)
     if not quiet:
         _summary(result)
 

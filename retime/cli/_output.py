@@ -204,3 +204,23 @@ def _print_analysis(analysis) -> None:
                                                               f" s, score {c.score:.1f})" for c in cuts)
                                              if cuts else ""))
     _print_timing(out, analysis)
+
+
+def _file_line(outcome) -> None:
+    """A folder run: one line per file as it finishes."""
+    what = {"done": f"done ({outcome.synthesized} synthesized, {outcome.seconds:.1f} s)" if outcome.seconds is not None
+            else "done", "skipped": "already done", "failed": f"failed (exit {outcome.exit_code}): {outcome.error}"}
+    _exit.err.print(f"  {escape(outcome.input)}: {escape(what[outcome.status])}")
+
+
+def _batch_summary(result, *, quiet: bool) -> None:
+    """A folder run's summary on stderr: counts, then each failure with its reason (also with --quiet)."""
+    counts = f"{len(result.outcomes)} file(s): {result.count('done')} done, {result.count('skipped')} already done, " \
+             f"{result.count('failed')} failed"
+    if not quiet:
+        _exit.err.print(f"[bold]retime {result.command}[/]: {counts}")
+    elif result.failed:
+        _exit.err.print(f"retime {result.command}: {counts}", markup=False)
+    if quiet:
+        for o in result.failed:
+            _exit.err.print(f"  {o.input}: exit {o.exit_code}: {o.error}", markup=False)
