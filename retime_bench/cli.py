@@ -29,6 +29,7 @@ class Task(str, Enum):
     quality = "quality"
     dropfix = "dropfix"
     gaps = "gaps"
+    cadence = "cadence"
     speed = "speed"
     all = "all"
 
@@ -86,7 +87,8 @@ def bench_cmd(
 ) -> None:
     """Measure interpolation quality (PSNR/SSIM against true frames, next to the plain average, ffmpeg's
     minterpolate and the reference Practical-RIFE), drop repair (detection precision/recall, repaired and
-    untouched frames), timestamp-gap repair (gap precision/recall, filled and kept frames, duration) and speed
+    untouched frames), timestamp-gap repair (gap precision/recall, filled and kept frames, duration), cadence repair (each --cadence
+    mode against the truth of a virtual camera) and speed
     (frames per second, model ms per frame, peak memory) on one input."""
     if importlib.util.find_spec("skimage") is None:
         raise UsageError("retime bench needs the bench extra: pip install 'retime[bench]'")

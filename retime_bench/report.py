@@ -8,6 +8,7 @@ Tables are plain data first (:class:`Table`: title, header, rows of strings, not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from retime_bench.quality import METHODS
@@ -196,8 +197,6 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
 
 def gaps_table(results: list[dict[str, Any]]) -> Table:
     """One row per (clip, encoding) gap-repair run (:mod:`retime_bench.gaps`)."""
-    from pathlib import Path
-
     table = Table("Timestamp gaps (fix-drops): frames deleted at seeded random positions, runs of 1-3, the other "
                   "PTS kept", ["clip", "input encoding", "frames", "deleted (gaps)", "nominal rate",
                                "gap precision", "gap recall", "filled PSNR", "model's own PSNR", "difference dB",
@@ -221,6 +220,26 @@ def gaps_table(results: list[dict[str, Any]]) -> Table:
     return table
 
 
+def cadence_table(results: list[dict[str, Any]]) -> Table:
+    """One row per (conversion, mode) of the cadence task (:mod:`retime_bench.cadence`)."""
+    table = Table("Repeat cadences (fix-drops --cadence): a virtual camera converted to 25 fps by nearest-frame "
+                  "repeats, lossless", ["texture from", "source", "cadence found", "mode", "frames out",
+                                        "synthesized", "PSNR vs truth", "motion spread", "truth's spread",
+                                        "decimate bit-exact", "s"])
+    for r in results:
+        for mode, m in r["modes"].items():
+            table.rows.append([Path(r["source"]).name, f"{r['source_rate']} fps", str(r["cadence_found"]), mode,
+                               f"{m['frames_out']} at {m['out_rate']} fps", str(m["synthesized"]),
+                               _num(m["psnr"]) + (" (vs source)" if mode == "decimate" else ""),
+                               _num(m["spread"], 3), _num(r["truth_spread"], 3),
+                               _num(m["bit_exact"]) if "bit_exact" in m else "-", _num(m["seconds"], 1)])
+    table.notes.append("fill replaces each repeat in place (the motion around it stays uneven); retime puts every "
+                       "frame at an even source position (same rate and duration); decimate drops the repeats and "
+                       "writes the source rate, giving the source frames back. Motion spread: the spread of the "
+                       "frame-to-frame motion, lower is evener; the truth's is the floor.")
+    return table
+
+
 def result_tables(result: dict[str, Any]) -> list[Table]:
     """All tables for one ``retime bench`` result document."""
     tables: list[Table] = []
@@ -230,6 +249,8 @@ def result_tables(result: dict[str, Any]) -> list[Table]:
         tables.append(dropfix_table(result["dropfix"]))
     if result.get("gaps"):
         tables.append(gaps_table(result["gaps"]))
+    if result.get("cadence"):
+        tables.append(cadence_table(result["cadence"]))
     if result.get("speed"):
         tables += speed_tables([result["speed"]])
     return tables

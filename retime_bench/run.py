@@ -1,16 +1,17 @@
-"""``retime bench``: run the quality, drop-repair, gap-repair and speed tasks on one input and gather one JSON
+"""``retime bench``: run the quality, drop-repair, gap-repair, cadence and speed tasks on one input and gather one JSON
 document.
 
 Schema (``"schema": "retime-bench/1"``)::
 
     {"schema", "machine": {cpu, cores, torch, torch_threads, gpu, ..., date, load_average_1min},
      "input": path, "kind": "video" | "triplets", "settings": {tasks, max_frames, crf, seed, device},
-     "quality": {...} | null, "dropfix": [{...}, ...] | null, "gaps": [{...}, ...] | null, "speed": {...} | null,
+     "quality": {...} | null, "dropfix": [{...}, ...] | null, "gaps": [{...}, ...] | null, "cadence": [{...}, ...] | null,
+     "speed": {...} | null,
      "not_applicable": {task: reason}, "load_average_1min_end", "seconds"}
 
 Numbers are JSON numbers, except an infinite PSNR, which is the string ``"inf"``; a method that did not run has
 ``{"available": false, "reason": "..."}`` instead of numbers. The sections are described in
-:mod:`retime_bench.quality`, :mod:`retime_bench.dropfix`, :mod:`retime_bench.gaps` and :mod:`retime_bench.speed`.
+:mod:`retime_bench.quality`, :mod:`retime_bench.dropfix`, :mod:`retime_bench.gaps`, :mod:`retime_bench.cadence` and :mod:`retime_bench.speed`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from retime.errors import InputError, UsageError
 __all__ = ["SCHEMA", "TASKS", "bench", "parse_crf"]
 
 SCHEMA = "retime-bench/1"
-TASKS = ("quality", "dropfix", "gaps", "speed")
+TASKS = ("quality", "dropfix", "gaps", "cadence", "speed")
 
 
 
@@ -84,7 +85,7 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
         "schema": SCHEMA, "machine": machine_info(), "input": str(source), "kind": kind,
         "settings": {"tasks": list(tasks), "max_frames": max_frames, "seed": seed, "device": device,
                      "crf": ["lossless" if c is None else c for c in crfs]},
-        "quality": None, "dropfix": None, "gaps": None, "speed": None, "not_applicable": {},
+        "quality": None, "dropfix": None, "gaps": None, "cadence": None, "speed": None, "not_applicable": {},
     }
     if "quality" in tasks:
         ref, why = load_reference() if reference else (None, "not run (--no-reference)")
@@ -98,7 +99,7 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
             engines = None if interpolator else {"rife-4.6": e46, "rife-4.2x": e42}
             doc["quality"] = q.quality_video(source, interpolator=interpolator, reference=ref, reference_reason=why,
                                              max_frames=max_frames, extra=extra, engines=engines)
-    for task in ("dropfix", "gaps", "speed"):
+    for task in ("dropfix", "gaps", "cadence", "speed"):
         if task in tasks and kind == "triplets":
             doc["not_applicable"][task] = "image triplets have no video to repair or to time"
     if "dropfix" in tasks and kind == "video":
@@ -111,6 +112,10 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
 
         doc["gaps"] = [gaps(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator)
                        for crf in crfs]
+    if "cadence" in tasks and kind == "video":
+        from retime_bench.cadence import cadence
+
+        doc["cadence"] = cadence(source, interpolator=interpolator)
     if "speed" in tasks and kind == "video":
         from retime_bench.speed import REPEATS, speed
 

@@ -68,6 +68,8 @@ def default_items(data: Path = SHARED_DATA, clips: Path = CLIPS) -> list[SuiteIt
         SuiteItem(clips / "carphone_pristine.mp4", ("gaps",), None, crfs=(None, 23)),
         SuiteItem(clips / "bigbuckbunny.mp4", ("gaps",), 40, crfs=(None,)),
         SuiteItem(clips / "carphone_pristine.mp4", ("speed",), None, speed_sizes=(None,), speed_repeats=2),
+        # Repeat cadences (24 and 16.67 fps in 25) on a virtual camera filming a bigbuckbunny frame, 320x192.
+        SuiteItem(clips / "bigbuckbunny.mp4", ("cadence",), None),
     ]
     for name in ("middlebury-other", "ucf101-dvf"):
         if (data / name).is_dir():
@@ -110,6 +112,7 @@ def render_markdown(suite: dict[str, Any]) -> str:
     quality = [d["quality"] for d in docs if d.get("quality")]
     dropfix = [r for d in docs for r in (d.get("dropfix") or [])]
     gaps = [r for d in docs for r in (d.get("gaps") or [])]
+    cadences = [r for d in docs for r in (d.get("cadence") or [])]
     speed = [d["speed"] for d in docs if d.get("speed")]
     m = suite["machine"]
     out = ["# Benchmarks", "",
@@ -138,6 +141,8 @@ def render_markdown(suite: dict[str, Any]) -> str:
         tables.append(report.dropfix_table(dropfix))
     if gaps:
         tables.append(report.gaps_table(gaps))
+    if cadences:
+        tables.append(report.cadence_table(cadences))
     if speed:
         tables += report.speed_tables(speed)
     out += ["## Results", ""] + [report.to_markdown(t) for t in tables]

@@ -259,6 +259,25 @@ def test_gaps_task_finds_the_deleted_frames_and_scores_the_fill(moving_clip):
     assert "| moving.mkv | ffv1 (lossless) | 40 |" in to_markdown(gaps_table([r, lossy]))
 
 
+def test_cadence_task_scores_each_mode_against_the_truth(moving_clip):
+    """24 and 16.67 fps in 25: the cadence is found, decimate gives the source frames back bit-exact at the source
+    rate, retime synthesizes most frames and is evener than fill (the blend stand-in is the model)."""
+    from retime_bench.cadence import cadence
+    from retime_bench.report import cadence_table, to_markdown
+
+    results = cadence(moving_clip, size=(96, 64), interpolator=BlendInterpolator())
+    assert [r["source_rate"] for r in results] == ["24.00", "16.67"]
+    for r in results:
+        fill, retime, decimate = (r["modes"][m] for m in ("fill", "retime", "decimate"))
+        assert r["cadence_found"] is not None
+        assert fill["frames_out"] == retime["frames_out"] == r["frames"]
+        assert decimate["bit_exact"] is True and decimate["out_rate"] == ("24" if r["source_rate"] == "24.00"
+                                                                           else "50/3")
+        assert retime["synthesized"] > fill["synthesized"] > 0
+        assert retime["spread"] < fill["spread"]
+    assert "| moving.mkv | 24.00 fps |" in to_markdown(cadence_table(results))
+
+
 # --- quality task and the JSON document -----------------------------------------------------------------------
 
 
@@ -369,7 +388,7 @@ def test_cli_bench_on_a_triplet_folder(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["kind"] == "triplets" and doc["quality"]["items"] == 1
-    assert set(doc["not_applicable"]) == {"dropfix", "gaps", "speed"}
+    assert set(doc["not_applicable"]) == {"dropfix", "gaps", "cadence", "speed"}
     assert "Interpolation quality" in result.stdout
     bad = runner.invoke(app, ["bench", str(tmp_path / "nope.mp4")])
     assert bad.exit_code == 3
