@@ -21,7 +21,8 @@
 # default /tmp/retime-gpu-check), GPU_CHECK_TESTS_S (140), GPU_CHECK_BENCH_S (90: the benchmark's budget; it
 # gets 40 s more to load the models and finish its row). Exit status: 0 when every part that ran passed, 1 when
 # the tests failed or timed out or the benchmark failed, 2 when PyTorch sees no CUDA device, 3 when the install
-# failed. How to run it on the workplace's lent GPU machine (weights and av together exceed what one call
+# failed. GPU_CHECK_DEVICE=cpu is a dry run of this script on a CPU (the tests on small crops, the benchmark
+# --quick), to check the script itself where there is no GPU. How to run it on the workplace's lent GPU machine (weights and av together exceed what one call
 # carries): docs/performance.md, "GPU".
 
 set -u -o pipefail
@@ -31,6 +32,8 @@ PY=${PYTHON:-python3}
 OUTDIR=${OUT:-/tmp/retime-gpu-check}
 TESTS_S=${GPU_CHECK_TESTS_S:-140}
 BENCH_S=${GPU_CHECK_BENCH_S:-90}
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+[ "$DEVICE" = cpu ] && QUICK=(--quick) MARK=(-m "not slow") || QUICK=() MARK=()
 WHEELS=.whl
 RUN_TESTS=1
 RUN_BENCH=1
@@ -69,8 +72,8 @@ else
 fi
 
 # --- 2. what this machine has -----------------------------------------------------------------------------------
-"$PY" - <<'EOF'
-import importlib.util, pathlib, sys
+GPU_CHECK_DEVICE=$DEVICE "$PY" - <<'EOF'
+import importlib.util, os, pathlib, sys
 import torch
 cuda = torch.cuda.is_available()
 print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
@@ -81,7 +84,7 @@ for name in ("numpy", "av", "platformdirs", "typer", "rich", "pytest", "cv2", "s
 for path in ("weights/rife46.pkl", "weights/flownet.pkl", "assets/clips/bigbuckbunny.mp4"):
     p = pathlib.Path(path)
     print(f"  {path:<31} {f'{p.stat().st_size / 1e6:.1f} MB' if p.is_file() else 'MISSING'}")
-sys.exit(0 if cuda else 2)
+sys.exit(0 if cuda or os.environ["GPU_CHECK_DEVICE"] == "cpu" else 2)
 EOF
 if [ $? -ne 0 ]; then
     echo "gpu_check: PyTorch sees no CUDA device here: nothing to check (RETIME_TEST_DEVICE=cuda would skip all)"
@@ -90,8 +93,8 @@ fi
 
 # --- 3. the gpu tests on CUDA -----------------------------------------------------------------------------------
 if [ $RUN_TESTS -eq 1 ]; then
-    echo "== tests: RETIME_TEST_DEVICE=cuda pytest tests/test_gpu.py (at most ${TESTS_S} s)"
-    RETIME_TEST_DEVICE=cuda timeout "$TESTS_S" "$PY" -m pytest tests/test_gpu.py -q -rs -p no:cacheprovider \
+    echo "== tests: RETIME_TEST_DEVICE=$DEVICE pytest tests/test_gpu.py ${MARK[*]} (at most ${TESTS_S} s)"
+    RETIME_TEST_DEVICE=$DEVICE timeout "$TESTS_S" "$PY" -m pytest tests/test_gpu.py "${MARK[@]}" -q -rs -p no:cacheprovider \
         --junitxml="$OUTDIR/gpu_tests.xml" 2>&1 | tee "$OUTDIR/gpu_tests.log"
     rc=${PIPESTATUS[0]}
     tests_line=$(grep -E '[0-9]+ (passed|failed|error|skipped)' "$OUTDIR/gpu_tests.log" | tail -1)
@@ -106,8 +109,8 @@ fi
 
 # --- 4. the benchmark -------------------------------------------------------------------------------------------
 if [ $RUN_BENCH -eq 1 ]; then
-    echo "== benchmark: scripts/gpu_bench.py --device cuda --budget ${BENCH_S}"
-    timeout $((BENCH_S + 40)) "$PY" scripts/gpu_bench.py --device cuda --budget "$BENCH_S" \
+    echo "== benchmark: scripts/gpu_bench.py --device $DEVICE ${QUICK[*]} --budget ${BENCH_S}"
+    timeout $((BENCH_S + 40)) "$PY" scripts/gpu_bench.py --device "$DEVICE" "${QUICK[@]}" --budget "$BENCH_S" \
         --markdown "$OUTDIR/gpu_bench.md" --json "$OUTDIR/gpu_bench.json" 2>&1 | tee "$OUTDIR/gpu_bench.log"
     rc=${PIPESTATUS[0]}
     if [ "$rc" -eq 0 ]; then
@@ -124,7 +127,7 @@ fi
 # --- 5. one summary ---------------------------------------------------------------------------------------------
 echo
 echo "================================ retime GPU check: summary ================================"
-"$PY" -c "import torch; print('device:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
+"$PY" -c "import torch; c = torch.cuda.is_available(); print('device:', torch.cuda.get_device_name(0) if c else 'cpu (dry run)', '| torch', torch.__version__)"
 echo "tests:     $tests_line"
 grep -E '^SKIPPED' "$OUTDIR/gpu_tests.log" 2>/dev/null | sed 's/^/  /'
 echo "benchmark: $bench_line"

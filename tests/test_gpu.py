@@ -37,7 +37,8 @@ PATHS = [(1.0, True, False), (1.0, True, True), (0.5, True, False), (0.5, True, 
 if device_from_env() == "cpu":
     PATHS = [case for case in PATHS if case[0] == 1.0 or not case[2]]
 
-needs_av = pytest.mark.skipif(av is None, reason="PyAV (av) is not installed here: carry its wheel (docs/performance.md, "GPU")")
+needs_av = pytest.mark.skipif(av is None, reason="PyAV (av) is not installed here: carry its wheel "
+                                                 "(docs/performance.md, GPU)")
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def test_commands_end_to_end(device_under_test, short_clip, tmp_path, command, q
         assert facts["times"] == [Fraction(j, 50) for j in range(2 * n)]
     assert data["frames_out"] == facts["n"] and data["synthesized"] >= 1
     assert data["device"] is not None and torch.device(data["device"]).type == device
-    if quality == "balanced":
+    if quality == "balanced" and command == "upsample":  # fix-drops synthesizes too few frames to pay for a search
         assert data["model"]["searched"] is True
 
 
