@@ -12,9 +12,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-import av
 import numpy as np
 import pytest
+
+try:  # the GPU machine may lack PyAV: tests/test_gpu.py then skips what needs it (a CPU run always has it)
+    import av
+except ImportError:  # pragma: no cover
+    av = None
 
 
 def pytest_configure(config):
@@ -23,6 +27,48 @@ def pytest_configure(config):
     from retime._process import configure_process
 
     configure_process()
+
+
+# --- RETIME_TEST_DEVICE: the device the `gpu` tests run on (tests/test_gpu.py, scripts/gpu_check.sh) -------------
+#: ``cpu`` (the default) or ``cuda``. Tests marked ``gpu`` run the model, engine and pipeline on it; those marked
+#: ``gpu(cpu=True)`` also make sense on the CPU (smaller frames there), the others are skipped unless it is
+#: ``cuda`` and PyTorch sees a CUDA device. A skip always says why (`-rs`); nothing passes without running.
+TEST_DEVICES = ("cpu", "cuda")
+
+
+def device_from_env() -> str:
+    import os
+
+    name = os.environ.get("RETIME_TEST_DEVICE", "cpu").strip().lower() or "cpu"
+    if name not in TEST_DEVICES:
+        raise pytest.UsageError(f"RETIME_TEST_DEVICE={name!r}: use one of {', '.join(TEST_DEVICES)}")
+    return name
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    name = device_from_env()
+    cuda = False
+    if name == "cuda":
+        import torch
+
+        cuda = torch.cuda.is_available()
+    for item in gpu_items:
+        if name == "cuda" and not cuda:
+            item.add_marker(pytest.mark.skip(reason="RETIME_TEST_DEVICE=cuda, but torch.cuda.is_available() is "
+                                                    "False (a CPU-only torch build, or no driver)"))
+        elif name == "cpu" and not item.get_closest_marker("gpu").kwargs.get("cpu", False):
+            item.add_marker(pytest.mark.skip(reason="needs CUDA: run with RETIME_TEST_DEVICE=cuda on a CUDA machine "
+                                                    "(scripts/gpu_check.sh)"))
+
+
+@pytest.fixture(scope="session")
+def device_under_test() -> str:
+    """The device the ``gpu`` tests run on: ``RETIME_TEST_DEVICE`` (``cpu`` or ``cuda``)."""
+    return device_from_env()
+# --- end of RETIME_TEST_DEVICE ------------------------------------------------------------------------------------
 
 
 WIDTH, HEIGHT = 96, 64
