@@ -11,9 +11,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 
-__all__ = ["configure_process", "keep_freed_memory"]
+__all__ = ["configure_process", "keep_freed_memory", "usable_cores"]
 
 
 def configure_process(threads: int | None = None) -> None:
@@ -51,3 +52,11 @@ def keep_freed_memory() -> bool:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

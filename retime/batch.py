@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retime._process import usable_cores
 from retime.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, RetimeError, UsageError
 
 __all__ = ["MANIFEST", "VIDEO_GLOBS", "BatchResult", "FileOutcome", "find_inputs", "run_folder"]
@@ -56,7 +57,7 @@ class FileOutcome:
 
 @dataclass
 class BatchResult:
-    """All outcomes of a folder run, in input order; :attr:`exit_code` is 0 when no file failed."""
+    """All outcomes of a folder run, in input order (:attr:`failed`: those that failed; the CLI exits 6 then)."""
 
     command: str
     outcomes: list[FileOutcome] = field(default_factory=list)
@@ -143,14 +144,6 @@ def _worker_setup(threads: int) -> None:
     configure_process(threads)
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def run_folder(command: str, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                jobs: int = 1, globs: Sequence[str] = VIDEO_GLOBS, recursive: bool = False,
                on_file: Callable[[FileOutcome], None] | None = None, **kwargs: Any) -> BatchResult:
@@ -178,7 +171,8 @@ def run_folder(command: str, input_dir: str | os.PathLike, output_dir: str | os.
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     source_dir, target_dir = Path(input_dir), Path(output_dir)
-    if target_dir.exists() and not target_dir.is_dir():
+    if (target_dir.exists() and not target_dir.is_dir()) or (
+            not target_dir.exists() and any(Path(target_dir.name.lower()).match(g) for g in VIDEO_GLOBS)):
         raise UsageError(f"{target_dir}: IN is a folder, so OUT must be a folder too")
     if target_dir.resolve() == source_dir.resolve():
         raise UsageError(f"{target_dir}: OUT must be another folder than IN (inputs are never overwritten)")

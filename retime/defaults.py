@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from retime.errors import UsageError
 
+__all__ = ["DEFAULTS", "Defaults", "QUALITY_PRESETS", "QualityPreset"]
+
 
 @dataclass(frozen=True)
 class QualityPreset:

@@ -24,6 +24,10 @@ Exit codes (also in ``retime --help`` and README.md):
 
 from __future__ import annotations
 
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MODEL", "EXIT_OK",
+           "EXIT_OUTPUT", "EXIT_SOME_FAILED", "EXIT_USAGE", "InputError", "ModelError", "OutputError", "RetimeError",
+           "UsageError"]
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2

@@ -15,7 +15,7 @@ same weights (:class:`~retime_bench.peers.ReferenceRife`), and FFmpeg's minterpo
 How closely retime's model output agrees with the reference's is reported too (the target is >= 50 dB).
 
 The product path writes a synthesized frame in the output's pixel format (4:2:0, 8 bits for the usual clip), which
-costs PSNR by itself (0.4 dB at 33 dB, 1.7 dB at 38 dB on the PyPI clips) before anything the plan decides.
+costs PSNR by itself (docs/quality.md has how much) before anything the plan decides.
 ``upsample_vs_model`` therefore also scores the model's frames *as the encoder writes them* and lists the frames
 where the product differs from those: a copy across a scene cut, or a bug.
 """

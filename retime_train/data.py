@@ -25,6 +25,10 @@ from retime.errors import InputError
 from retime_bench.clipio import TRIPLET_LAYOUTS, iter_video_frames, read_image
 from retime_bench.clipio import load_triplet as load_triplet_folder
 
+__all__ = ["FLOW_KEYS", "IMAGE_KEYS", "LAYOUTS", "MAX_MOTION", "MIN_MOTION", "Triplet", "VIDEO_SUFFIXES", "augment",
+           "build_cache", "first_stage_sample", "fixed_crop", "load_cached", "load_triplet", "mine_triplets",
+           "to_tensor"]
+
 #: Image-triplet layouts: (first frame, true middle frame, last frame) file names inside one folder; the
 #: benchmark's, so that training and measurement read the same folders the same way.
 LAYOUTS = TRIPLET_LAYOUTS

@@ -28,7 +28,10 @@ from retime.metrics import psnr
 from retime_train.data import augment, build_cache, load_cached, mine_triplets
 from retime.refine.model import Refiner
 
-#: ε of the Charbonnier penalty (design documents, section A).
+__all__ = ["CHARBONNIER_EPS", "KEYS", "TrainConfig", "charbonnier", "export_weights", "load_checkpoint",
+           "save_checkpoint", "train"]
+
+#: ε of the Charbonnier penalty (the design's loss, docs/refinement.md).
 CHARBONNIER_EPS = 1e-6
 
 

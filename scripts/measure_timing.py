@@ -1,4 +1,4 @@
-"""Measure retime's timing repairs, as issue 14's "How it is measured" prescribes.
+"""Measure retime's timing repairs (gaps and cadences; docs/timing.md has the protocol and the results).
 
 1. Gaps (per clip in assets/clips/, per seed): frames deleted at seeded positions (about 5 % of them, runs of 1-3,
    at least two kept frames between runs), the PTS of the rest kept; written losslessly (FFV1 in Matroska, 1 ms
@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from retime_bench.camera import VirtualCamera, convert, motion_spread  # noqa: E402
 from retime.media import EncodeSettings, iter_frames, to_rgb  # noqa: E402
+from retime.metrics import psnr  # noqa: E402
 from retime.pipeline import analyse, fix_drops  # noqa: E402
 from retime.plan import Copy  # noqa: E402
 
@@ -45,11 +46,6 @@ CLIPS = ROOT / "assets" / "clips"
 NAMES = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 ENCODINGS = ("ffv1", "crf18", "crf23")
 DELETE_FRACTION = 0.05
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255**2 / mse) if mse else 100.0
 
 
 def read(path: Path) -> tuple[list[av.VideoFrame], Fraction]:

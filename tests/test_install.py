@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 #: Seconds allowed for one pip or retime command (building and installing torch is the long one).
 STEP_TIMEOUT = 900
 #: What a wheel is built from: the package and the files its metadata names.
-SOURCES = ("pyproject.toml", "README.md", "retime")
+SOURCES = ("pyproject.toml", "README.md", "retime", "retime_bench", "retime_train")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -109,6 +109,9 @@ def test_fetch_then_fix_drops_from_outside_the_repo(venv, tmp_path):
     assert listed.count(" ok ") >= 2 and str(tmp_path / "retime-home" / "weights" / "rife46.pkl") in listed
     refine = next(line for line in listed.splitlines() if line.startswith("retime-refine-implicit-warp"))
     assert " ok " in refine and str(ROOT) not in refine  # shipped inside the installed package
+
+    commands = _ok(_run([venv / "retime", "--help"], cwd=work, env=env)).stdout
+    assert all(f"  {name} " in commands for name in ("fix-drops", "upsample", "detect", "weights", "bench", "train"))
 
     source = clip("bigbuckbunny.mp4")
     detected = _ok(_run([venv / "retime", "detect", source], cwd=work, env=env))

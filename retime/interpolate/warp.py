@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+__all__ = ["backward_warp", "grid_step"]
+
 
 def _base_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
     """Identity sampling grid in ``grid_sample``'s normalised coordinates, ``(1, H, W, 2)``, x first."""

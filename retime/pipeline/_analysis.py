@@ -146,7 +146,7 @@ class Analysis:
         }
 
 
-def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info: VideoInfo | None = None,
+def analyse(path: str | Path, detection: DetectionSettings | None = None, *, info: VideoInfo | None = None,
             progress: Progress | None = None, keep_rgb: Container[int] = (),
             timing: TimingSettings | None = None) -> Analysis:
     """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, analyse the
@@ -160,7 +160,7 @@ def analyse(path: str | Path, settings: DetectionSettings | None = None, *, info
         InputError: the file is missing, not a video, has no video stream, is corrupted or truncated, or has fewer
             than 2 frames.
     """
-    settings = settings or DetectionSettings()
+    settings = detection or DetectionSettings()
     info = info or probe(path)
     progress = progress or _no_progress
     expected = _expected_frames(info)

@@ -1,6 +1,6 @@
-"""The refinement stage of the design documents (docs/refinement.md) ("implicit warp"): second flows from the predicted frame into the
-inputs, flow-guided patch attention, and a fusion network; plus its training (``retime.refine.train``) and held-out
-evaluation (``retime.refine.evaluate``). See docs/refinement.md.
+"""The refinement stage ("implicit warp", docs/refinement.md): second flows from the predicted frame into the
+inputs, flow-guided patch attention, and a fusion network. Its training is :mod:`retime_train` (``retime train``),
+its held-out evaluation ``scripts/evaluate_refiner.py``.
 
 The engine knows nothing of this package: it receives a :class:`Refinement` (``Interpolator(refiner=...)``,
 built by the pipeline with :func:`load_refinement`) and calls it after IFNet's first stage::

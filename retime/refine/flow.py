@@ -1,4 +1,5 @@
-"""The second optical flow of the design's refinement stage (docs/refinement.md, step 3): from the predicted frame Î_t's grid into each input.
+"""The second optical flow of the refinement stage (docs/refinement.md, step 3): from the predicted frame Î_t's
+grid into each input.
 
 Two modes (docs/refinement.md, "Second flow", has the measurements behind the choice):
 
@@ -6,11 +7,11 @@ Two modes (docs/refinement.md, "Second flow", has the measurements behind the ch
 - ``"residual"``: re-estimated after the prediction, initialised by F_t→k. IFNet runs on (Î_t, W(I_k, F_t→k)) at
   t = 0.5 (both k in one batch of 2); under linear motion the flow from Î_t's grid into the warped frame is
   R = F_m→1 − F_m→0, and the second flow is the composition G_k(p) = R(p) + F_t→k(p + R(p)). Costs two more IFNet
-  passes; on held-out-from-nothing UCF101 crops it aligns I_k with Î_t 2-3 % better than "reuse".
+  passes, for a small gain in alignment over "reuse".
 
 The literal reading "IFNet(img0=Î_t, img1=I_k, timestep=0), ``flow[:, 2:4]``" was measured and rejected: at t = 0
 the fusion mask gives the frame warped from img1 (almost) no weight, so RIFE never learnt that flow; warping I_k
-with it is 5-6 times worse than with F_t→k (docs/refinement.md).
+with it aligns far worse than F_t→k.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 
 from retime.interpolate.ifnet import SCALES, STRIDE, IFNet, IFNetOutput
 from retime.interpolate.warp import backward_warp
+
+__all__ = ["FLOW_MODES", "residual_flows", "second_flows"]
 
 #: The second-flow modes, default first.
 FLOW_MODES = ("reuse", "residual")

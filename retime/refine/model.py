@@ -26,6 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+__all__ = ["FLOW_LOG_SCALE", "FusionNet", "ImplicitWarp", "PixelEncoder", "RefineOutput", "Refiner", "RefinerConfig",
+           "TOKEN_BUDGET", "WarpOutput", "gather_patches", "patch_offsets"]
+
 #: Flow magnitudes are fed to the query encoder compressed, sign(f)·log1p(|f|)/FLOW_LOG_SCALE, so that 1 px and
 #: 100 px motions both land in a range a small MLP handles (log1p(100)/4 ≈ 1.15).
 FLOW_LOG_SCALE = 4.0
@@ -158,7 +161,7 @@ class ImplicitWarp(nn.Module):
     plus a linear map of the attended feature (a correction for what no patch pixel shows, e.g. a lighting change;
     zero at initialisation).
 
-    Efficiency (2-core CPU budget): the projection Wv commutes with the gather, so it runs once per pixel before it;
+    Efficiency (it must run on a CPU): the projection Wv commutes with the gather, so it runs once per pixel before it;
     the key projection is folded into the query (⟨W_Q y, W_K x⟩ = ⟨W_Kᵀ W_Q y, x⟩; the key bias adds the same
     amount to every logit of a pixel and cancels in the softmax) and the value projection is applied after the
     weighted sum (the weights sum to 1). Both are exact rewrites of standard attention that leave only element-wise

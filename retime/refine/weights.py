@@ -16,6 +16,8 @@ from retime.errors import ModelError
 from retime.interpolate.weights import load_into, resolve_weights, sha256_file
 from retime.refine.model import Refiner, RefinerConfig
 
+__all__ = ["REFINER_ENTRY", "REFINER_ENV", "load_refiner", "resolve_refiner"]
+
 #: Manifest name of the refinement weights trained by this project.
 REFINER_ENTRY = "retime-refine-implicit-warp"
 #: Environment variable pointing at refinement weights to use instead of the committed ones.
