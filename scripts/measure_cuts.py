@@ -1,6 +1,6 @@
 """Scene cut or fast motion? The colour change (retime.detect.colour_change) of real cuts and of fast motion.
 
-Cases, all at native size, thumbnails and histograms exactly as pass 1 makes them (retime.pipeline.THUMBNAIL):
+Cases, all at native size, thumbnails and histograms exactly as pass 1 makes them (retime.pipeline._analysis.THUMBNAIL):
 
 - the PyPI clips (assets/clips) with every 1st, 2nd, 4th and 6th frame kept: fast motion from real footage; the
   pairs that straddle one of bikes.mp4's five cuts (frames 30, 76, 137, 187, 242) are cuts;
@@ -30,7 +30,7 @@ import numpy as np
 from retime_bench.clipio import load_triplet
 from retime.detect import DetectionSettings, colour_change, colour_histogram, detect, frame_difference
 from retime.media.decode import iter_luma
-from retime.pipeline import THUMBNAIL
+from retime.pipeline._analysis import THUMBNAIL
 
 CLIPS = Path(__file__).resolve().parents[1] / "assets" / "clips"
 CUTS = {"bikes.mp4": [30, 76, 137, 187, 242]}

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from retime.detect import DetectionSettings, colour_change, colour_histogram, detect, difference_scores  # noqa: E402
-from retime.pipeline import THUMBNAIL  # noqa: E402
+from retime.pipeline._analysis import THUMBNAIL  # noqa: E402
 from retime.plan import KEEP_CUT, KEEP_FREEZE, Synth, plan_fix_drops  # noqa: E402
 
 CLIPS = ROOT / "assets" / "clips"

@@ -87,7 +87,7 @@ if __name__ == "__main__":
         import retime.pipeline as pipeline
         from conftest import BlendInterpolator
 
-        pipeline._default_interpolator = lambda device, model=None: BlendInterpolator
+        pipeline._model._default_interpolator = lambda device, model=None: BlendInterpolator
     if "--named-temp" in flags:
         import retime.media._output as output
 

@@ -10,7 +10,8 @@ import pytest
 
 from retime.detect import Detection, detect
 from retime.interpolate.autotune import TIE_DB, Candidate, choose
-from retime.pipeline import Analysis, ModelSettings, tuning_positions, tuning_samples
+from retime.pipeline import Analysis, ModelSettings
+from retime.pipeline._model import tuning_positions, tuning_samples
 from retime.plan import plan_fix_drops
 from retime.timing import analyse_timing
 from tests.conftest import moving_frames
@@ -145,7 +146,7 @@ class SettableEngine:
 def test_tune_keeps_a_users_checkpoint_as_the_one_network(tmp_path):
     """With --weights the file is the only network, whatever the preset names: no crash when it is 4.2x and the
     preset's first model is 4.6, and the report names what was loaded."""
-    from retime.pipeline import _tune
+    from retime.pipeline._model import _tune
 
     analysis = _analysis(40, duplicates=[], cut=None, pictures={})  # no samples: the size rule
     engine = SettableEngine("rife-4.2x", scale=None)
@@ -178,7 +179,7 @@ def test_an_injected_engine_is_used_as_it_is(clips, tmp_path):
 
 
 def test_the_search_costs_at_most_the_frames_the_job_synthesizes():
-    from retime.pipeline import _tune
+    from retime.pipeline._model import _tune
 
     pics = {i: np.full((8, 8, 3), 10 * (i % 20), np.uint8) for i in range(40)}
     engine = SettableEngine("rife-4.6", scale=None)

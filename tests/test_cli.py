@@ -30,7 +30,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def no_model(monkeypatch):
     """Every run here synthesizes with a blend instead of loading the model."""
-    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device, model=None: BlendInterpolator)
+    monkeypatch.setattr(pipeline._model, "_default_interpolator", lambda device, model=None: BlendInterpolator)
 
 
 def invoke(*args: str):
@@ -175,7 +175,7 @@ def test_unexpected_errors_and_interrupts(clips, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(pipeline, "analyse", boom)
+    monkeypatch.setattr(pipeline, "analyse", boom)  # what `retime detect` calls
     line = _one_error_line(invoke("detect", clips["clean"].path), EXIT_INTERNAL)
     assert "ZeroDivisionError" in line
     result = invoke("detect", clips["clean"].path, "--debug")
@@ -191,7 +191,7 @@ def test_unexpected_errors_and_interrupts(clips, tmp_path, monkeypatch):
 def test_an_interpolator_failure_leaves_no_output(clips, tmp_path, monkeypatch):
     from conftest import FailingInterpolator
 
-    monkeypatch.setattr(pipeline, "_default_interpolator",
+    monkeypatch.setattr(pipeline._model, "_default_interpolator",
                         lambda device, model=None: lambda: FailingInterpolator(after=1))
     out = tmp_path / "o.mp4"
     assert "injected failure" in _one_error_line(invoke("fix-drops", clips["lossy"].path, out), EXIT_INTERNAL)
@@ -249,7 +249,7 @@ def test_bigbuckbunny_real_duplicates():
 def test_model_options_reach_the_interpolator(clips, tmp_path, monkeypatch):
     """--weights, --scale, --refine and --precision are passed to the interpolator the pipeline builds."""
     seen = []
-    monkeypatch.setattr(pipeline, "_default_interpolator",
+    monkeypatch.setattr(pipeline._model, "_default_interpolator",
                         lambda device, model=None: seen.append((device, model)) or BlendInterpolator)
     weights = tmp_path / "w.pkl"
     result = invoke("fix-drops", clips["lossless"].path, tmp_path / "o.mkv", "--codec", "ffv1", "--device", "cpu",

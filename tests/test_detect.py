@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from retime.defaults import DEFAULTS
 from retime.detect import (
     HISTOGRAM_LEVELS,
-    Detection,
     DetectionSettings,
     colour_change,
     colour_histogram,
@@ -365,19 +363,6 @@ def test_local_motion_skips_excluded_scores():
     excluded = s < 1
     m = local_motion(s, excluded, window=3)
     assert m[5] == pytest.approx(4.0)  # sees past the low scores to the motion on both sides
-
-
-def test_detection_to_dict_is_json():
-    s = drop(drop(motion(99), 10, k=2), 60)
-    s[80] = 90.0
-    d = detect(s)
-    data = json.loads(json.dumps(d.to_dict(include_scores=True)))
-    assert data["duplicates"] == [10, 11, 60]
-    assert data["runs"][0]["left"] == 9 and data["runs"][0]["right"] == 12
-    assert data["cuts"] == [81]
-    assert len(data["scores"]) == 99
-    assert data["settings"]["threshold"] == DEFAULTS.threshold
-    assert isinstance(d, Detection)
 
 
 def test_a_jump_across_a_timestamp_gap_is_expected_motion_not_a_cut():

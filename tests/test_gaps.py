@@ -192,7 +192,7 @@ def test_cli_usage_errors_for_timing(tmp_path, monkeypatch):
     import retime.pipeline as pipeline
     from conftest import BlendInterpolator
 
-    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device, model=None: BlendInterpolator)
+    monkeypatch.setattr(pipeline._model, "_default_interpolator", lambda device, model=None: BlendInterpolator)
     src = tmp_path / "g.mkv"
     gappy_clip(src, [10], time_base=Fraction(1, 1000), audio=False)
     runner = CliRunner()

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def no_model(monkeypatch):
-    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device, model=None: BlendInterpolator)
+    monkeypatch.setattr(pipeline._model, "_default_interpolator", lambda device, model=None: BlendInterpolator)
 
 
 def invoke(*args):
@@ -378,7 +378,7 @@ def test_a_report_that_cannot_be_written_takes_the_video_with_it(tmp_path, small
         real = encode.StagedOutput._named_temp
         monkeypatch.setattr(encode.StagedOutput, "_named_temp", lambda self, final, *doing: (
             (final, os.open("/dev/full", os.O_WRONLY)) if final == report else real(self, final, *doing)))
-    monkeypatch.setattr(pipeline, "_default_interpolator", lambda device, model=None: lambda: Sabotage(action))
+    monkeypatch.setattr(pipeline._model, "_default_interpolator", lambda device, model=None: lambda: Sabotage(action))
     line = one_error_line(invoke(command, small, out, "--report", report), EXIT_OUTPUT)
     assert "r.json" in line and ("disk full" in line) == (sabotage == "disk full")
     reports.chmod(0o700) if reports.exists() else None

@@ -179,19 +179,3 @@ class Detection:
     def freezes(self) -> list[DuplicateRun]:
         """Runs longer than ``settings.max_run``: intentional freezes, kept as they are."""
         return [run for run in self.runs if run.freeze]
-
-    def to_dict(self, *, include_scores: bool = False) -> dict[str, Any]:
-        """Plain JSON-serializable data (what ``retime detect --json`` prints)."""
-        out: dict[str, Any] = {
-            "n_frames": self.n_frames,
-            "duplicates": list(self.duplicates),
-            "runs": [run.to_dict() for run in self.runs],
-            "freezes": [run.start for run in self.freezes],
-            "cuts": list(self.cuts),
-            "cut_details": [cut.to_dict() for cut in self.cut_details],
-            "fast_motion": [cut.to_dict() for cut in self.fast_motion],
-            "settings": self.settings.to_dict(),
-        }
-        if include_scores:
-            out["scores"] = [round(s, 4) for s in self.scores]
-        return out

@@ -22,15 +22,11 @@ The package's modules, one job each: :mod:`._analysis` (pass 1), :mod:`._render`
 tuning), :mod:`._commands` (the two commands' shared setup and tail).
 """
 
-# Besides the public face (__all__), the names that the CLI, scripts and tests import from here. The commands look
-# up ``analyse`` and ``_default_interpolator`` here at call time, so replacing them here reaches the commands.
-from retime.pipeline._analysis import THUMBNAIL, Analysis, analyse  # noqa: F401
+from retime.pipeline._analysis import Analysis, analyse
 from retime.pipeline._commands import RunResult, fix_drops, upsample
-from retime.pipeline._model import (SAMPLE_BYTES, WEIGHTS_ENV, ModelSettings, _default_interpolator,  # noqa: F401
-                                    _tune, tuning_positions, tuning_samples)
+from retime.pipeline._model import ModelSettings
 from retime.pipeline._protocols import FrameInterpolator, Progress
-from retime.pipeline._threads import QUEUE_FRAMES  # noqa: F401
-from retime.pipeline._timing import MAX_RATE, parse_rate, snap_times, upsample_rate  # noqa: F401
+from retime.pipeline._timing import parse_rate, snap_times, upsample_rate
 
 __all__ = [
     "Analysis",

@@ -18,6 +18,7 @@ from retime.errors import UsageError
 from retime.media.decode import iter_frames
 from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, check_output_path
 from retime.media.probe import VideoInfo, probe
+from retime.pipeline import _analysis, _model  # looked up at call time: a stand-in put there reaches the commands
 from retime.pipeline._analysis import Analysis
 from retime.pipeline._model import ModelSettings, _check_device, _device_name, _memo, _settle_engine, tuning_positions
 from retime.pipeline._protocols import FrameInterpolator, Progress, _no_progress
@@ -90,14 +91,6 @@ class _Output:
     stamps: Stamps
 
 
-def _package():
-    """``retime.pipeline`` itself: its ``analyse`` and ``_default_interpolator`` are looked up there at call time,
-    so that tests and tools that replace them there (the blending stand-in for the model) reach these commands."""
-    import retime.pipeline
-
-    return retime.pipeline
-
-
 def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *, started: float,
          time_base: Fraction, rate: Fraction, decide: Callable[[Analysis], _Output],
          get_engine: Callable[[], FrameInterpolator], injected: bool, detection: DetectionSettings | None,
@@ -114,7 +107,7 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
         writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=rate, label=output)
         try:
             keep = tuning_positions(info, model) if not injected else []
-            analysis = _package().analyse(input, detection, info=info, progress=progress, keep_rgb=keep,
+            analysis = _analysis.analyse(input, detection, info=info, progress=progress, keep_rgb=keep,
                                           timing=timing)
             out = decide(analysis)
             if (out.time_base, out.rate) != (time_base, rate):
@@ -143,7 +136,7 @@ def _engine_factory(interpolator: FrameInterpolator | None, device: str,
     """The injected interpolator, or the default one built on first use; remembered either way."""
     if interpolator is not None:
         return _memo(lambda: interpolator)
-    return _memo(_package()._default_interpolator(device, model))
+    return _memo(_model._default_interpolator(device, model))
 
 
 def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,

@@ -3,7 +3,8 @@
 Each output frame is either a :class:`Copy` of one source frame or a :class:`Synth` (synthesized) frame between two
 source frames at a time ``t`` in (0, 1). A plan is built from the analysis (pass 1: grey frames, scores,
 :class:`retime.detect.Detection`) and rendered by streaming full frames through it (pass 2). Plans need no numpy,
-no torch and no video files, so they are tested on their own and printed by ``--dry-run`` / ``detect --json``.
+no torch and no video files, so they are tested on their own, printed by ``detect --json`` and in ``--report``,
+and read back by ``from_dict`` (a stored plan renders the same frames).
 
 Source frame indices count from 0 in decode (presentation) order. Times are ``Fraction`` seconds; PTS are integers
 in a stated time base; never a float frame rate.
