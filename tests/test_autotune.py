@@ -23,7 +23,7 @@ class NoisyEngine:
     def __init__(self, name: str, noise: dict[tuple[float, bool], float], truth: dict[int, np.ndarray]):
         self.model_name, self.noise, self.truth, self.calls = name, noise, truth, 0
 
-    def interpolate(self, a, b, ts, *, scale, ensemble):
+    def interpolate(self, a, b, ts, *, scale, ensemble, flips=0):
         self.calls += 1
         key = next(k for k, v in self.truth.items() if np.array_equal(v[0], a))
         middle = self.truth[key][1].astype(float)
@@ -129,15 +129,15 @@ def test_sample_positions_are_spread_and_bounded_in_memory():
 
 
 class SettableEngine:
-    """A blending stand-in with the real engine's settings: ``model_name``, ``scale``, ``ensemble``."""
+    """A blending stand-in with the real engine's settings: ``model_name``, ``scale``, ``ensemble``, ``flips``."""
 
     def __init__(self, name: str = "rife-4.2x", scale: float | None = 0.5) -> None:
-        self.model_name, self.scale, self.ensemble, self.calls = name, scale, False, 0
+        self.model_name, self.scale, self.ensemble, self.flips, self.calls = name, scale, False, 0, 0
 
     def scale_for(self, height, width, scale=None):
         return scale or self.scale or 1.0  # the size rule at these sizes: 1
 
-    def interpolate(self, a, b, ts, *, scale=None, ensemble=None):
+    def interpolate(self, a, b, ts, *, scale=None, ensemble=None, flips=None):
         self.calls += 1
         return [((a.astype(np.uint16) + b) // 2).astype(np.uint8) for _ in ts]
 

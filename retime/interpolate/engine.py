@@ -24,16 +24,10 @@ AUTO_HALF_SCALE_PIXELS = 2560 * 1440
 #: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
 MAX_BATCH_CPU = 1  # on the CPU one t at a time is faster: the full-resolution glue of a batch overflows the caches
 MAX_BATCH_CUDA = 8
-#: The ``flips`` setting -> the mirrored copies of the problem averaged with the plain estimate, each as the dims
-#: of a ``(B, C, H, W)`` tensor that are flipped: 1 adds the left-right mirror, 2 also the upside-down one.
+#: The ``flips`` setting (:attr:`~retime.defaults.Defaults.flip_choices`) -> the mirrored copies of the problem
+#: averaged with the plain estimate, each as the dims of a ``(B, C, H, W)`` tensor that are flipped: 1 adds the
+#: left-right mirror, 2 also the upside-down one.
 FLIP_DIMS: dict[int, tuple[tuple[int, ...], ...]] = {0: (), 1: ((3,),), 2: ((3,), (2,))}
-
-
-def check_flips(flips: int) -> None:
-    """Raise :class:`~retime.errors.UsageError` unless ``flips`` is one of :data:`FLIP_DIMS` (0, 1, 2)."""
-    if flips not in FLIP_DIMS or isinstance(flips, bool):
-        raise UsageError(f"flips must be 0 (off), 1 (left-right mirror) or 2 (left-right and upside-down "
-                         f"mirrors), got {flips!r}")
 
 
 def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype | None]:
@@ -123,7 +117,7 @@ class Interpolator:
                  refiner: torch.nn.Module | None = None, *,
                  model: str | None = None, ensemble: bool = False, flips: int = 0) -> None:
         DEFAULTS.check_scale(scale)
-        check_flips(flips)
+        DEFAULTS.check_flips(flips)
         self.device, self.conv_dtype = choose_device(device)
         precisions = {"auto": self.conv_dtype, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
         if precision not in precisions:
@@ -287,7 +281,7 @@ class Interpolator:
         ensemble = self.ensemble if ensemble is None else ensemble
         flips = self.flips if flips is None else flips
         DEFAULTS.check_scale(scale)
-        check_flips(flips)
+        DEFAULTS.check_flips(flips)
         p0 = frame0 if isinstance(frame0, PreparedFrame) else self.prepare(frame0, scale=scale)
         p1 = frame1 if isinstance(frame1, PreparedFrame) else self.prepare(frame1, scale=scale)
         if (p0.height, p0.width) != (p1.height, p1.width):
