@@ -40,7 +40,7 @@ class QualityPreset:
 QUALITY_PRESETS = {
     "fast": QualityPreset("fast", ("rife-4.6",), (1.0,), (False,), 0),
     "balanced": QualityPreset("balanced", ("rife-4.6", "rife-4.2x"), (1.0, 0.5), (True,), 4),
-    "best": QualityPreset("best", ("rife-4.6", "rife-4.2x"), (2.0, 1.0, 0.5), (False, True), 6),
+    "best": QualityPreset("best", ("rife-4.6", "rife-4.2x"), (2.0, 1.0, 0.5), (False, True), 6, flips=(2,)),
 }
 
 

@@ -83,7 +83,9 @@ def test_presets_and_fixed_options_give_the_candidates():
     assert {c.scale for c in ModelSettings().candidates(2160, 3840)} == {0.5, 0.25}  # above 1440p: halved
     assert ModelSettings(quality="fast").candidates(720, 1280) == [Candidate("rife-4.6", 1.0, False)]
     fixed = ModelSettings(quality="best", model="rife-4.6", scale=2.0, ensemble=False).candidates(720, 1280)
-    assert fixed == [Candidate("rife-4.6", 2.0, False)]
+    assert fixed == [Candidate("rife-4.6", 2.0, False, 2)]  # best averages both mirrors (docs/quality.md)
+    assert {c.flips for c in ModelSettings(quality="best").candidates(720, 1280)} == {2}
+    assert {c.flips for c in balanced} == {0}
     assert {c.model for c in ModelSettings(refine=True).candidates(720, 1280)} == {"rife-4.2x"}
 
 
