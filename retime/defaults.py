@@ -22,6 +22,8 @@ class QualityPreset:
             one value means no search.
         ensembles: candidate ensembling settings.
         samples: source frames rebuilt per candidate (fewer when memory is short at large sizes).
+        flips: candidate flip averaging settings (``Interpolator``'s ``flips``: 0 off, 1 the left-right mirror,
+            2 also the upside-down one).
     """
 
     name: str
@@ -29,17 +31,18 @@ class QualityPreset:
     scale_steps: tuple[float, ...]
     ensembles: tuple[bool, ...]
     samples: int
+    flips: tuple[int, ...] = (0,)
 
     @property
     def searches(self) -> bool:
-        return len(self.models) * len(self.scale_steps) * len(self.ensembles) > 1
+        return len(self.models) * len(self.scale_steps) * len(self.ensembles) * len(self.flips) > 1
 
 
 #: The three presets; what each runs was decided by measurement (docs/quality.md).
 QUALITY_PRESETS = {
     "fast": QualityPreset("fast", ("rife-4.6",), (1.0,), (False,), 0),
     "balanced": QualityPreset("balanced", ("rife-4.6", "rife-4.2x"), (1.0, 0.5), (True,), 4),
-    "best": QualityPreset("best", ("rife-4.6", "rife-4.2x"), (2.0, 1.0, 0.5), (False, True), 6),
+    "best": QualityPreset("best", ("rife-4.6", "rife-4.2x"), (2.0, 1.0, 0.5), (False, True), 6, flips=(2,)),
 }
 
 
@@ -122,6 +125,16 @@ class Defaults:
             choices = ", ".join(f"{c:g}" for c in self.scale_choices)
             raise UsageError(f"scale (--scale) must be auto or one of {choices} (2 for small frames, 1 up to "
                              f"1440p, 0.5 for 4K, 0.25 for 8K), got {scale:g}")
+    #: Flip averaging settings (``Interpolator``'s ``flips``): 0 off, 1 also the left-right mirror of the problem, 2 also
+    #: the upside-down one; each mirrored copy is one more estimate.
+    flip_choices: tuple[int, ...] = (0, 1, 2)
+
+    def check_flips(self, flips: int | None) -> None:
+        """Raise :class:`~retime.errors.UsageError` unless ``flips`` is ``None`` (the preset's) or in
+        :attr:`flip_choices`."""
+        if flips is not None and (isinstance(flips, bool) or flips not in self.flip_choices):
+            raise UsageError(f"flips (--flips) must be 0 (off), 1 (left-right mirror) or 2 (left-right and "
+                             f"upside-down mirrors), got {flips!r}")
     #: Upsampling factor when neither --factor nor --fps is given.
     factor: int = 2
     #: The quality preset (``--quality``), see QUALITY_PRESETS.

@@ -107,7 +107,7 @@ def _score_pair(cols: _Columns, first: np.ndarray, truth: np.ndarray, last: np.n
                 settings: dict[str, Any] | None = None) -> np.ndarray | None:
     """Score every in-process method on one triplet (the minterpolate and pipeline columns are filled elsewhere).
 
-    ``settings`` (``scale``, ``ensemble``) go to ``interpolator`` for the ``retime`` column. Returns retime's model
+    ``settings`` (``scale``, ``ensemble``, ``flips``) go to ``interpolator`` for the ``retime`` column. Returns retime's model
     frame (``None`` when the model did not run)."""
     ours = None
     if interpolator is not None and "retime" in cols.scores:
@@ -252,7 +252,8 @@ def quality_video(path: Path, *, interpolator, reference: ReferenceRife | None, 
         engine, settings = interpolator, None
         if interpolator is None and engines:  # the model column uses what the product path chose, or the default
             pick = chosen or {"model": "rife-4.6", "scale": None, "ensemble": True}
-            engine, settings = engines[pick["model"]], {"scale": pick["scale"], "ensemble": pick["ensemble"]}
+            engine, settings = engines[pick["model"]], {"scale": pick["scale"], "ensemble": pick["ensemble"],
+                                                        "flips": pick.get("flips", 0)}
         rebuilt = 0
         written = _as_written(half) if product is not None and engine is not None else None
         model_written: dict[int, np.ndarray] = {}  # at most n/2 frames: bounded by --max-frames

@@ -1,4 +1,4 @@
-"""Score each model setting (model, flow scale, ensembling) on the evaluation sets, t = 0.5, mean RGB PSNR.
+"""Score each model setting (model, flow scale, ensembling, flips) on the evaluation sets, t = 0.5, mean RGB PSNR.
 
 The sets are those of ``retime bench``: Middlebury-other and UCF101-DVF triplets from ``../shared/data`` and the
 first 25 frames of each PyPI clip (odd frames rebuilt from their even neighbours). Results are appended to a JSON
@@ -25,17 +25,23 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 CLIPS = ROOT / "assets" / "clips"
 
-#: name -> (model, scale, ensemble)
+#: name -> (model, scale, ensemble, flips); flips: 1 adds the left-right mirror ("hflip"), 2 also the upside-down
+#: one ("hvflip"), see retime.interpolate.engine.FLIP_DIMS
 CONFIGS = {
-    "4.2x": ("rife-4.2x", 1.0, False),
-    "4.2x-ens": ("rife-4.2x", 1.0, True),
-    "4.2x-s2": ("rife-4.2x", 2.0, False),
-    "4.6": ("rife-4.6", 1.0, False),
-    "4.6-ens": ("rife-4.6", 1.0, True),
-    "4.6-s2": ("rife-4.6", 2.0, False),
-    "4.6-ens-s2": ("rife-4.6", 2.0, True),
-    "4.6-s0.5": ("rife-4.6", 0.5, False),
-    "4.6-ens-s0.5": ("rife-4.6", 0.5, True),
+    "4.2x": ("rife-4.2x", 1.0, False, 0),
+    "4.2x-ens": ("rife-4.2x", 1.0, True, 0),
+    "4.2x-s2": ("rife-4.2x", 2.0, False, 0),
+    "4.6": ("rife-4.6", 1.0, False, 0),
+    "4.6-ens": ("rife-4.6", 1.0, True, 0),
+    "4.6-s2": ("rife-4.6", 2.0, False, 0),
+    "4.6-ens-s2": ("rife-4.6", 2.0, True, 0),
+    "4.6-s0.5": ("rife-4.6", 0.5, False, 0),
+    "4.6-ens-s0.5": ("rife-4.6", 0.5, True, 0),
+    "4.6-hflip": ("rife-4.6", 1.0, False, 1),
+    "4.6-ens-hflip": ("rife-4.6", 1.0, True, 1),
+    "4.6-ens-hvflip": ("rife-4.6", 1.0, True, 2),
+    "4.2x-hflip": ("rife-4.2x", 1.0, False, 1),
+    "4.2x-ens-hflip": ("rife-4.2x", 1.0, True, 1),
 }
 
 
@@ -65,12 +71,12 @@ def main() -> int:
         for config in args.configs.split(","):
             if (set_name, config) in done:
                 continue
-            model, scale, ensemble = CONFIGS[config]
+            model, scale, ensemble, flips = CONFIGS[config]
             engine = engines.setdefault(model, Interpolator(device="cpu", model=model))
             scores, seconds = [], 0.0
             for first, truth, last in data:
                 started = time.perf_counter()
-                out = engine.interpolate(first, last, [0.5], scale=scale, ensemble=ensemble)[0]
+                out = engine.interpolate(first, last, [0.5], scale=scale, ensemble=ensemble, flips=flips)[0]
                 seconds += time.perf_counter() - started
                 scores.append(psnr(out, truth))
             row = {"set": set_name, "config": config, "n": len(scores), "psnr": round(float(np.mean(scores)), 3),

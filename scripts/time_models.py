@@ -31,9 +31,9 @@ def main() -> int:
     times: dict[str, list[float]] = {c: [] for c in configs}
     for rnd in range(args.rounds + 1):
         for c in configs:
-            model, scale, ensemble = CONFIGS[c]
+            model, scale, ensemble, flips = CONFIGS[c]
             started = time.perf_counter()
-            engines[model].interpolate(a, b, [0.5], scale=scale, ensemble=ensemble)
+            engines[model].interpolate(a, b, [0.5], scale=scale, ensemble=ensemble, flips=flips)
             if rnd:
                 times[c].append(time.perf_counter() - started)
     _, conv = choose_device("cpu")

@@ -24,7 +24,7 @@ class NoisyEngine:
     def __init__(self, name: str, noise: dict[tuple[float, bool], float], truth: dict[int, np.ndarray]):
         self.model_name, self.noise, self.truth, self.calls = name, noise, truth, 0
 
-    def interpolate(self, a, b, ts, *, scale, ensemble):
+    def interpolate(self, a, b, ts, *, scale, ensemble, flips=0):
         self.calls += 1
         key = next(k for k, v in self.truth.items() if np.array_equal(v[0], a))
         middle = self.truth[key][1].astype(float)
@@ -84,7 +84,9 @@ def test_presets_and_fixed_options_give_the_candidates():
     assert {c.scale for c in ModelSettings().candidates(2160, 3840)} == {0.5, 0.25}  # above 1440p: halved
     assert ModelSettings(quality="fast").candidates(720, 1280) == [Candidate("rife-4.6", 1.0, False)]
     fixed = ModelSettings(quality="best", model="rife-4.6", scale=2.0, ensemble=False).candidates(720, 1280)
-    assert fixed == [Candidate("rife-4.6", 2.0, False)]
+    assert fixed == [Candidate("rife-4.6", 2.0, False, 2)]  # best averages both mirrors (docs/quality.md)
+    assert {c.flips for c in ModelSettings(quality="best").candidates(720, 1280)} == {2}
+    assert {c.flips for c in balanced} == {0}
     assert {c.model for c in ModelSettings(refine=True).candidates(720, 1280)} == {"rife-4.2x"}
 
 
@@ -130,15 +132,15 @@ def test_sample_positions_are_spread_and_bounded_in_memory():
 
 
 class SettableEngine:
-    """A blending stand-in with the real engine's settings: ``model_name``, ``scale``, ``ensemble``."""
+    """A blending stand-in with the real engine's settings: ``model_name``, ``scale``, ``ensemble``, ``flips``."""
 
     def __init__(self, name: str = "rife-4.2x", scale: float | None = 0.5) -> None:
-        self.model_name, self.scale, self.ensemble, self.calls = name, scale, False, 0
+        self.model_name, self.scale, self.ensemble, self.flips, self.calls = name, scale, False, 0, 0
 
     def scale_for(self, height, width, scale=None):
         return scale or self.scale or 1.0  # the size rule at these sizes: 1
 
-    def interpolate(self, a, b, ts, *, scale=None, ensemble=None):
+    def interpolate(self, a, b, ts, *, scale=None, ensemble=None, flips=None):
         self.calls += 1
         return [((a.astype(np.uint16) + b) // 2).astype(np.uint8) for _ in ts]
 

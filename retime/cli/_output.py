@@ -117,7 +117,8 @@ def _summary(result) -> None:
         lines.append(f"  scene cuts before frame(s): {', '.join(map(str, det.cuts[:12]))}")
     if result.model:
         m = result.model
-        setting = f"{m['model']} at scale {m['scale']:g}{' with ensembling' if m['ensemble'] else ''}"
+        flips = {1: ", left-right mirror averaged", 2: ", both mirrors averaged"}.get(m.get("flips", 0), "")
+        setting = f"{m['model']} at scale {m['scale']:g}{' with ensembling' if m['ensemble'] else ''}{flips}"
         if m["searched"]:
             tried = ", ".join(f"{t['model']} {t['scale']:g}{'+ens' if t['ensemble'] else ''} {t['psnr']:.2f} dB"
                               for t in m["trials"])

@@ -31,17 +31,20 @@ TIE_DB = 0.05
 
 @dataclass(frozen=True)
 class Candidate:
-    """One setting: the model (registry name), RIFE's flow ``scale`` (2, 1, 0.5, 0.25, 0.125) and ``ensemble``."""
+    """One setting: the model (registry name), RIFE's flow ``scale`` (2, 1, 0.5, 0.25, 0.125), ``ensemble`` and
+    ``flips`` (mirrored copies averaged: 0, 1 left-right, 2 also upside-down; ``Interpolator``'s)."""
 
     model: str
     scale: float
     ensemble: bool
+    flips: int = 0
 
     def label(self) -> str:
-        return f"{self.model} scale {self.scale:g}{' + ensemble' if self.ensemble else ''}"
+        flips = {0: "", 1: " + hflip", 2: " + hflip + vflip"}[self.flips]
+        return f"{self.model} scale {self.scale:g}{' + ensemble' if self.ensemble else ''}{flips}"
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "scale": self.scale, "ensemble": self.ensemble}
+        return {"model": self.model, "scale": self.scale, "ensemble": self.ensemble, "flips": self.flips}
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,12 @@ def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarra
 
     Args:
         engines: the :class:`~retime.interpolate.Interpolator` of a model name (its ``interpolate`` takes
-            ``scale`` and ``ensemble``); called only for the models that are tried.
+            ``scale``, ``ensemble`` and ``flips``); called only for the models that are tried.
         samples: ``(index, previous, frame, next)``: the source frame ``index`` and its neighbours, ``(H, W, 3)``
             uint8 RGB, all from one shot.
         candidates: the settings to try (at least one).
         prefer_finer: among candidates of the best one's model within :data:`TIE_DB` of it, take the one with
-            the finest flow (the largest scale), then the cheaper one (without ensembling).
+            the finest flow (the largest scale), then the cheaper one (without ensembling, fewer flips).
 
     Returns:
         :class:`Choice`. With one candidate or no samples nothing is run and the first candidate is returned.
@@ -99,12 +102,12 @@ def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarra
         started = time.perf_counter()
         for _, previous, truth, following in samples:
             out = engines(candidate.model).interpolate(previous, following, [0.5], scale=candidate.scale,
-                                                       ensemble=candidate.ensemble)[0]
+                                                       ensemble=candidate.ensemble, flips=candidate.flips)[0]
             scores.append(min(psnr(out, truth), 100.0))  # identical frames: cap, so that a mean stays finite
         seconds = (time.perf_counter() - started) / len(samples)
         trials.append(Trial(candidate, float(np.mean(scores)), tuple(scores), seconds))
     best = max(trials, key=lambda t: t.psnr)
     if prefer_finer:
         close = [t for t in trials if t.psnr >= best.psnr - TIE_DB and t.candidate.model == best.candidate.model]
-        best = max(close, key=lambda t: (t.candidate.scale, not t.candidate.ensemble))
+        best = max(close, key=lambda t: (t.candidate.scale, not t.candidate.ensemble, -t.candidate.flips))
     return Choice(best.candidate, tuple(trials), tuple(s[0] for s in samples))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,14 +19,18 @@ from retime.interpolate.ifnet import IFNet
 from retime.interpolate.ifnet46 import IFNet46
 from retime.interpolate.weights import build_model, resolve_weights
 
-__all__ = ["AUTO_HALF_SCALE_PIXELS", "Interpolator", "MAX_BATCH_CPU", "MAX_BATCH_CUDA", "PreparedFrame",
-           "choose_device"]
+__all__ = ["AUTO_HALF_SCALE_PIXELS", "FLIP_DIMS", "Interpolator", "MAX_BATCH_CPU", "MAX_BATCH_CUDA",
+           "PreparedFrame", "choose_device"]
 
 #: Above this many pixels the flow is estimated at half resolution (RIFE's ``scale=0.5``, recommended for 4K).
 AUTO_HALF_SCALE_PIXELS = 2560 * 1440
 #: Most t values run through the network in one batch; bounds peak memory for ``--factor 8`` and the like.
 MAX_BATCH_CPU = 1  # on the CPU one t at a time is faster: the full-resolution glue of a batch overflows the caches
 MAX_BATCH_CUDA = 8
+#: The ``flips`` setting (:attr:`~retime.defaults.Defaults.flip_choices`) -> the mirrored copies of the problem
+#: averaged with the plain estimate, each as the dims of a ``(B, C, H, W)`` tensor that are flipped: 1 adds the
+#: left-right mirror, 2 also the upside-down one.
+FLIP_DIMS: dict[int, tuple[tuple[int, ...], ...]] = {0: (), 1: ((3,),), 2: ((3,), (2,))}
 
 
 def choose_device(device: str = "auto") -> tuple[torch.device, torch.dtype | None]:
@@ -63,6 +67,9 @@ class PreparedFrame:
         as_array: ``True`` when the caller gave a uint8 ``(H, W, 3)`` array (outputs are returned the same way).
         dtype: the caller's tensor dtype (outputs are returned in it); ``torch.uint8`` for arrays.
         multiple: the padding multiple (pixels), which depends on the scale it was prepared for.
+        mirrored: the stacks of the mirrored frame, made on first use by ``flips`` and kept for the next pair,
+            keyed by the flipped dims (:data:`FLIP_DIMS`); each is the stack :meth:`Interpolator.prepare` makes
+            of the mirrored picture (padded at the bottom and right, encoded anew), not a flip of ``stack``.
     """
 
     stack: torch.Tensor
@@ -71,6 +78,7 @@ class PreparedFrame:
     as_array: bool
     dtype: torch.dtype
     multiple: int = 128
+    mirrored: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Interpolator:
@@ -83,6 +91,10 @@ class Interpolator:
         ensemble: average each estimate with the time-reversed one (RIFE 4.6's block-level ensembling; for 4.2x,
             whose blocks carry context channels that cannot be reversed, the two output frames are averaged).
             It costs time (docs/performance.md, "Notes from the code"). Also settable per call (:meth:`interpolate`).
+        flips: mirrored copies of the problem whose estimates, mirrored back, are averaged (in float32, before
+            the 8-bit rounding) with the plain one: 0 none, 1 the left-right mirror, 2 also the upside-down one
+            (:data:`FLIP_DIMS`). Each copy costs one more estimate, with or without ``ensemble``; what it gains is
+            measured in docs/quality.md. Also settable per call.
         device: ``"auto"`` (CUDA with float16 convolutions if available, else the CPU: bfloat16 convolutions where
             it has native bfloat16, else float32), ``"cpu"`` or ``"cuda"``.
         scale: RIFE's resolution knob, a power of two (2 estimates flow at twice the resolution, for small frames;
@@ -100,15 +112,16 @@ class Interpolator:
     Raises:
         ModelError: weights missing, truncated, with the wrong SHA-256 or the wrong layout.
         UsageError: unknown or unavailable device, or ``scale`` not one of
-            :attr:`~retime.defaults.Defaults.scale_choices` (2, 1, 0.5, 0.25, 0.125), or a ``refiner`` with a
-            model other than 4.2x (it was trained on 4.2x's flows).
+            :attr:`~retime.defaults.Defaults.scale_choices` (2, 1, 0.5, 0.25, 0.125), ``flips`` not 0, 1 or 2, or
+            a ``refiner`` with a model other than 4.2x (it was trained on 4.2x's flows).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = DEFAULTS.device,
                  scale: float | None = None, precision: str = "auto",
                  refiner: torch.nn.Module | None = None, *,
-                 model: str | None = None, ensemble: bool = False) -> None:
+                 model: str | None = None, ensemble: bool = False, flips: int = 0) -> None:
         DEFAULTS.check_scale(scale)
+        DEFAULTS.check_flips(flips)
         self.device, self.conv_dtype = choose_device(device)
         precisions = {"auto": self.conv_dtype, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
         if precision not in precisions:
@@ -122,6 +135,7 @@ class Interpolator:
         self.model_name = "rife-4.6" if isinstance(network, IFNet46) else "rife-4.2x"
         self.scale = scale
         self.ensemble = ensemble
+        self.flips = flips
         self.max_batch = MAX_BATCH_CUDA if self.device.type == "cuda" else MAX_BATCH_CPU
         if refiner is not None and not isinstance(network, IFNet):
             raise UsageError("--refine was trained on RIFE 4.2x's flows: use it with --model rife-4.2x")
@@ -147,6 +161,24 @@ class Interpolator:
                             enabled=self.conv_dtype is not None):
             out = self.model.forward_stacks(stack0, stack1, t, scales=scales, **native)
         return out.float()
+
+    def _mirrored(self, frame: PreparedFrame, dims: tuple[int, ...]) -> torch.Tensor:
+        """The stack of ``frame``'s picture flipped along ``dims``, made (and kept in the frame) on first use."""
+        if dims not in frame.mirrored:
+            picture = frame.stack[:, :3, :frame.height, :frame.width].flip(dims)
+            frame.mirrored[dims] = self._pack(picture, tuple(frame.stack.shape[-2:]), levels=False)
+        return frame.mirrored[dims]
+
+    def _estimate(self, p0: PreparedFrame, p1: PreparedFrame, t: torch.Tensor, scales: tuple[float, ...],
+                  ensemble: bool, flips: int) -> torch.Tensor:
+        """``(B, 3, H, W)`` float32 frames, cropped, not clamped: the plain estimate and those of the ``flips``
+        mirrored copies (each mirrored back), averaged."""
+        crop = (slice(None), slice(None), slice(0, p0.height), slice(0, p0.width))
+        out = self._run(p0.stack, p1.stack, t, scales, ensemble)[crop]
+        for dims in FLIP_DIMS[flips]:
+            mirrored = self._run(self._mirrored(p0, dims), self._mirrored(p1, dims), t, scales, ensemble)
+            out.add_(mirrored[crop].flip(dims))
+        return out.mul_(1.0 / (1 + len(FLIP_DIMS[flips]))) if flips else out
 
     def scale_for(self, height: int, width: int, scale: float | None = None) -> float:
         """The ``scale`` used at this frame size (pixels): ``scale``, else the engine's, else by size."""
@@ -197,6 +229,12 @@ class Interpolator:
             raise ValueError(f"frame of {width}x{height} pixels is too small to interpolate (at least 2x2)")
         multiple = self.pad_multiple(height, width, scale)
         size = (height + -height % multiple, width + -width % multiple)
+        return PreparedFrame(self._pack(tensor, size, levels=as_array), height, width, as_array, dtype, multiple)
+
+    def _pack(self, tensor: torch.Tensor, size: tuple[int, int], *, levels: bool) -> torch.Tensor:
+        """The ``(1, C, *size)`` float32 channels-last stack of a ``(1, 3, H, W)`` picture: zero-padded at the
+        bottom and right, divided by 255 when ``levels`` (uint8 input), and for 4.2x its encoder channels."""
+        height, width = tensor.shape[-2:]
         # The stack outlives every temporary below: allocated first, it sits below them in the heap, and their
         # freed space does not end up as a hole under a long-lived block (docs/performance.md, memory).
         # Channels-last like the image and the encoder's output, so both copies into it are straight ones, and
@@ -208,27 +246,27 @@ class Interpolator:
         # an (H, W, 3) array already is): the encoder's input.
         image = torch.zeros((1, *size, 3), dtype=self.dtype, device=self.device).permute(0, 3, 1, 2)
         image[:, :, :height, :width].copy_(tensor)
-        if as_array:
+        if levels:
             image.div_(255.0)
         with torch.autocast(self.device.type, dtype=self.conv_dtype or torch.float32,
                             enabled=self.conv_dtype is not None and channels > 3):
             features = self.model.encode(image)
         stack[:, :3].copy_(image)
         stack[:, 3:].copy_(features)
-        return PreparedFrame(stack, height, width, as_array, dtype, multiple)
+        return stack
 
     @torch.inference_mode()
     def interpolate(self, frame0: np.ndarray | torch.Tensor | PreparedFrame,
                     frame1: np.ndarray | torch.Tensor | PreparedFrame,
-                    ts: Sequence[float], *, scale: float | None = None,
-                    ensemble: bool | None = None) -> list[np.ndarray] | list[torch.Tensor]:
+                    ts: Sequence[float], *, scale: float | None = None, ensemble: bool | None = None,
+                    flips: int | None = None) -> list[np.ndarray] | list[torch.Tensor]:
         """Frames at each timestep t between ``frame0`` (t = 0) and ``frame1`` (t = 1).
 
         Args:
             frame0, frame1: ``(H, W, 3)`` uint8 RGB arrays, ``(3, H, W)`` float tensors in [0, 1], or
                 :class:`PreparedFrame` from :meth:`prepare` (for the same ``scale``); both the same size.
             ts: one or more timesteps in [0, 1] (e.g. ``[0.25, 0.5, 0.75]`` for 4x).
-            scale, ensemble: this call's settings (``None``: the engine's).
+            scale, ensemble, flips: this call's settings (``None``: the engine's).
 
         Returns:
             One frame per t, in the order of ``ts``: ``(H, W, 3)`` uint8 arrays (rounded) for array inputs, else
@@ -237,6 +275,7 @@ class Interpolator:
 
         Raises:
             ValueError: the frames differ in size, a t is outside [0, 1] or not finite, or the model produced NaN.
+            UsageError: ``scale`` or ``flips`` not offered.
         """
         ts = [float(t) for t in ts]
         if not ts:
@@ -244,7 +283,9 @@ class Interpolator:
         if any(not (0.0 <= t <= 1.0) for t in ts):  # also rejects NaN
             raise ValueError(f"timesteps must lie in [0, 1], got {ts}")
         ensemble = self.ensemble if ensemble is None else ensemble
+        flips = self.flips if flips is None else flips
         DEFAULTS.check_scale(scale)
+        DEFAULTS.check_flips(flips)
         p0 = frame0 if isinstance(frame0, PreparedFrame) else self.prepare(frame0, scale=scale)
         p1 = frame1 if isinstance(frame1, PreparedFrame) else self.prepare(frame1, scale=scale)
         if (p0.height, p0.width) != (p1.height, p1.width):
@@ -259,7 +300,7 @@ class Interpolator:
             t = torch.tensor(chunk, device=self.device, dtype=self.dtype)
             # allocated before the model's temporaries, for the reason given in prepare()
             u8 = torch.empty((len(chunk), p0.height, p0.width, 3), dtype=torch.uint8) if p0.as_array else None
-            frames = self._run(p0.stack, p1.stack, t, scales, ensemble)[:, :, :p0.height, :p0.width]
+            frames = self._estimate(p0, p1, t, scales, ensemble, flips)
             if torch.isnan(frames).any():
                 raise ValueError("the model produced NaN values (non-finite input?)")
             frames = frames.clamp_(0.0, 1.0)  # in place: the network's output is this call's own tensor

@@ -38,12 +38,13 @@ class ModelSettings:
             on the input by the preset's search (:mod:`retime.interpolate.autotune`), or by frame size for a
             preset without one.
         ensemble: ``True``/``False`` fixes it; ``None``: the preset's (searched when the preset tries both).
+        flips: 0, 1 or 2 fixes the flip averaging (``Interpolator``'s ``flips``); ``None``: the preset's.
         refine: add the refinement stage (docs/refinement.md); off by default.
         precision: ``"auto"`` (bfloat16/float16 convolutions where the device has them) or ``"float32"`` (the
             reference implementation's frames); see ``Interpolator``.
 
     Raises:
-        UsageError: unknown preset or a scale that is not offered (checked when made, before any work).
+        UsageError: unknown preset, or a scale or flips that is not offered (checked when made, before any work).
     """
 
     weights: Path | None = None
@@ -53,10 +54,12 @@ class ModelSettings:
     quality: str = DEFAULTS.quality
     model: str | None = None
     ensemble: bool | None = None
+    flips: int | None = None
 
     def __post_init__(self) -> None:
         DEFAULTS.check_scale(self.scale)  # before any work: the engine is built only after pass 1
         DEFAULTS.quality_preset(self.quality)
+        DEFAULTS.check_flips(self.flips)
 
     @property
     def preset(self):
@@ -77,9 +80,10 @@ class ModelSettings:
         scales = [self.scale] if self.scale is not None else \
             [base * step for step in self.preset.scale_steps if base * step in DEFAULTS.scale_choices]
         ensembles = [self.ensemble] if self.ensemble is not None else list(self.preset.ensembles)
+        flips = [self.flips] if self.flips is not None else list(self.preset.flips)
         if self.refine:  # the refinement stage runs after one plain estimate: there is nothing to average
             ensembles = [False]
-        return [Candidate(m, sc, en) for m in self.models for sc in scales for en in ensembles]
+        return [Candidate(m, sc, en, fl) for m in self.models for sc in scales for en in ensembles for fl in flips]
 
 
 def _build_engine(device: str, model: ModelSettings, name: str) -> FrameInterpolator:
@@ -92,7 +96,7 @@ def _build_engine(device: str, model: ModelSettings, name: str) -> FrameInterpol
 
         refiner = load_refinement()
     return Interpolator(weights=model.weights, device=device, scale=model.scale, refiner=refiner,
-                        precision=model.precision, model=name, ensemble=first.ensemble)
+                        precision=model.precision, model=name, ensemble=first.ensemble, flips=first.flips)
 
 
 def _default_interpolator(device: str, model: ModelSettings | None = None) -> Callable[[], FrameInterpolator]:
@@ -170,7 +174,8 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
 
     choice = choose(get, samples, candidates, prefer_finer=prefer_finer)
     chosen = get(choice.candidate.model)
-    chosen.scale, chosen.ensemble = choice.candidate.scale, choice.candidate.ensemble
+    chosen.scale, chosen.ensemble, chosen.flips = choice.candidate.scale, choice.candidate.ensemble, \
+        choice.candidate.flips
     engines.clear()
     analysis.pictures.clear()
     return chosen, {"name": chosen.model_name, "quality": model.quality, "precision": model.precision,
