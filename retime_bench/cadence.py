@@ -90,7 +90,7 @@ def cadence(clip: Path, *, size: tuple[int, int] = (320, 192), interpolator=None
             found = analyse(path).cadence
             entry: dict[str, Any] = {"source": str(clip), "source_rate": f"{float(source_rate):.2f}",
                                      "frames": n_out, "truth_spread": round(motion_spread(truth), 4),
-                                     "cadence_found": None if found is None else found.period, "modes": {}}
+                                     "cadence_found": None if found is None else str(found.period), "modes": {}}
             for mode in ("fill", "retime", "decimate"):
                 log.info(f"cadence {clip.name} ({float(source_rate):.2f} fps in 25): fix-drops --cadence {mode}")
                 out = Path(tmp) / f"{path.stem}-{mode}.mkv"
