@@ -51,6 +51,26 @@ SOURCE_DUPLICATE_PSNR = 40.0
 
 
 
+def damage_setup(clip: Path, task: str, *, max_frames: int | None, fraction: float, seed: int,
+                 crf: int | None) -> tuple[int, list[int], str]:
+    """What the dropfix and gaps tasks start from: the frames used (``max_frames`` of ``clip``, at most), the seeded
+    positions to damage (:func:`damage_positions`) and the input encoding's label.
+
+    Raises:
+        InputError: fewer than 3 frames.
+    """
+    with av.open(str(clip)) as container:  # counted by decoding, as the tasks read them, without an RGB conversion
+        n = 0
+        for _ in container.decode(video=0):
+            n += 1
+            if max_frames is not None and n >= max_frames:
+                break
+    if n < 3:
+        raise InputError(f"{clip}: the {task} task needs at least 3 frames")
+    encoding = "ffv1 (lossless)" if crf is None else f"libx264 crf {crf}"
+    return n, damage_positions(n, fraction=fraction, seed=seed), encoding
+
+
 def damage_positions(n_frames: int, *, fraction: float = DROP_FRACTION, seed: int = 0) -> list[int]:
     """Indices of the frames to replace by a copy of the frame before them (ascending).
 
@@ -172,12 +192,9 @@ def dropfix(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, 
     from retime.pipeline import fix_drops
 
     started = time.perf_counter()
-    n = sum(1 for _ in iter_video_frames(clip, max_frames))
-    if n < 3:
-        raise InputError(f"{clip}: the dropfix task needs at least 3 frames")
-    positions = damage_positions(n, fraction=fraction, seed=seed)
+    n, positions, encoding = damage_setup(clip, "dropfix", max_frames=max_frames, fraction=fraction, seed=seed,
+                                          crf=crf)
     lossless = crf is None
-    encoding = "ffv1 (lossless)" if lossless else f"libx264 crf {crf}"
     with tempfile.TemporaryDirectory(prefix="retime-bench-", dir=workdir) as tmp:
         ext = ".mkv" if lossless else ".mp4"
         damaged, repaired, plain = (Path(tmp) / f"{name}{ext}" for name in ("damaged", "repaired", "reencoded"))

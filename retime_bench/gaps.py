@@ -28,9 +28,8 @@ import av
 import numpy as np
 
 from retime_bench.clipio import iter_video_frames
-from retime_bench.dropfix import DROP_FRACTION, _audio_packets, _copy_audio, _prf, damage_positions
+from retime_bench.dropfix import DROP_FRACTION, _audio_packets, _copy_audio, _prf, damage_setup
 from retime_bench.metrics import json_number, mean_or_nan, psnr
-from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames, probe, to_rgb
 from retime.plan import Copy
 
@@ -98,12 +97,8 @@ def gaps(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, see
     from retime.pipeline import fix_drops
 
     started = time.perf_counter()
-    n = sum(1 for _ in iter_video_frames(clip, max_frames))
-    if n < 3:
-        raise InputError(f"{clip}: the gaps task needs at least 3 frames")
-    deleted = damage_positions(n, fraction=fraction, seed=seed)
+    n, deleted, encoding = damage_setup(clip, "gaps", max_frames=max_frames, fraction=fraction, seed=seed, crf=crf)
     lossless = crf is None
-    encoding = "ffv1 (lossless)" if lossless else f"libx264 crf {crf}"
     if interpolator is None:
         from retime.interpolate import Interpolator
 

@@ -64,6 +64,20 @@ def _folder(command: str, input: Path, output: Path, jobs: int, glob: list[str] 
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
+def _run(command: str, run, input: Path, output: Path, jobs: int, glob: list[str] | None, recursive: bool,
+         report: Path | None, quiet: bool, options: dict) -> None:
+    """What fix-drops and upsample share once their options are settings: a folder run, or one file with the
+    progress bar and the summary."""
+    if input.is_dir():
+        return _folder(command, input, output, jobs, glob, recursive, report, quiet, options)
+    configure_process()
+    _check_report(report, avoid=(input, output))
+    with _Bar(not quiet) as bar:
+        result = run(input, output, progress=bar, report=report, **options)
+    if not quiet:
+        _summary(result)
+
+
 @app.command("fix-drops", epilog=EPILOG)
 @exit_point
 def fix_drops_cmd(
@@ -103,14 +117,7 @@ def fix_drops_cmd(
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     options = dict(detection=settings, encode=enc, device=device.value, overwrite=overwrite,
                    model=_model(weights, scale, refine, precision, quality, model, ensemble), cadence=cadence.value)
-    if input.is_dir():
-        return _folder("fix-drops", input, output, jobs, glob, recursive, report, quiet, options)
-    configure_process()
-    _check_report(report, avoid=(input, output))
-    with _Bar(not quiet) as bar:
-        result = fix_drops(input, output, progress=bar, report=report, **options)
-    if not quiet:
-        _summary(result)
+    _run("fix-drops", fix_drops, input, output, jobs, glob, recursive, report, quiet, options)
 
 
 @app.command("upsample", epilog=EPILOG)
@@ -154,14 +161,7 @@ def upsample_cmd(
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     options = dict(factor=factor, fps=fps, detection=settings, encode=enc, device=device.value, overwrite=overwrite,
                    model=_model(weights, scale, refine, precision, quality, model, ensemble))
-    if input.is_dir():
-        return _folder("upsample", input, output, jobs, glob, recursive, report, quiet, options)
-    configure_process()
-    _check_report(report, avoid=(input, output))
-    with _Bar(not quiet) as bar:
-        result = upsample(input, output, progress=bar, report=report, **options)
-    if not quiet:
-        _summary(result)
+    _run("upsample", upsample, input, output, jobs, glob, recursive, report, quiet, options)
 
 
 @app.command("detect", epilog=EPILOG)
