@@ -30,7 +30,7 @@ import numpy as np
 from retime_bench.clipio import iter_video_frames
 from retime_bench.dropfix import DROP_FRACTION, _audio_packets, _copy_audio, _prf, damage_setup
 from retime_bench.metrics import json_number, mean_or_nan, psnr
-from retime.media import EncodeSettings, iter_frames, probe, to_rgb
+from retime.media import EncodeSettings, iter_frames, probe, rgb_to_frame, to_rgb
 from retime.plan import Copy
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,10 @@ def gaps(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, see
             for i in deleted:
                 a, b = max(j for j in kept if j < i), min(j for j in kept if j > i)
                 made = interpolator.interpolate(truth_frames[a], truth_frames[b], [(i - a) / (b - a)])[0]
-                stored = av.VideoFrame.from_ndarray(made, format="rgb24").reformat(
-                    format=outs[i].frame.format.name, dst_colorspace=_matrix(outs[i].frame),
-                    dst_color_range=int(outs[i].frame.color_range or 0) or None)
+                out = outs[i].frame
+                stored = rgb_to_frame(made, out.format.name, int(out.colorspace or 2), int(out.color_range or 0))
                 ours.append(psnr(outs[i].rgb, truth_frames[i]))
-                reference.append(psnr(to_rgb(_tagged(stored, outs[i].frame)), truth_frames[i]))
+                reference.append(psnr(to_rgb(stored), truth_frames[i]))
         end_in = Fraction(n) / probe(clip).frame_rate  # the first n frames of a CFR clip
         end_out = _end(repaired)
         audio_in, audio_out = _audio_packets(gappy), _audio_packets(repaired)
@@ -154,17 +153,6 @@ def gaps(clip: Path, *, crf: int | None = 23, max_frames: int | None = None, see
                    "difference_db": json_number(mean_or_nan(ours) - mean_or_nan(reference))},
         "seconds": round(result.seconds, 3), "total_seconds": round(time.perf_counter() - started, 3),
     }
-
-
-def _matrix(frame: av.VideoFrame) -> int | None:
-    value = int(frame.colorspace or 2)
-    return None if value == 2 else value
-
-
-def _tagged(frame: av.VideoFrame, like: av.VideoFrame) -> av.VideoFrame:
-    """``frame`` with ``like``'s colour tags, so that its RGB conversion uses the same matrix and range."""
-    frame.colorspace, frame.color_range = like.colorspace, like.color_range
-    return frame
 
 
 def _end(path: Path) -> Fraction:

@@ -39,7 +39,7 @@ from retime_bench.clipio import find_triplet_dirs, iter_video_frames, load_tripl
 from retime_bench.metrics import Agreement, Scores, average_frame, json_number, psnr
 from retime_bench.peers import ReferenceRife, to_reference_bytes
 from retime.errors import InputError
-from retime.media import EncodeSettings, iter_frames, probe, to_rgb
+from retime.media import EncodeSettings, iter_frames, probe, rgb_to_frame, to_rgb
 from retime.media.encode import choose_encoder, choose_pix_fmt
 
 log = logging.getLogger(__name__)
@@ -132,16 +132,9 @@ def _as_written(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     and the decoder gives back: the same pixel format, matrix and range as ``VideoWriter.from_rgb``."""
     info = probe(path)
     pix_fmt = choose_pix_fmt(choose_encoder("ffv1", info.codec), info.pix_fmt)
-    matrix = None if info.colorspace == 2 else info.colorspace
 
     def convert(rgb: np.ndarray) -> np.ndarray:
-        import av
-
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=info.color_range or None)
-        if info.color_range:
-            frame.color_range = info.color_range  # as the decoder tags it when reading the file back
-        return to_rgb(frame)
+        return to_rgb(rgb_to_frame(rgb, pix_fmt, info.colorspace, info.color_range))
 
     return convert
 

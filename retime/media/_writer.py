@@ -21,6 +21,7 @@ from retime.errors import InputError, OutputError
 from retime.media.probe import VideoInfo, open_input
 from retime.media._codecs import (STALE_STREAM_TAGS, SVT_SPEED, VPX_SPEED, X26X, EncodeSettings, _check_size, _refused,
                                   choose_encoder, choose_pix_fmt, header_fits, muxer_for)
+from retime.media._colour import rgb_to_frame
 from retime.media._output import _disk_full, _write_error
 
 __all__ = ["VideoWriter"]
@@ -244,15 +245,9 @@ class VideoWriter:
         self.write(self.from_rgb(rgb), pts, duration)
 
     def from_rgb(self, rgb: np.ndarray) -> av.VideoFrame:
-        """An (H, W, 3) uint8 RGB image as a frame in the output's pixel format, colour matrix and range."""
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        return frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix(),
-                              dst_color_range=self.info.color_range or None)
-
-    def _matrix(self) -> int | None:
-        # 2 (unspecified) leaves swscale's default (BT.601), which is also what the RGB conversion of decoded
-        # frames uses for the same tag, so copies and synthesized frames share one colour matrix.
-        return None if self.info.colorspace == 2 else self.info.colorspace
+        """An (H, W, 3) uint8 RGB image as a frame in the output's pixel format, colour matrix and range, converted
+        so that decoding it gives back ``rgb`` as closely as the format allows (:func:`rgb_to_frame`)."""
+        return rgb_to_frame(rgb, self.pix_fmt, self.info.colorspace, self.info.color_range)
 
     def _convert(self, frame: av.VideoFrame) -> av.VideoFrame:
         rng = int(frame.color_range or 0) or None
