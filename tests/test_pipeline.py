@@ -319,3 +319,49 @@ def test_parse_rate():
     assert parse_rate("60000/1001") == Fraction(60000, 1001)
     assert parse_rate("59.94") == Fraction(5994, 100)
     assert parse_rate(60) == 60
+
+
+# --- the default engine loads beside pass 1 ------------------------------------------------------------------------
+
+def test_the_engine_builds_in_the_background_and_hands_over_its_error():
+    import threading
+
+    from retime.errors import ModelError
+    from retime.pipeline._model import _Warm
+
+    release, built = threading.Event(), object()
+
+    def slow() -> object:
+        release.wait(5)
+        return built
+
+    warm = _Warm(slow)  # returns at once: the build waits for `release` in its own thread
+    assert warm.made == [] and warm._thread.is_alive()
+    release.set()
+    assert warm() is built and warm.made == [built]
+
+    def broken() -> object:
+        raise ModelError("no weights here")
+
+    failed = _Warm(broken)
+    failed._thread.join()
+    with pytest.raises(ModelError, match="no weights here"):
+        failed.check()  # known without waiting: pass 1 calls this at every progress tick
+    with pytest.raises(ModelError):
+        failed()
+
+
+def test_a_missing_model_stops_pass_1_early_and_leaves_nothing(clips, tmp_path, monkeypatch):
+    import retime.pipeline as pipeline
+    from retime.errors import ModelError
+
+    def missing() -> object:
+        raise ModelError("model weights not found")
+
+    monkeypatch.setattr(pipeline._model, "_default_interpolator", lambda device, model=None: missing)
+    ticks = []
+    with pytest.raises(ModelError):
+        upsample(clips["lossless"].path, tmp_path / "o.mkv", factor=2, encode=FFV1,
+                 progress=lambda stage, done, total: ticks.append((stage, done)))
+    assert list(tmp_path.iterdir()) == []
+    assert not any(stage != "analyse" for stage, _ in ticks)  # it never reached pass 2

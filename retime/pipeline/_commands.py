@@ -20,7 +20,8 @@ from retime.media.encode import EncodeSettings, VideoWriter, atomic_output, chec
 from retime.media.probe import VideoInfo, probe
 from retime.pipeline import _analysis, _model  # looked up at call time: a stand-in put there reaches the commands
 from retime.pipeline._analysis import Analysis
-from retime.pipeline._model import ModelSettings, _check_device, _device_name, _memo, _settle_engine, tuning_positions
+from retime.pipeline._model import (ModelSettings, _check_device, _device_name, _memo, _settle_engine, _Warm,
+                                    tuning_positions)
 from retime.pipeline._protocols import FrameInterpolator, Progress, _no_progress
 from retime.pipeline._render import _write_through
 from retime.pipeline._timing import _gap_stamps, _output_timeline, snap_times, upsample_rate
@@ -107,7 +108,14 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
         writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=rate, label=output)
         try:
             keep = tuning_positions(info, model) if not injected else []
-            analysis = _analysis.analyse(input, detection, info=info, progress=progress, keep_rgb=keep,
+            check = getattr(get_engine, "check", None)
+
+            def watched(stage: str, done: int, total: int | None) -> None:
+                if check is not None:
+                    check()  # the engine loading beside pass 1 failed: stop now, not after the whole decode
+                progress(stage, done, total)
+
+            analysis = _analysis.analyse(input, detection, info=info, progress=watched, keep_rgb=keep,
                                           timing=timing)
             out = decide(analysis)
             if (out.time_base, out.rate) != (time_base, rate):
@@ -124,7 +132,8 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
         result = RunResult(command=command, input=Path(input), output=Path(output), analysis=analysis,
                            plan=out.plan, frames_written=writer.frames_written, synthesized=out.plan.synthesized,
                            seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
-                           out_rate=out.rate, device=_device_name(get_engine), peak_window=peak, model=tuning,
+                           out_rate=out.rate, device=_device_name(get_engine) if out.plan.synthesized else None,
+                           peak_window=peak, model=tuning,
                            notes=writer.notes, cadence_mode=cadence_mode)
         if report is not None:
             staged.attach(report, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
@@ -133,10 +142,11 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
 
 def _engine_factory(interpolator: FrameInterpolator | None, device: str,
                     model: ModelSettings | None) -> Callable[[], FrameInterpolator]:
-    """The injected interpolator, or the default one built on first use; remembered either way."""
+    """The injected interpolator, or the default one, whose build starts now in the background (:class:`_Warm`);
+    remembered either way."""
     if interpolator is not None:
         return _memo(lambda: interpolator)
-    return _memo(_model._default_interpolator(device, model))
+    return _Warm(_model._default_interpolator(device, model))
 
 
 def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSettings | None = None,
@@ -224,8 +234,7 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     info = probe(input)
     out_rate = upsample_rate(info, factor=factor, fps=fps)
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
-    get_engine = _engine_factory(interpolator, device, model)
-    get_engine()  # upsampling always synthesizes: check the weights before any work
+    get_engine = _engine_factory(interpolator, device, model)  # loads beside pass 1; a failure stops it early
     start = (info.start_pts or 0) * info.time_base
 
     def decide(analysis: Analysis) -> _Output:

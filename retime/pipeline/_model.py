@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -199,6 +200,37 @@ def _memo(factory: Callable[[], FrameInterpolator]) -> Callable[[], FrameInterpo
 
     get.made = made  # type: ignore[attr-defined]
     return get
+
+
+class _Warm:
+    """The default engine, built in a background thread from the moment the run starts, so that importing torch
+    and loading the weights (about 2 s on a 2-core CPU) overlap pass 1's decoding instead of following it.
+
+    Calling it waits for the build and returns the engine, or raises what the build raised (a missing or corrupt
+    checkpoint: ``ModelError``); :meth:`check` raises that error as soon as it is known, without waiting, so that
+    pass 1 stops early instead of decoding a long video first. ``made`` is the list :func:`_device_name` reads.
+    """
+
+    def __init__(self, factory: Callable[[], FrameInterpolator]) -> None:
+        self.made: list[FrameInterpolator] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._build, args=(factory,), name="retime-engine-load", daemon=True)
+        self._thread.start()
+
+    def _build(self, factory: Callable[[], FrameInterpolator]) -> None:
+        try:
+            self.made.append(factory())
+        except BaseException as exc:  # handed to the main thread, which raises it
+            self._error = exc
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __call__(self) -> FrameInterpolator:
+        self._thread.join()
+        self.check()
+        return self.made[0]
 
 
 def _settle_engine(get_engine: Callable[[], FrameInterpolator], injected: bool, analysis: Analysis, plan,
