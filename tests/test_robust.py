@@ -555,3 +555,59 @@ def test_upsample_says_it_keeps_duplicates(small, tmp_path):
     clean = write_clip(tmp_path / "clean.mkv", true_frames(12, cut=None)).path
     result = invoke("upsample", clean, tmp_path / "v.mkv")
     assert result.exit_code == 0 and "not repaired" not in result.stderr
+
+
+# --- pipes: "-" as IN and OUT --------------------------------------------------------------------------------------
+
+def _y4m(path: Path, frames: int = 12) -> bytes:
+    """A y4m stream of a real clip's first frames, as `ffmpeg -f yuv4mpegpipe -` writes one."""
+    with av.open(str(ROOT / "assets" / "clips" / "bikes.mp4")) as src, av.open(str(path), "w",
+                                                                                format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 272, "yuv420p"
+        for i, frame in zip(range(frames), src.decode(video=0)):
+            copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+            copy.pts = i
+            out.mux(stream.encode(copy))
+        out.mux(stream.encode())
+    return path.read_bytes()
+
+
+def test_upsample_reads_stdin_and_writes_stdout(tmp_path):
+    stream = _y4m(tmp_path / "in.y4m")
+    run = launch("upsample", "--factor", "2", "-", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, cwd=tmp_path)
+    out, err = run.communicate(stream, timeout=120)
+    assert run.returncode == 0, err.decode()
+    (tmp_path / "out.nut").write_bytes(out)
+    with av.open(str(tmp_path / "out.nut")) as c:
+        assert c.format.name == "nut" and c.streams.video[0].codec_context.name == "ffv1"  # lossless by default
+        assert c.streams.video[0].average_rate == 50
+        frames = [f.to_ndarray() for f in c.decode(video=0)]
+    with av.open(str(tmp_path / "in.y4m")) as c:
+        source = [f.to_ndarray() for f in c.decode(video=0)]
+    assert len(frames) == 2 * len(source)
+    assert all(np.array_equal(frames[2 * i], source[i]) for i in range(len(source)))  # source frames bit-exact
+    assert b"- -> -" in err  # the summary names the pipes, not the spool files
+    only(tmp_path, "in.y4m", "out.nut")
+
+
+def test_fix_drops_from_stdin_to_a_file_and_to_a_closed_pipe(tmp_path):
+    stream = _y4m(tmp_path / "in.y4m")
+    run = launch("fix-drops", "-", tmp_path / "o.mkv", "--codec", "ffv1", stdin=subprocess.PIPE,
+                 stderr=subprocess.PIPE)
+    _, err = run.communicate(stream, timeout=120)
+    assert run.returncode == 0, err.decode()
+    assert frame_count(tmp_path / "o.mkv") == 12
+    # a reader that goes away: exit 141 (as Unix filters), one silent end, no traceback
+    run = launch("fix-drops", "-", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()
+    _, err = run.communicate(stream, timeout=120)
+    assert run.returncode == EXIT_BROKEN_PIPE and b"Traceback" not in err
+
+
+def test_empty_stdin_and_terminals_are_one_line_errors(tmp_path):
+    run = launch("upsample", "-", tmp_path / "o.mkv", stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = run.communicate(b"", timeout=60)
+    assert run.returncode == EXIT_INPUT and err.decode().strip().count("\n") == 0 and "stdin" in err.decode()
+    only(tmp_path)

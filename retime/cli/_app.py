@@ -72,16 +72,22 @@ class ModelName(str, Enum):
 
 InPath = Annotated[Path, typer.Argument(metavar="IN", help="Input video file.", show_default=False)]
 #: fix-drops and upsample take a file or a folder of them
-InPathOrDir = Annotated[Path, typer.Argument(metavar="IN", show_default=False,
-                                             help="Input video file, or a folder of them (then OUT is a folder).")]
+InPathOrDir = Annotated[Path, typer.Argument(
+    metavar="IN", show_default=False,
+    help="Input video file, a folder of them (then OUT is a folder), or - for stdin (any demuxable stream, e.g. "
+         "y4m; spooled to a temporary file in $TMPDIR first, since retime reads its input twice; a y4m stream "
+         "carries no audio or metadata, so the output has none).")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", metavar="N", min=1,
                                       help="Folders: videos processed at once (worker processes).")]
 GlobOpt = Annotated[Optional[list[str]], typer.Option(
     "--glob", metavar="PATTERN", show_default=False,
     help="Folders: which files are videos (repeatable; default the common video extensions).")]
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Folders: also the videos in sub-folders.")]
-OutPath = Annotated[Path, typer.Argument(metavar="OUT", help="Output video file (its extension picks the container).",
-                                         show_default=False)]
+OutPath = Annotated[Path, typer.Argument(
+    metavar="OUT", show_default=False,
+    help="Output video file (its extension picks the container), or - for stdout: NUT with lossless FFV1 (or "
+         "--codec), sent when the run is complete (nothing on failure); audio, subtitles and tags are copied as "
+         "far as NUT holds them.")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]

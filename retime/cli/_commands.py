@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from retime.cli._app import (EPILOG, GlobOpt, InPathOrDir, JobsOpt, RecursiveOpt
                              PrecisionOpt, PresetOpt, Quality, QualityOpt, QuietOpt, RefineOpt, ReportOpt, ScaleOpt,
                              SceneCutOpt, ThresholdOpt, WeightsOpt, app)
 from retime.cli._exit import exit_point
+from retime.cli._pipes import piped
 from retime.cli._output import (_Bar, _batch_summary, _check_report, _file_line, _print_analysis, _summary,
                                 _write_report)
 from retime.defaults import DEFAULTS
@@ -72,10 +74,11 @@ def _run(command: str, run, input: Path, output: Path, jobs: int, glob: list[str
         return _folder(command, input, output, jobs, glob, recursive, report, quiet, options)
     configure_process()
     _check_report(report, avoid=(input, output))
-    with _Bar(not quiet) as bar:
-        result = run(input, output, progress=bar, report=report, **options)
+    with piped(input, output, options) as (source, target, options):
+        with _Bar(not quiet) as bar:
+            result = run(source, target, progress=bar, report=report, **options)
     if not quiet:
-        _summary(result)
+        _summary(dataclasses.replace(result, input=input, output=output))  # "-", not the spool's name
 
 
 @app.command("fix-drops", epilog=EPILOG)
