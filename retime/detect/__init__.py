@@ -41,10 +41,11 @@ The package's modules: :mod:`._scores` (the measurements), :mod:`._settings` (se
 """
 
 from retime.detect._rules import MAX_ROUNDS, MIN_MOTION_SUPPORT, MOTION_REACH, detect, find_duplicates, local_motion
-from retime.detect._scores import (HISTOGRAM_LEVELS, colour_change, colour_histogram, difference_scores,
-                                   frame_difference)
+from retime.detect._scores import (ANALYSIS_BLOCK, HISTOGRAM_LEVELS, MIN_SCORED_SIDE, analysis_block, block_average,
+                                   colour_change, colour_histogram, difference_scores, frame_difference)
 from retime.detect._settings import Detection, DetectionSettings, DuplicateRun, SceneCut
 
-__all__ = ["Detection", "DetectionSettings", "DuplicateRun", "HISTOGRAM_LEVELS", "MAX_ROUNDS", "MIN_MOTION_SUPPORT",
-           "MOTION_REACH", "SceneCut", "colour_change", "colour_histogram", "detect", "difference_scores",
-           "find_duplicates", "frame_difference", "local_motion"]
+__all__ = ["ANALYSIS_BLOCK", "Detection", "DetectionSettings", "DuplicateRun", "HISTOGRAM_LEVELS", "MAX_ROUNDS",
+           "MIN_MOTION_SUPPORT", "MIN_SCORED_SIDE", "MOTION_REACH", "SceneCut", "analysis_block", "block_average",
+           "colour_change", "colour_histogram", "detect", "difference_scores", "find_duplicates", "frame_difference",
+           "local_motion"]
