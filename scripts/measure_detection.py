@@ -14,10 +14,16 @@ What it does, per clip in assets/clips/ (bigbuckbunny.mp4, bikes.mp4, carphone_p
    kept and a drop right before a cut must not be blended across it (both reported, not counted as misses).
 3. Hard case: a slow, nearly static shot (a sub-pixel pan of a real frame, true motion about 0.3 grey levels per
    frame) encoded the same ways; retime must repair nothing in it.
+4. Timestamp gaps: every third random single repeat gets a gap beside it (a frame deleted, its PTS skipped); the
+   cases are detected and planned as pass 1 does, so the repeat must be replaced and the gap filled.
+
+Every case is scored at each of BLOCKS (grey frames box-averaged as pass 1 does, ``block_average``); ``--block``
+picks the one reported (``auto``: pass 1's own choice), ``--blocks`` compares them. ``--held-out`` runs the same on
+clips made for confirming, which took no part in any choice (``held_out_clips``).
 
 ``--sweep`` evaluates a grid of detection settings on the same scores and prints the best, which is how the
-defaults in retime/defaults.py were chosen (docs/detection.md). Runtime for the default two seeds: about 1.5 CPU
-minutes, 2-3.5 minutes of wall time on two shared cores (the 1280x720 clip's seven encodes per seed dominate).
+defaults in retime/defaults.py were chosen (docs/detection.md). Runtime for three seeds: 4-5 minutes of wall time
+on two shared cores (the 1280x720 clip's seven encodes per seed dominate); the held-out clips about 5 minutes.
 ``--cache FILE`` keeps the scores, so that a second run (``--sweep``, other settings) skips the encoding.
 
 Usage:

@@ -34,7 +34,9 @@ colours change by ``colour_cut`` or more is a cut too, spike or not (a cut betwe
 Nothing is interpolated across a cut.
 
 This module needs numpy only: no torch, no PyAV, no files. Scores come from :func:`frame_difference` on the grey
-frames that ``retime.media.decode.iter_luma`` yields.
+frames that ``retime.media.decode.iter_luma`` yields, averaged over blocks of :func:`analysis_block` pixels a side
+(:func:`block_average`): a fast encoder re-codes a repeated frame with fresh noise, which the average removes while
+motion, spread over many pixels, stays (docs/detection.md).
 
 The package's modules: :mod:`._scores` (the measurements), :mod:`._settings` (settings and results),
 :mod:`._rules` (the rules above).
