@@ -10,6 +10,8 @@ from retime.defaults import DEFAULTS
 from retime.detect import (
     HISTOGRAM_LEVELS,
     DetectionSettings,
+    analysis_block,
+    block_average,
     colour_change,
     colour_histogram,
     detect,
@@ -379,3 +381,41 @@ def test_a_jump_across_a_timestamp_gap_is_expected_motion_not_a_cut():
     with_spike = list(scores)
     with_spike[14] = 45.0  # over scene_cut (40), with other colours: a cut whatever the gap
     assert 15 in detect(with_spike, colours=colours, spans=spans).cuts
+
+
+# --- block_average, analysis_block ------------------------------------------------------------------------------
+
+
+def test_block_average_is_the_rounded_mean_of_each_block():
+    a = textured(10, 13, 5)
+    got = block_average(a, 4)
+    assert got.shape == (2, 3) and got.dtype == np.uint8
+    expected = np.floor(a[:8, :12].reshape(2, 4, 3, 4).astype(np.float64).mean(axis=(1, 3)) + 0.5)
+    assert np.array_equal(got, expected)
+    assert block_average(a, 1) is a
+    assert block_average(np.full((4, 4), 255, np.uint8), 4)[0, 0] == 255  # no overflow in the sums
+
+
+def test_block_average_removes_zero_mean_noise_and_keeps_a_shift():
+    # a repeat re-coded with fresh noise against a real one-pixel shift: averaging shrinks the first far more
+    rng = np.random.default_rng(0)
+    picture = np.kron(textured(30, 40, 6), np.ones((8, 8), np.uint8)).astype(np.int16)
+    noisy = np.clip(picture + rng.integers(-3, 4, picture.shape), 0, 255).astype(np.uint8)
+    shifted = np.roll(picture, 1, axis=1).astype(np.uint8)
+    base = picture.astype(np.uint8)
+    full = frame_difference(base, noisy) / frame_difference(base, shifted)
+    averaged = (frame_difference(block_average(base, 4), block_average(noisy, 4))
+                / frame_difference(block_average(base, 4), block_average(shifted, 4)))
+    assert averaged < full / 3
+
+
+def test_block_average_rejects_what_it_cannot_average():
+    with pytest.raises(ValueError, match="uint8"):
+        block_average(np.zeros((8, 8), np.float32), 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        block_average(np.zeros((3, 8), np.uint8), 4)
+
+
+def test_analysis_block_is_one_size_for_every_frame_but_the_tiny():
+    assert analysis_block(1280, 720) == analysis_block(176, 144) == analysis_block(3840, 2160) == DEFAULTS.score_block
+    assert analysis_block(96, 64) == 1  # under MIN_SCORED_SIDE rows once averaged: scored as it is

@@ -34,17 +34,20 @@ colours change by ``colour_cut`` or more is a cut too, spike or not (a cut betwe
 Nothing is interpolated across a cut.
 
 This module needs numpy only: no torch, no PyAV, no files. Scores come from :func:`frame_difference` on the grey
-frames that ``retime.media.decode.iter_luma`` yields.
+frames that ``retime.media.decode.iter_luma`` yields, averaged over blocks of :func:`analysis_block` pixels a side
+(:func:`block_average`): a fast encoder re-codes a repeated frame with fresh noise, which the average removes while
+motion, spread over many pixels, stays (docs/detection.md).
 
 The package's modules: :mod:`._scores` (the measurements), :mod:`._settings` (settings and results),
 :mod:`._rules` (the rules above).
 """
 
 from retime.detect._rules import MAX_ROUNDS, MIN_MOTION_SUPPORT, MOTION_REACH, detect, find_duplicates, local_motion
-from retime.detect._scores import (HISTOGRAM_LEVELS, colour_change, colour_histogram, difference_scores,
-                                   frame_difference)
+from retime.detect._scores import (ANALYSIS_BLOCK, HISTOGRAM_LEVELS, MIN_SCORED_SIDE, analysis_block, block_average,
+                                   colour_change, colour_histogram, difference_scores, frame_difference)
 from retime.detect._settings import Detection, DetectionSettings, DuplicateRun, SceneCut
 
-__all__ = ["Detection", "DetectionSettings", "DuplicateRun", "HISTOGRAM_LEVELS", "MAX_ROUNDS", "MIN_MOTION_SUPPORT",
-           "MOTION_REACH", "SceneCut", "colour_change", "colour_histogram", "detect", "difference_scores",
-           "find_duplicates", "frame_difference", "local_motion"]
+__all__ = ["ANALYSIS_BLOCK", "Detection", "DetectionSettings", "DuplicateRun", "HISTOGRAM_LEVELS", "MAX_ROUNDS",
+           "MIN_MOTION_SUPPORT", "MIN_SCORED_SIDE", "MOTION_REACH", "SceneCut", "analysis_block", "block_average",
+           "colour_change", "colour_histogram", "detect", "difference_scores", "find_duplicates", "frame_difference",
+           "local_motion"]

@@ -7,6 +7,56 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from retime.defaults import DEFAULTS
+
+
+#: Side of the blocks pass 1 averages grey frames over before scoring them (pixels; ``DEFAULTS.score_block``): one
+#: block size for every frame size, because a block that grew with the frame would leave small frames unaveraged,
+#: and their fast-encoder noise is as large (docs/detection.md, "Scoring box-averaged luma").
+ANALYSIS_BLOCK = DEFAULTS.score_block
+#: Fewest rows (or columns) the averaged picture keeps: a smaller frame is scored as it is (thumbnails and test
+#: clips; nothing was measured there).
+MIN_SCORED_SIDE = 32
+
+
+def analysis_block(width: int, height: int) -> int:
+    """The block side (pixels) pass 1 box-averages a ``width`` x ``height`` grey frame by before scoring it
+    (:func:`block_average`): :data:`ANALYSIS_BLOCK`, or 1 where that would leave fewer than
+    :data:`MIN_SCORED_SIDE` pixels on the shorter side."""
+    return ANALYSIS_BLOCK if min(width, height) >= ANALYSIS_BLOCK * MIN_SCORED_SIDE else 1
+
+
+def block_average(luma: np.ndarray, block: int) -> np.ndarray:
+    """Mean of each ``block`` x ``block`` square of a grey frame, rounded to uint8: the picture detection scores.
+
+    Averaging removes most of the coding noise that a fast encoder (x264 ``ultrafast``) puts into a repeated frame
+    and little of the motion, which is spread over many pixels (docs/detection.md, "Scoring box-averaged luma").
+    Rows and columns past the last whole block are left out.
+
+    Args:
+        luma: ``(H, W)`` uint8 grey levels.
+        block: the block's side (pixels, >= 1); 1 returns ``luma`` itself.
+
+    Returns:
+        ``(H // block, W // block)`` uint8 grey levels (at least one block in each direction).
+
+    Raises:
+        ValueError: ``luma`` is not a 2-D uint8 array at least ``block`` pixels on each side, or ``block < 1``.
+    """
+    if luma.ndim != 2 or luma.dtype != np.uint8:
+        raise ValueError(f"block_average: expected an (H, W) uint8 frame, got {luma.shape} {luma.dtype}")
+    if block < 1 or luma.shape[0] < block or luma.shape[1] < block:
+        raise ValueError(f"block_average: block {block} does not fit a {luma.shape[1]}x{luma.shape[0]} frame")
+    if block == 1:
+        return luma
+    h, w = luma.shape[0] // block, luma.shape[1] // block
+    # sums of up to 16 x 16 samples of 255 fit uint16; rows first keeps the intermediate small
+    acc = np.uint16 if block <= 16 else np.uint32
+    rows = luma[:h * block, :w * block].reshape(h, block, w * block).sum(axis=1, dtype=acc)
+    sums = rows.reshape(h, w, block).sum(axis=2, dtype=acc)
+    area = block * block
+    return ((sums + area // 2) // area).astype(np.uint8)
+
 
 def frame_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference between two frames, in 8-bit grey levels per pixel (and per channel).

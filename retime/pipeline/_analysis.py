@@ -11,7 +11,8 @@ from typing import Any, Container, Sequence
 import numpy as np
 
 from retime import __version__
-from retime.detect import Detection, DetectionSettings, colour_change, colour_histogram, detect, frame_difference
+from retime.detect import (Detection, DetectionSettings, analysis_block, block_average, colour_change, colour_histogram,
+                           detect, frame_difference)
 from retime.errors import InputError, UsageError
 from retime.media.decode import iter_luma
 from retime.media.probe import VideoInfo, probe
@@ -36,7 +37,8 @@ class Analysis:
         pts: each frame's PTS in ``info.time_base`` units, in decode (presentation) order.
         durations: each frame's duration in ``info.time_base`` units (from the container, else the gap to the
             next frame; the last frame's falls back to the nominal interval of the timing analysis).
-        scores: ``scores[i]`` = mean absolute grey-level difference of frames i and i + 1 (grey levels).
+        scores: ``scores[i]`` = mean absolute grey-level difference of frames i and i + 1, box-averaged as
+            ``retime.detect.analysis_block`` says for the frame size (grey levels).
         detection: duplicates, runs, freezes, scene cuts.
         plan: the fix-drops plan for this detection (``--cadence fill``: repeats and timestamp gaps repaired in
             place).
@@ -168,21 +170,26 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     durations: list[int | None] = []
     scores: list[float] = []
     colours: list[float] = []
-    previous: np.ndarray | None = None
+    previous: np.ndarray | None = None  # the previous frame as scored (box-averaged)
+    previous_shape: tuple[int, ...] = ()
+    block = 1
     previous_histogram: np.ndarray | None = None
     pictures: dict[int, np.ndarray] = {}
     for frame in iter_luma(path, thumbnail=THUMBNAIL, keep_rgb=keep_rgb):
         if frame.rgb is not None:
             pictures[frame.index] = frame.rgb
         histogram = colour_histogram(frame.thumb)
+        if previous is None:
+            block = analysis_block(frame.luma.shape[1], frame.luma.shape[0])
+        elif frame.luma.shape != previous_shape:
+            raise InputError(f"{path}: the frame size changes at frame {frame.index} "
+                             f"({previous_shape[1]}x{previous_shape[0]} to "
+                             f"{frame.luma.shape[1]}x{frame.luma.shape[0]}); retime needs one size")
+        scored = block_average(frame.luma, block)  # averaging removes a fast encoder's noise, keeps the motion
         if previous is not None:
-            if frame.luma.shape != previous.shape:
-                raise InputError(f"{path}: the frame size changes at frame {frame.index} "
-                                 f"({previous.shape[1]}x{previous.shape[0]} to "
-                                 f"{frame.luma.shape[1]}x{frame.luma.shape[0]}); retime needs one size")
-            scores.append(frame_difference(previous, frame.luma))
+            scores.append(frame_difference(previous, scored))
             colours.append(colour_change(previous_histogram, histogram))
-        previous, previous_histogram = frame.luma, histogram
+        previous, previous_shape, previous_histogram = scored, frame.luma.shape, histogram
         pts.append(frame.pts)
         durations.append(frame.duration)
         progress("analyse", len(pts), expected)
