@@ -17,7 +17,7 @@ import pytest
 from retime.batch import run_folder
 from retime.chunks import ChunksNotDone, plan_chunks, render_chunk, run_chunked, split
 from retime.chunks._seek import frames_from
-from retime.errors import EXIT_SOME_FAILED, EXIT_USAGE
+from retime.errors import EXIT_SOME_FAILED, EXIT_USAGE, InputError, OutputError
 from retime.executor import ExecutorSettings
 from retime.media import EncodeSettings
 from retime.media.decode import iter_frames
@@ -123,6 +123,13 @@ def test_a_chunk_that_fails_on_every_try_leaves_no_output(long_clip, tmp_path):
     assert not (tmp_path / "out.mkv").exists()
 
 
+def test_a_refused_output_leaves_nothing_beside_it(long_clip, tmp_path):
+    (tmp_path / "out.mkv").write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="already exists"):
+        run_chunked("fix-drops", long_clip, tmp_path / "out.mkv", chunk_seconds=0.4, interpolator=BlendInterpolator())
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"] and (tmp_path / "out.mkv").read_bytes() == b"keep me"
+
+
 def test_render_chunk_is_idempotent_and_refuses_a_changed_input(tmp_path):
     source = tmp_path / "in.mkv"
     write_clip(source, damage(moving_frames(20), [5, 15]))
@@ -132,7 +139,10 @@ def test_render_chunk_is_idempotent_and_refuses_a_changed_input(tmp_path):
     again = render_chunk(tmp_path / "m.json", 1, interpolator=BlendInterpolator())
     assert first["status"] == "done" and again["status"] == "skipped" and again["bytes"] == first["bytes"]
     os.utime(source, ns=(1, 1))
-    with pytest.raises(Exception, match="changed since"):
+    with pytest.raises(InputError, match="changed since"):
+        render_chunk(tmp_path / "m.json", 0, interpolator=BlendInterpolator())
+    source.rename(tmp_path / "elsewhere.mkv")  # a worker that does not see the input
+    with pytest.raises(InputError, match="this worker cannot read the input"):
         render_chunk(tmp_path / "m.json", 0, interpolator=BlendInterpolator())
 
 

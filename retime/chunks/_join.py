@@ -79,6 +79,7 @@ def join_chunks(manifest: str | Path, *, report: str | Path | None = None, progr
                       seconds=round(data["report"]["seconds"] + sum(m["seconds"] for m in markers)
                                     + time.monotonic() - started, 3),
                       chunks={"count": len(markers), "chunk_seconds": data["chunk_seconds"],
+                              "plan_seconds": data["report"]["seconds"],
                               "starts": [c.at for c in sheet.chunks],
                               "seconds": [m["seconds"] for m in markers],
                               "join_seconds": round(time.monotonic() - started, 3)})

@@ -20,6 +20,9 @@ from retime.plan._ops import _Streaming
 
 __all__ = ["render_chunk", "run_chunk"]
 
+#: The engine a worker process built, by its settings: a worker that renders several chunks loads the model once.
+_ENGINES: dict[str, Any] = {}
+
 
 @dataclass(frozen=True)
 class _Part(_Streaming):
@@ -69,7 +72,9 @@ def render_chunk(manifest: str | Path, index: int, *, interpolator: Any = None, 
     else:
         settings = _model.ModelSettings(**{k: (Path(v) if k == "weights" and v else v)
                                            for k, v in (data["model"] or {}).items()})
-        get_engine = _model._memo(_model._default_interpolator(data["device"], settings))
+        key = json.dumps([data["device"], data["model"]], sort_keys=True)
+        build = _model._default_interpolator(data["device"], settings)
+        get_engine = _model._memo(lambda: _ENGINES[key] if key in _ENGINES else _ENGINES.setdefault(key, build()))
     pts, durations, first = data["pts"], data["durations"], chunk.first
     info = probe(source)
     encode = EncodeSettings(codec=data["encode"]["codec"], crf=data["encode"]["crf"], preset=data["encode"]["preset"])

@@ -53,8 +53,13 @@ def run_chunked(command: str, input: str | Path, output: str | Path, *, chunk_se
         from retime.errors import OutputError
 
         raise OutputError(f"{output}: cannot make the chunk folder {folder}: {exc.strerror or exc}") from None
-    made = plan_chunks(command, input, output, folder / "plan.json", chunk_seconds=chunk_seconds,
-                       interpolator=interpolator, progress=progress, **kwargs)
+    try:
+        made = plan_chunks(command, input, output, folder / "plan.json", chunk_seconds=chunk_seconds,
+                           interpolator=interpolator, progress=progress, **kwargs)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # refused before any chunk (OUT exists, bad input): leave nothing beside OUT
+        raise
     sheet = made.manifest
     todo = sheet.unfinished()
     total = len(sheet.data["frames"])
