@@ -173,6 +173,7 @@ def _run_on_ray(fn: Callable[..., Any], todo: dict[Hashable, tuple], settings: E
         where = settings.ray_address or "$RAY_ADDRESS or a local Ray"
         raise UsageError(f"--executor ray: cannot connect to the Ray cluster at {where}: "
                          f"{' '.join(str(exc).split())}") from None
+    running: dict[Any, Hashable] = {}
     try:
         resources = ray.cluster_resources()
         gpus = settings.gpus_per_task
@@ -182,7 +183,6 @@ def _run_on_ray(fn: Callable[..., Any], todo: dict[Hashable, tuple], settings: E
         limit = settings.jobs or max(1, int(resources.get("CPU", 1)))
         tries = dict.fromkeys(todo, 0)
         queue = list(todo)
-        running: dict[Any, Hashable] = {}
         while queue or running:
             while queue and len(running) < limit:
                 key = queue.pop(0)
@@ -202,7 +202,7 @@ def _run_on_ray(fn: Callable[..., Any], todo: dict[Hashable, tuple], settings: E
                     continue
                 on_done(key, value)
     except KeyboardInterrupt:
-        for ref in list(locals().get("running", {})):
+        for ref in running:  # a cancelled task's chunk or file is staged: nothing of it is left
             ray.cancel(ref, force=True)
         raise
     finally:
