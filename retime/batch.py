@@ -10,23 +10,22 @@ is one whose output and report exist from a run that was killed before it could 
 same command again therefore redoes only what is not finished, or what this batch made from an input that has
 changed since (that output is replaced; any other existing output is kept unless ``overwrite``).
 
-Workers are processes (``spawn``): each sets up the process as the CLI does (:func:`retime.configure_process`)
-with ``threads`` = cores // jobs, so workers x threads stays about the number of cores.
+The files run through :mod:`retime.executor`: a local process pool by default (``spawn``; each worker sets up the
+process as the CLI does, with ``threads`` = cores // jobs, so workers x threads stays about the number of cores), or
+a Ray cluster.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retime._process import usable_cores
 from retime.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, RetimeError, UsageError
+from retime.executor import ExecutorSettings, TaskFailure, run_tasks
 
 __all__ = ["MANIFEST", "VIDEO_GLOBS", "BatchResult", "FileOutcome", "find_inputs", "run_folder"]
 
@@ -138,23 +137,21 @@ def _run_one(command: str, source: str, target: str, report: str, kwargs: dict[s
     return {"exit_code": EXIT_OK, "synthesized": result.synthesized, "seconds": round(result.seconds, 3)}
 
 
-def _worker_setup(threads: int) -> None:
-    from retime._process import configure_process
-
-    configure_process(threads)
-
-
 def run_folder(command: str, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                jobs: int = 1, globs: Sequence[str] = VIDEO_GLOBS, recursive: bool = False,
-               on_file: Callable[[FileOutcome], None] | None = None, **kwargs: Any) -> BatchResult:
+               on_file: Callable[[FileOutcome], None] | None = None, executor: ExecutorSettings | None = None,
+               **kwargs: Any) -> BatchResult:
     """Run ``command`` (``"fix-drops"`` or ``"upsample"``) on every matching video of ``input_dir``.
 
     Args:
         command: which pipeline call.
         input_dir, output_dir: folders; ``output_dir`` is created if missing and must not be ``input_dir``.
-        jobs: worker processes (≥ 1); each gets ``max(1, cores // jobs)`` PyTorch threads.
+        jobs: worker processes (≥ 1); each gets ``max(1, cores // jobs)`` PyTorch threads. Ignored when
+            ``executor`` is given (its ``jobs`` count).
         globs, recursive: which files are inputs (:func:`find_inputs`).
         on_file: called in the parent as each file finishes (or is skipped), in completion order.
+        executor: where the files run (:class:`retime.executor.ExecutorSettings`: a local pool, or Ray); a worker
+            that dies under a file runs it again, up to ``max_tries`` times.
         kwargs: the pipeline call's keyword arguments (``detection``, ``encode``, ``model``, ``device``,
             ``overwrite``, ``factor``/``fps``, ``cadence``, ...): picklable settings, no ``report``/``progress``.
 
@@ -170,6 +167,7 @@ def run_folder(command: str, input_dir: str | os.PathLike, output_dir: str | os.
         raise UsageError(f"a folder can be given to fix-drops or upsample, not {command!r}")
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    executor = executor or ExecutorSettings(jobs=jobs)
     source_dir, target_dir = Path(input_dir), Path(output_dir)
     if (target_dir.exists() and not target_dir.is_dir()) or (
             not target_dir.exists() and any(Path(target_dir.name.lower()).match(g) for g in VIDEO_GLOBS)):
@@ -209,36 +207,25 @@ def run_folder(command: str, input_dir: str | os.PathLike, output_dir: str | os.
             todo.append((rel, source, target, report, stale))
     _write_manifest(manifest_path, manifest)
 
-    threads = max(1, usable_cores() // jobs)
-    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads and a model
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, max(1, len(todo))), mp_context=context,
-                                                initializer=_worker_setup, initargs=(threads,)) as pool:
-        futures = {pool.submit(_run_one, command, str(source), str(target), str(report),
-                               {**kwargs, "overwrite": True} if stale else kwargs): (rel, source, target, report)
-                   for rel, source, target, report, stale in todo}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                rel, source, target, report = futures[future]
-                try:
-                    done = future.result()
-                except concurrent.futures.process.BrokenProcessPool:
-                    done = {"exit_code": EXIT_INTERNAL, "error": "the worker process died (out of memory?)"}
-                ok = done["exit_code"] == EXIT_OK
-                outcome = FileOutcome(str(source), str(target), "done" if ok else "failed", done["exit_code"],
-                                      done.get("error"), str(report) if ok else None, done.get("synthesized"),
-                                      done.get("seconds"))
-                entries[rel] = {"status": outcome.status, "exit_code": outcome.exit_code, "error": outcome.error,
-                                "output": str(target), "report": outcome.report,
-                                "input_stamp": _stamp(source) if source.exists() else None}
-                _write_manifest(manifest_path, manifest)
-                record(outcome, rel)
-        except KeyboardInterrupt:
-            # Stop now: a killed worker leaves no output at its path (outputs are staged until complete), and the
-            # manifest already holds every file that finished.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    def finished(key: tuple, done: dict[str, Any] | TaskFailure) -> None:
+        rel, source, target, report = key
+        if isinstance(done, TaskFailure):
+            done = {"exit_code": EXIT_INTERNAL, "error": done.error}
+        ok = done["exit_code"] == EXIT_OK
+        outcome = FileOutcome(str(source), str(target), "done" if ok else "failed", done["exit_code"],
+                              done.get("error"), str(report) if ok else None, done.get("synthesized"),
+                              done.get("seconds"))
+        entries[rel] = {"status": outcome.status, "exit_code": outcome.exit_code, "error": outcome.error,
+                        "output": str(target), "report": outcome.report,
+                        "input_stamp": _stamp(source) if source.exists() else None}
+        _write_manifest(manifest_path, manifest)
+        record(outcome, rel)
+
+    # Stopped by Ctrl-C, a killed worker leaves no output at its path (outputs are staged until complete), and the
+    # manifest already holds every file that finished.
+    run_tasks(_run_one, {(rel, source, target, report): (command, str(source), str(target), str(report),
+                                                        {**kwargs, "overwrite": True} if stale else kwargs)
+                         for rel, source, target, report, stale in todo}, executor, on_done=finished)
     result.outcomes = [by_rel[p.as_posix()] for p in inputs]
     return result
 

@@ -15,7 +15,8 @@ Exit codes (also in ``retime --help`` and README.md):
       input, output folder missing or not writable, disk full, codec unsupported
  5    model error: weights missing, truncated or wrong
  6    a folder run: one or more files failed (each one's code and reason in the
-      summary and in OUT_DIR/retime-manifest.json)
+      summary and in OUT_DIR/retime-manifest.json); a chunked run: chunks failed
+      on every try or are not done (nothing is written)
 130   interrupted (Ctrl-C, SIGTERM, SIGHUP); no output is left behind
 141   stdout was closed early (``retime detect ... | head``): nothing more is
       printed, as Unix filters do (128 + SIGPIPE, what a shell reports)
@@ -34,7 +35,8 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_OUTPUT = 4
 EXIT_MODEL = 5
-#: A folder run in which at least one file failed (each file's own code and reason: the summary and the manifest).
+#: A folder run in which at least one file failed (each file's own code and reason: the summary and the manifest),
+#: or a chunked run with chunks that failed or are not done (retime.chunks.ChunksNotDone).
 EXIT_SOME_FAILED = 6
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141

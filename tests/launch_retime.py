@@ -6,6 +6,7 @@
 
 ``--blend``: synthesize with the blending stand-in instead of loading the model (tests/conftest.py);
 ``--named-temp``: write through the fallback temporary name, as on file systems without O_TMPFILE;
+``--crash-after N``: the process dies (``os._exit(9)``, as under SIGKILL) once a chunk has N encoded packets;
 ``--serve``: a fork server for the fuzz suite. It imports everything once, then for each JSON line on stdin
 (``{"args": [...], "cwd": DIR, "stdout": FILE, "stderr": FILE, "timeout": SECONDS}``) forks a child that runs the
 entry point like the console script would (its exit code, or 1 with the traceback for an uncaught exception),
@@ -80,7 +81,7 @@ def _serve() -> None:
 if __name__ == "__main__":
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
-    flags, args = set(argv[:split]), argv[split + 1:]
+    flags, args = argv[:split], argv[split + 1:]
     import retime.cli as cli
 
     if "--blend" in flags:
@@ -92,6 +93,17 @@ if __name__ == "__main__":
         import retime.media._output as output
 
         output._open_unnamed = lambda folder: None
+    if "--crash-after" in flags:
+        import retime.chunks._packets as packets
+
+        limit, write = int(flags[flags.index("--crash-after") + 1]), packets.PacketFile.write
+
+        def crash(self, packet):
+            if self.count >= limit:
+                os._exit(9)
+            write(self, packet)
+
+        packets.PacketFile.write = crash
     if "--serve" in flags:
         _serve()
     else:

@@ -26,6 +26,7 @@ LAYERS = (
     ("retime.plan",),
     ("retime.interpolate", "retime.refine"),
     ("retime.pipeline",),
+    ("retime.executor", "retime.chunks"),
     ("retime.batch",),
     ("retime.cli", "retime.__main__"),
 )

@@ -2,7 +2,7 @@
 
 Modules: :mod:`._app` (the app, the epilog, the shared option types), :mod:`._exit` (the one exit point),
 :mod:`._commands` (fix-drops, upsample, detect), :mod:`._output` (progress, summary, detect's table),
-:mod:`._weights` (``retime weights``); the commands outside the core are mounted by :func:`mount_commands`.
+:mod:`._weights` (``retime weights``), :mod:`._chunks` (``retime chunks``); the commands outside the core are mounted by :func:`mount_commands`.
 
 Output streams: stdout carries only what a command is asked for (``detect``'s table, or its JSON with ``--json``);
 stderr carries the progress bar (only on a terminal), the human summary after ``fix-drops``/``upsample`` and error
@@ -15,7 +15,7 @@ import sys
 
 import typer
 
-from retime.cli import _commands, _weights  # noqa: F401  (their commands register on the app)
+from retime.cli import _chunks, _commands, _weights  # noqa: F401  (their commands register on the app)
 from retime.cli._app import EPILOG, DebugOpt, Device, QuietOpt, WeightsOpt, app
 from retime.cli._exit import _fail, exit_point
 from retime.errors import EXIT_INTERRUPTED, EXIT_USAGE

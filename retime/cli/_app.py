@@ -23,7 +23,7 @@ EPILOG = (
     f"       output folder missing or not writable, disk full, codec unsupported\n"
     f"  {EXIT_MODEL}    model error: weights missing, truncated or wrong\n"
     f"  {EXIT_SOME_FAILED}    a folder run: one or more files failed (see the summary and\n"
-    f"       OUT/retime-manifest.json)\n"
+    f"       OUT/retime-manifest.json); a chunked run: chunks failed or are not done\n"
     f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGTERM, SIGHUP); no output is left behind\n"
     f"  {EXIT_BROKEN_PIPE}  stdout closed early (e.g. piped into head); nothing more is printed"
 )
@@ -77,8 +77,33 @@ InPathOrDir = Annotated[Path, typer.Argument(
     help="Input video file, a folder of them (then OUT is a folder), or - for stdin (any demuxable stream, e.g. "
          "y4m; spooled to a temporary file in $TMPDIR first, since retime reads its input twice; a y4m stream "
          "carries no audio or metadata, so the output has none).")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", metavar="N", min=1,
-                                      help="Folders: videos processed at once (worker processes).")]
+JobsOpt = Annotated[Optional[int], typer.Option(
+    "--jobs", "-j", metavar="N", min=1, show_default=False,
+    help="Folders: videos processed at once; with --chunk-seconds: chunks at once (local: worker processes, default "
+         "1; ray: tasks in flight, default the cluster's CPUs).")]
+
+
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+ChunkSecondsOpt = Annotated[Optional[float], typer.Option(
+    "--chunk-seconds", metavar="S", show_default=False,
+    help="One file in chunks of about S seconds, cut at scene cuts or keyframes, rendered --jobs at a time and "
+         "joined (same output; docs/scale-out.md). Default: no chunks.")]
+ExecutorOpt = Annotated[Executor, typer.Option(
+    "--executor", help="Where folders' files and chunks run: local (a process pool here) or ray (a Ray cluster: "
+                       "--ray-address or $RAY_ADDRESS; pip install 'retime[ray]').")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    "--ray-address", metavar="HOST:PORT", envvar="RAY_ADDRESS", show_default=False,
+    help="The Ray cluster for --executor ray (also $RAY_ADDRESS; default: a local Ray).")]
+GpusPerTaskOpt = Annotated[Optional[float], typer.Option(
+    "--gpus-per-task", metavar="G", min=0, show_default=False,
+    help="--executor ray: GPUs each task asks for (default 1 when the cluster has GPUs, else 0).")]
+MaxTriesOpt = Annotated[int, typer.Option(
+    "--max-tries", metavar="N", min=1,
+    help="Runs of a chunk (or a folder's file) whose worker dies or fails unexpectedly before it counts as failed.")]
 GlobOpt = Annotated[Optional[list[str]], typer.Option(
     "--glob", metavar="PATTERN", show_default=False,
     help="Folders: which files are videos (repeatable; default the common video extensions).")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 import sys
@@ -11,10 +12,11 @@ from typing import Annotated, Optional
 import typer
 
 from retime._process import configure_process
-from retime.cli._app import (EPILOG, GlobOpt, InPathOrDir, JobsOpt, RecursiveOpt, CadenceMode, CadenceOpt, CodecOpt, CrfOpt, DebugOpt, Device, DeviceOpt,
-                             EnsembleOpt, InPath, MaxRunOpt, ModelName, ModelOpt, OutPath, OverwriteOpt, Precision,
-                             PrecisionOpt, PresetOpt, Quality, QualityOpt, QuietOpt, RefineOpt, ReportOpt, ScaleOpt,
-                             SceneCutOpt, ThresholdOpt, WeightsOpt, app)
+from retime.cli._app import (EPILOG, CadenceMode, CadenceOpt, ChunkSecondsOpt, CodecOpt, CrfOpt, DebugOpt, Device,
+                             DeviceOpt, EnsembleOpt, Executor, ExecutorOpt, GlobOpt, GpusPerTaskOpt, InPath,
+                             InPathOrDir, JobsOpt, MaxRunOpt, MaxTriesOpt, ModelName, ModelOpt, OutPath, OverwriteOpt,
+                             Precision, PrecisionOpt, PresetOpt, Quality, QualityOpt, QuietOpt, RayAddressOpt,
+                             RecursiveOpt, RefineOpt, ReportOpt, ScaleOpt, SceneCutOpt, ThresholdOpt, WeightsOpt, app)
 from retime.cli._exit import exit_point
 from retime.cli._pipes import piped
 from retime.cli._output import (_Bar, _batch_summary, _check_report, _file_line, _print_analysis, _summary,
@@ -50,8 +52,24 @@ def _encode(codec: str | None, crf: int, preset: str):
     return EncodeSettings(codec=codec, crf=crf, preset=preset)
 
 
+#: Set by ``retime chunks plan fix-drops|upsample`` (retime.cli._chunks): the manifest to plan into instead of running.
+PLAN_TO: contextvars.ContextVar[Path | None] = contextvars.ContextVar("retime_plan_to", default=None)
+
+
+def _executor(executor: Executor, jobs: int | None, ray_address: str | None, gpus_per_task: float | None,
+              max_tries: int):
+    from retime.executor import ExecutorSettings, import_ray
+
+    settings = ExecutorSettings(kind=executor.value, jobs=jobs, max_tries=max_tries,
+                                ray_address=ray_address if executor is Executor.ray else None,
+                                gpus_per_task=gpus_per_task)
+    if settings.kind == "ray":
+        import_ray()  # without the extra: the one-line usage error now, before any work
+    return settings
+
+
 def _folder(command: str, input: Path, output: Path, jobs: int, glob: list[str] | None, recursive: bool,
-            report: Path | None, quiet: bool, options: dict) -> None:
+            report: Path | None, quiet: bool, options: dict, executor=None) -> None:
     """IN is a folder: every video in it through the same command (:func:`retime.batch.run_folder`); one line per
     file as it finishes, one summary, exit 6 if any file failed."""
     from retime.batch import VIDEO_GLOBS, run_folder
@@ -59,26 +77,57 @@ def _folder(command: str, input: Path, output: Path, jobs: int, glob: list[str] 
     if report is not None:
         raise UsageError("--report is for one file; a folder run writes each report under OUT/.retime-reports and "
                          "lists them in OUT/retime-manifest.json")
-    result = run_folder(command, input, output, jobs=jobs, globs=tuple(glob) if glob else VIDEO_GLOBS,
-                        recursive=recursive, on_file=None if quiet else _file_line, **options)
+    result = run_folder(command, input, output, jobs=jobs or 1, globs=tuple(glob) if glob else VIDEO_GLOBS,
+                        recursive=recursive, on_file=None if quiet else _file_line, executor=executor, **options)
     _batch_summary(result, quiet=quiet)
     if result.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-def _run(command: str, run, input: Path, output: Path, jobs: int, glob: list[str] | None, recursive: bool,
-         report: Path | None, quiet: bool, options: dict) -> None:
-    """What fix-drops and upsample share once their options are settings: a folder run, or one file with the
-    progress bar and the summary."""
+def _run(command: str, run, input: Path, output: Path, jobs: int | None, glob: list[str] | None, recursive: bool,
+         report: Path | None, quiet: bool, options: dict, chunk_seconds: float | None = None, executor=None) -> None:
+    """What fix-drops and upsample share once their options are settings: a folder run, a chunk plan (``retime
+    chunks plan``), one file in chunks (``--chunk-seconds``), or one file with the progress bar and the summary."""
+    plan_to = PLAN_TO.get()
+    if plan_to is not None:
+        return _plan(command, input, output, plan_to, chunk_seconds, quiet, options)
     if input.is_dir():
-        return _folder(command, input, output, jobs, glob, recursive, report, quiet, options)
+        if chunk_seconds is not None:
+            raise UsageError("--chunk-seconds is for one file; a folder already runs its files in parallel (--jobs)")
+        return _folder(command, input, output, jobs, glob, recursive, report, quiet, options, executor)
+    if chunk_seconds is None and executor.kind != "local":
+        raise UsageError("--executor ray runs a folder's files or a file's chunks: give a folder, or --chunk-seconds S")
     configure_process()
     _check_report(report, avoid=(input, output))
     with piped(input, output, options) as (source, target, options):
         with _Bar(not quiet) as bar:
-            result = run(source, target, progress=bar, report=report, **options)
+            if chunk_seconds is None:
+                result = run(source, target, progress=bar, report=report, **options)
+            else:
+                from retime.chunks import run_chunked
+
+                result = run_chunked(command, source, target, chunk_seconds=chunk_seconds, executor=executor,
+                                     progress=bar, report=report, **options)
     if not quiet:
         _summary(dataclasses.replace(result, input=input, output=output))  # "-", not the spool's name
+
+
+def _plan(command: str, input: Path, output: Path, manifest: Path, chunk_seconds: float | None, quiet: bool,
+          options: dict) -> None:
+    """``retime chunks plan``: the manifest written, and what it holds on stdout (JSON: for a job array's size)."""
+    from retime.chunks import CHUNK_SECONDS, plan_chunks
+
+    configure_process()
+    if input.is_dir():
+        raise UsageError(f"{input}: retime chunks plan takes one video file (a folder: fix-drops IN_DIR OUT_DIR)")
+    with _Bar(not quiet) as bar:
+        made = plan_chunks(command, input, output, manifest,
+                           chunk_seconds=CHUNK_SECONDS if chunk_seconds is None else chunk_seconds,
+                           progress=bar, **options)
+    data = made.manifest.data
+    sys.stdout.write(json.dumps({"manifest": str(made.manifest.path), "chunks": len(data["chunks"]),
+                                 "frames": len(data["frames"]), "synthesized": made.plan.synthesized,
+                                 "command": command, "output": data["output"]}) + "\n")
 
 
 @app.command("fix-drops", epilog=EPILOG)
@@ -103,9 +152,14 @@ def fix_drops_cmd(
     cadence: CadenceOpt = CadenceMode.fill,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = None,
     glob: GlobOpt = None,
     recursive: RecursiveOpt = False,
+    chunk_seconds: ChunkSecondsOpt = None,
+    executor: ExecutorOpt = Executor.local,
+    ray_address: RayAddressOpt = None,
+    gpus_per_task: GpusPerTaskOpt = None,
+    max_tries: MaxTriesOpt = 3,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -120,7 +174,8 @@ def fix_drops_cmd(
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     options = dict(detection=settings, encode=enc, device=device.value, overwrite=overwrite,
                    model=_model(weights, scale, refine, precision, quality, model, ensemble), cadence=cadence.value)
-    _run("fix-drops", fix_drops, input, output, jobs, glob, recursive, report, quiet, options)
+    _run("fix-drops", fix_drops, input, output, jobs, glob, recursive, report, quiet, options, chunk_seconds,
+         _executor(executor, jobs, ray_address, gpus_per_task, max_tries))
 
 
 @app.command("upsample", epilog=EPILOG)
@@ -149,9 +204,14 @@ def upsample_cmd(
     precision: PrecisionOpt = Precision.auto,
     overwrite: OverwriteOpt = False,
     report: ReportOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = None,
     glob: GlobOpt = None,
     recursive: RecursiveOpt = False,
+    chunk_seconds: ChunkSecondsOpt = None,
+    executor: ExecutorOpt = Executor.local,
+    ray_address: RayAddressOpt = None,
+    gpus_per_task: GpusPerTaskOpt = None,
+    max_tries: MaxTriesOpt = 3,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -164,7 +224,8 @@ def upsample_cmd(
     settings, enc = _settings(threshold, max_run, scene_cut), _encode(codec, crf, preset)
     options = dict(factor=factor, fps=fps, detection=settings, encode=enc, device=device.value, overwrite=overwrite,
                    model=_model(weights, scale, refine, precision, quality, model, ensemble))
-    _run("upsample", upsample, input, output, jobs, glob, recursive, report, quiet, options)
+    _run("upsample", upsample, input, output, jobs, glob, recursive, report, quiet, options, chunk_seconds,
+         _executor(executor, jobs, ray_address, gpus_per_task, max_tries))
 
 
 @app.command("detect", epilog=EPILOG)

@@ -135,10 +135,10 @@ class StagedOutput:
     with the video.
     """
 
-    def __init__(self, output: Path, overwrite: bool) -> None:
+    def __init__(self, output: Path, overwrite: bool, container: bool = True) -> None:
         self.output = output
         self.overwrite = overwrite
-        self.muxer = muxer_for(output)
+        self.muxer = muxer_for(output) if container else None
         self.folder = output.resolve().parent
         self._attachments: list[tuple[Path, bytes]] = []
         self._staged: list[tuple[Path, Path]] = []  # (temporary, final) of the attachments
@@ -301,8 +301,8 @@ def _sync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(output: str | Path, *, input: str | Path | None = None,
-                  overwrite: bool = False) -> Iterator[StagedOutput]:
+def atomic_output(output: str | Path, *, input: str | Path | None = None, overwrite: bool = False,
+                  container: bool = True) -> Iterator[StagedOutput]:
     """Stage ``output``: yield a :class:`StagedOutput` whose ``path`` the writer fills; on a clean exit the file
     appears at ``output`` (with its attachments), on any exception (including KeyboardInterrupt) nothing appears
     and ``output`` is left as it was. A killed process (SIGKILL, a power cut) leaves nothing where the file system
@@ -310,6 +310,7 @@ def atomic_output(output: str | Path, *, input: str | Path | None = None,
     that folder removes (:func:`remove_stale_temporaries`).
 
     Without ``overwrite`` the final link fails instead of replacing a file that appeared at ``output`` meanwhile.
+    ``container=False``: ``output`` is not a video container (a chunk's packet file), so its extension is not checked.
 
     Raises:
         OutputError: as :func:`check_output_path`; the extension is no container; the folder is full or the move
@@ -318,7 +319,7 @@ def atomic_output(output: str | Path, *, input: str | Path | None = None,
     output = Path(output)
     check_output_path(output, input=None if input is None else Path(input), overwrite=overwrite)
     remove_stale_temporaries(output.resolve().parent)
-    staged = StagedOutput(output, overwrite)
+    staged = StagedOutput(output, overwrite, container)
     try:
         yield staged
         staged.commit()

@@ -10,9 +10,11 @@ that the output container cannot hold is an :class:`OutputError`, never a silent
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -49,6 +51,10 @@ class VideoWriter:
             the output rate's for upsampling.
         rate: the output's frame rate (frames per second), written as the stream's average rate.
         copy_streams: copy the input's audio/subtitle/data/attachment streams (default True).
+        packet_sink: hand each encoded video packet to this callable instead of muxing it; the container is then
+            written to memory only (it still sets the encoder up as a file of ``label``'s container would, e.g.
+            global headers). :mod:`retime.chunks` keeps a chunk's packets so, and the join muxes them into the one
+            output with :meth:`write_packet`.
 
     The constructor opens the encoder and writes the container header, so an unsupported codec, pixel format or
     stream is reported before any frame is decoded. Not thread-safe: call every method from one thread.
@@ -60,7 +66,7 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, info: VideoInfo, *, settings: EncodeSettings = EncodeSettings(),
                  time_base: Fraction, rate: Fraction, copy_streams: bool = True,
-                 label: str | Path | None = None) -> None:
+                 label: str | Path | None = None, packet_sink: Callable[[av.Packet], None] | None = None) -> None:
         self.path = Path(path)
         self.label = Path(label) if label is not None else self.path  # the name users know (not the temp file)
         self.info = info
@@ -69,6 +75,7 @@ class VideoWriter:
         self.pix_fmt = choose_pix_fmt(self.encoder, info.pix_fmt)
         _check_size(self.encoder, self.pix_fmt, info.width, info.height, self.label)
         self.frames_written = 0
+        self._sink = packet_sink
         #: What was not copied as a stream, and why (shown by the CLI, written to the report): one line each.
         self.notes: list[str] = []
         self._open(settings, Fraction(rate), copy_streams, copy_data=True)
@@ -83,7 +90,8 @@ class VideoWriter:
         self._copied_data = []
         try:
             # surrogateescape: tags are bytes from the wild; undecodable ones are written back byte for byte
-            self._out = av.open(str(self.path), mode="w", format=muxer_for(self.label),
+            target = io.BytesIO() if self._sink is not None else str(self.path)
+            self._out = av.open(target, mode="w", format=muxer_for(self.label),
                                 metadata_errors="surrogateescape")
         except OutputError:
             raise
@@ -232,10 +240,39 @@ class VideoWriter:
         frame.pict_type = av.video.frame.PictureType.NONE  # let the encoder pick frame types, not the input's GOP
         try:
             self._copy_until(pts * self.time_base)
-            self._out.mux(self._video.encode(frame))
+            self._mux_video(self._video.encode(frame))
         except (av.FFmpegError, OSError) as exc:
             raise _output_error(self.label, exc) from None
         self.frames_written += 1
+
+    @property
+    def extradata(self) -> bytes:
+        """The video encoder's stream header (codec extradata: H.264's SPS/PPS, FFV1's parameters), as muxed."""
+        return bytes(self._video.codec_context.extradata or b"")
+
+    def write_packet(self, packet: av.Packet) -> None:
+        """Mux ``packet``, one frame of this video stream encoded elsewhere (a chunk's, with this writer's settings:
+        :mod:`retime.chunks`), copying the other streams up to its time first. Its ``time_base`` must be set.
+
+        Raises:
+            OutputError: writing failed (e.g. disk full).
+        """
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        try:
+            if stamp is not None:
+                self._copy_until(stamp * packet.time_base)
+            packet.stream = self._video
+            self._out.mux(packet)
+        except (av.FFmpegError, OSError) as exc:
+            raise _output_error(self.label, exc) from None
+        self.frames_written += 1
+
+    def _mux_video(self, packets) -> None:
+        if self._sink is None:
+            self._out.mux(packets)
+            return
+        for packet in packets:
+            self._sink(packet)
 
     def write_rgb(self, rgb: np.ndarray, pts: int, duration: int | None = None) -> None:
         """Encode an (H, W, 3) uint8 RGB image (a synthesized frame) with the output's colour matrix and range."""
@@ -282,7 +319,7 @@ class VideoWriter:
         if self._closed:
             return
         try:
-            self._out.mux(self._video.encode(None))
+            self._mux_video(self._video.encode(None))
             self._copy_until(None)
             self._out.close()
         except (av.FFmpegError, OSError) as exc:

@@ -97,12 +97,16 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
          get_engine: Callable[[], FrameInterpolator], injected: bool, detection: DetectionSettings | None,
          encode: EncodeSettings, device: str, model: ModelSettings | None, overwrite: bool, progress: Progress,
          report: str | Path | None, timing: TimingSettings | None, prefer_finer: bool,
-         cadence_mode: str | None = None) -> RunResult:
+         cadence_mode: str | None = None, planned: Callable[..., None] | None = None) -> RunResult:
     """The part both commands share, from the staged output to the report.
 
     The writer is opened (at ``time_base`` and ``rate``) before pass 1, so that an unusable codec or stream is
     reported before any work, and opened again in the rare case that the output's time base or rate turns out
     otherwise after pass 1. On any error (and on KeyboardInterrupt) nothing is left behind.
+
+    ``planned``: called with ``analysis``, ``output`` (the :class:`_Output`), ``tuning`` (the report's model
+    section) and ``writer`` once the plan and the model's settings are made, before pass 2; :mod:`retime.chunks`
+    saves them there and raises to stop the run (then nothing is written).
     """
     with atomic_output(output, input=input, overwrite=overwrite) as staged:
         writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=rate, label=output)
@@ -124,6 +128,8 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
                                      label=output)
             get_engine, tuning = _settle_engine(get_engine, injected, analysis, out.plan, model, device,
                                                 prefer_finer=prefer_finer)
+            if planned is not None:
+                planned(analysis=analysis, output=out, tuning=tuning, writer=writer)
             peak = _write_through(writer, out.stamps, out.plan, lambda: iter_frames(input), get_engine, progress)
         except BaseException:
             writer.abort()
@@ -153,7 +159,8 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
               encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
               device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
               progress: Progress | None = None, report: str | Path | None = None,
-              timing: TimingSettings | None = None, cadence: str = "fill") -> RunResult:
+              timing: TimingSettings | None = None, cadence: str = "fill",
+              planned: Callable[..., None] | None = None) -> RunResult:
     """Replace duplicated frames with interpolated ones and fill timestamp gaps; every other frame, every source
     timestamp (PTS), the duration and the frame rate stay the input's. Other streams are copied.
 
@@ -180,6 +187,7 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
         report: write :meth:`RunResult.to_dict` there as JSON, committed together with the video (both or neither).
         timing: timing-analysis settings (gap threshold, cadence regularity).
         cadence: ``"fill"``, ``"retime"`` or ``"decimate"``.
+        planned: :mod:`retime.chunks`' hook after the plan, before pass 2 (see ``_run``); ``None`` for every other use.
 
     Raises:
         InputError, OutputError, ModelError, UsageError: see :mod:`retime.errors` (UsageError also for a cadence
@@ -207,7 +215,7 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
                 decide=decide, get_engine=get_engine, injected=interpolator is not None, detection=detection,
                 encode=encode or EncodeSettings(), device=device, model=model, overwrite=overwrite,
                 progress=progress or _no_progress, report=report, timing=timing, prefer_finer=False,
-                cadence_mode=cadence)
+                cadence_mode=cadence, planned=planned)
 
 
 def upsample(input: str | Path, output: str | Path, *, factor: int | None = None,
@@ -215,7 +223,7 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
              encode: EncodeSettings | None = None, interpolator: FrameInterpolator | None = None,
              device: str = DEFAULTS.device, model: ModelSettings | None = None, overwrite: bool = False,
              progress: Progress | None = None, report: str | Path | None = None,
-             timing: TimingSettings | None = None) -> RunResult:
+             timing: TimingSettings | None = None, planned: Callable[..., None] | None = None) -> RunResult:
     """Raise the frame rate to ``factor`` x the input's nominal rate or to ``fps``: a constant-frame-rate output of
     the same duration, source frames passed through, frames synthesized at the exact time between each pair,
     nothing blended across scene cuts. Other streams are copied.
@@ -255,4 +263,4 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
                 rate=out_rate, decide=decide, get_engine=get_engine, injected=interpolator is not None,
                 detection=detection, encode=encode or EncodeSettings(), device=device, model=model,
                 overwrite=overwrite, progress=progress or _no_progress, report=report, timing=timing,
-                prefer_finer=True)
+                prefer_finer=True, planned=planned)
