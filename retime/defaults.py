@@ -143,6 +143,11 @@ class Defaults:
     factor: int = 2
     #: The quality preset (``--quality``), see QUALITY_PRESETS.
     quality: str = "balanced"
+    # --- chunks (retime.chunks) ------------------------------------------------------------------------------
+    #: ``retime chunks plan``'s default chunk length (seconds of output): long enough that a chunk's start-up (a
+    #: process, the model's load, a seek) is small beside its work, short enough that a minute-long video already
+    #: spreads over a few workers (measured: docs/scale-out.md).
+    chunk_seconds: float = 60.0
 
     def quality_preset(self, name: str) -> QualityPreset:
         """The preset called ``name``. Raises :class:`~retime.errors.UsageError` for an unknown one."""

@@ -12,15 +12,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from retime.defaults import DEFAULTS
 from retime.media.probe import open_input
 from retime.plan import Copy
 
 __all__ = ["CHUNK_SECONDS", "Chunk", "keyframes", "split"]
 
-#: ``retime chunks plan``'s default chunk length (seconds of output): long enough that a chunk's start-up (a
-#: process, the model's load, a seek) is small beside its work, short enough that a minute-long video already
-#: spreads over a few workers (measured: docs/scale-out.md).
-CHUNK_SECONDS = 60.0
+#: ``retime chunks plan``'s default chunk length (seconds of output; the reason is in retime.defaults).
+CHUNK_SECONDS = DEFAULTS.chunk_seconds
 
 
 @dataclass(frozen=True)
