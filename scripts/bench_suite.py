@@ -146,6 +146,10 @@ def render_markdown(suite: dict[str, Any]) -> str:
     if speed:
         tables += report.speed_tables(speed)
     out += ["## Results", ""] + [report.to_markdown(t) for t in tables]
+    out += ["## Scale-out (folders and chunked long videos, 1 and 2 workers, the model for k machines)", "",
+            "Measured by `python scripts/measure_scaleout.py` (several minutes of model work per run, so not part of "
+            "this suite): the wall times, the fixed costs (plan, worker start-up, join) and the model checked against "
+            "the 2-worker runs are in [scale-out.md](scale-out.md), \"Measured on the development machine\".", ""]
     out += ["## Reproduce", "", "```", "make bench    # this page: python scripts/bench_suite.py --out docs/benchmarks.md",
             "retime bench CLIP --task all --max-frames 21 --json out.json    # one clip",
             "retime bench ../shared/data/middlebury-other --task quality     # a folder of image triplets", "```",
