@@ -1,6 +1,6 @@
 """Peak resident memory of one fix-drops or upsample run, by stage: a thread samples VmRSS every 20 ms and the
 progress callback labels each sample with the stage it falls in ("start", "analyse" (pass 1 and the settings
-search), "render" (pass 2)).
+search), "render" (pass 2)); then the run's wall time per synthesized frame and the model setting it used.
 
 Usage: PYTHONPATH=. python scripts/measure_memory.py upsample|fix-drops IN [CODEC]     (CODEC e.g. ffv1)
 """
@@ -45,10 +45,15 @@ def main(argv: list[str]) -> None:
     out = "/tmp/retime-measure-memory" + (".mkv" if codec else ".mp4")
     options = dict(encode=EncodeSettings(codec=codec), overwrite=True, progress=progress)
     if command == "upsample":
-        upsample(source, out, factor=2, **options)
+        result = upsample(source, out, factor=2, **options)
     else:
-        fix_drops(source, out, **options)
+        result = fix_drops(source, out, **options)
     running = False
+    setting = result.model or {}
+    per_frame = result.seconds / result.synthesized if result.synthesized else float("nan")
+    print(f"{result.frames_written} frames written, {result.synthesized} synthesized in {result.seconds:.1f} s "
+          f"({per_frame:.2f} s per synthesized frame, everything included); model {setting.get('model')}, "
+          f"scale {setting.get('scale')}, ensemble {setting.get('ensemble')}, searched {setting.get('searched')}")
     for stage in ("start", "analyse", "render"):
         values = [(m, d) for m, s, d in samples if s == stage]
         if values:

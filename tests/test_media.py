@@ -14,6 +14,7 @@ import pytest
 from conftest import HEIGHT, N_FRAMES, WIDTH, packets, video_facts
 from retime.errors import InputError, OutputError, UsageError
 from retime.media import EncodeSettings, VideoWriter, atomic_output, iter_frames, iter_luma, probe
+from retime.media.decode import to_luma
 from retime.media.encode import choose_encoder, choose_pix_fmt, temp_path_for
 
 def _tag(metadata, key: str):
@@ -82,6 +83,35 @@ def test_iter_luma_refuses_truncated_files(clips, name):
     with pytest.raises(InputError, match="truncated|corrupted"):
         for _ in iter_luma(clips[name].path):
             pass
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p", "yuv422p", "yuv444p", "nv12", "nv21", "gray",
+                                     "yuv410p", "yuv420p10le", "rgb24", "yuyv422"])
+@pytest.mark.parametrize("colour_range", [0, 1, 2])
+def test_to_luma_equals_libswscales_grey_conversion(pix_fmt, colour_range):
+    # the table look-up of the luma plane must give exactly what libswscale's gray conversion gives, in every
+    # range, with the plane's line padding (a width that is not a multiple of the alignment)
+    rng = np.random.default_rng(colour_range)
+    picture = rng.integers(0, 256, (38, 90, 3), dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
+    frame.color_range = colour_range
+    expected = frame.to_ndarray(format="gray", src_color_range=colour_range or None)
+    luma = to_luma(frame)
+    assert luma.shape == (38, 90) and luma.dtype == np.uint8
+    assert np.array_equal(luma, expected)
+
+
+def test_to_luma_stretches_limited_range():
+    frame = av.VideoFrame(64, 2, "yuv420p")
+    for i, plane in enumerate(frame.planes):
+        samples = np.full(plane.buffer_size, 128, np.uint8)
+        if i == 0:
+            samples.reshape(plane.height, plane.line_size)[:, :4] = [16, 235, 126, 0]
+        plane.update(samples.tobytes())
+    frame.color_range = 1  # MPEG (limited): black 16, white 235
+    assert to_luma(frame)[0, :4].tolist() == [0, 255, 128, 0]
+    frame.color_range = 2  # JPEG (full): the samples are the grey levels
+    assert to_luma(frame)[0, :4].tolist() == [16, 235, 126, 0]
+
 
 
 def test_iter_frames_keeps_native_pixels_and_gives_rgb(clips):

@@ -14,6 +14,7 @@ exact value in seconds. A frame without a PTS (raw bitstreams) gets the previous
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -26,7 +27,7 @@ import numpy as np
 from retime.errors import InputError
 from retime.media.probe import FALLBACK_RATE, open_input, stream_time_base
 
-__all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_rgb"]
+__all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_luma", "to_rgb"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +72,43 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
 
 def _range_or_none(value) -> int | None:
     return int(value) if value is not None and int(value) != 0 else None
+
+
+#: Pixel formats whose first plane is the luma at one byte per sample: their grey picture is a per-sample
+#: function of that plane (no dither, no chroma), so :func:`to_luma` reads it through a lookup table.
+_LUMA_PLANE_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
+                                 "yuvj440p", "yuv411p", "yuvj411p", "yuv410p", "nv12", "nv21", "nv16", "nv24",
+                                 "nv42", "gray"})
+
+
+@functools.lru_cache(maxsize=32)
+def _luma_table(format_name: str, source_range: int | None) -> np.ndarray:
+    """The grey level libswscale gives each 8-bit luma sample of ``format_name`` at ``source_range``: a (256,)
+    uint8 table measured by converting a ramp through libswscale itself, so the table is its conversion exactly."""
+    ramp = av.VideoFrame(256, 2, format_name)
+    for i, plane in enumerate(ramp.planes):
+        samples = np.full(plane.buffer_size, 128, np.uint8)
+        if i == 0:
+            rows = samples.reshape(plane.height, plane.line_size)
+            rows[:, :256] = np.arange(256, dtype=np.uint8)
+        plane.update(samples.tobytes())
+    return ramp.to_ndarray(format="gray", src_color_range=source_range)[0].copy()
+
+
+def to_luma(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's grey picture, (H, W) uint8 grey levels 0-255 (limited-range luma stretched to full range),
+    equal to libswscale's ``gray`` conversion.
+
+    For planar and semi-planar 8-bit YUV the luma plane is read through :func:`_luma_table` (a table look-up
+    instead of a libswscale pass: pass 1 decodes every frame, and the conversion cost more than the decode).
+    Other formats (10-bit, RGB, packed) go through libswscale.
+    """
+    source_range = _range_or_none(frame.color_range)
+    if frame.format.name not in _LUMA_PLANE_FORMATS:
+        return frame.to_ndarray(format="gray", src_color_range=source_range)
+    plane = frame.planes[0]
+    samples = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+    return _luma_table(frame.format.name, source_range)[samples]
 
 
 @contextlib.contextmanager
@@ -164,7 +202,7 @@ def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Conta
     """
     for index, pts, time_base, frame in _decode(Path(path), strict=True):
         source_range = _range_or_none(frame.color_range)
-        luma = frame.to_ndarray(format="gray", src_color_range=source_range)
+        luma = to_luma(frame)
         thumb = None
         if thumbnail:
             scale = thumbnail / max(frame.width, frame.height)
