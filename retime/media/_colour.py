@@ -27,6 +27,9 @@ SUBSAMPLING = {"yuv420p": (2, 2), "yuvj420p": (2, 2), "yuv422p": (2, 1), "yuvj42
 # The fit is accepted when it explains the decoder's output to within its own 8-bit rounding (RMS of a uniform
 # rounding error is 0.29; libswscale's fixed-point tables add a little).
 FIT_RMS = 0.75
+# Rows converted at a time (even, for 4:2:0): a band's float temporaries stay in the caches and a 4K frame's
+# conversion holds a few MB instead of a few hundred.
+BAND_ROWS = 64
 
 
 class YuvConverter:
@@ -47,6 +50,23 @@ class YuvConverter:
     def planes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(Y (H, W), U (ceil(H/sy), ceil(W/sx)), V (same)) uint8 planes of an (H, W, 3) uint8 RGB image."""
         height, width = rgb.shape[:2]
+        chroma_shape = (-(-height // self.sub_y), -(-width // self.sub_x))
+        out = (np.empty((height, width), np.uint8), np.empty(chroma_shape, np.uint8), np.empty(chroma_shape, np.uint8))
+        self._convert(rgb, out)
+        return out
+
+    def _convert(self, rgb: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Write the planes of ``rgb`` into ``out`` (Y, U, V uint8 arrays or views), :data:`BAND_ROWS` rows at a
+        time: the float temporaries of a whole 4K frame would be several hundred MB."""
+        height = rgb.shape[0]
+        sy = self.sub_y
+        for top in range(0, height, BAND_ROWS):
+            bottom = min(top + BAND_ROWS, height)
+            self._convert_band(rgb[top:bottom], [out[0][top:bottom], out[1][top // sy:-(-bottom // sy)],
+                                                 out[2][top // sy:-(-bottom // sy)]])
+
+    def _convert_band(self, rgb: np.ndarray, out: list[np.ndarray]) -> None:
+        height, width = rgb.shape[:2]
         sx, sy = self.sub_x, self.sub_y
         pad_h, pad_w = -height % sy, -width % sx
         if pad_h or pad_w:  # an odd edge's chroma sample covers the edge pixel alone: replicate it
@@ -62,15 +82,20 @@ class YuvConverter:
             block = block[:, 0::2] + block[:, 1::2]
         if sx * sy > 1:
             block = block * np.float32(1 / (sx * sy))
-        out = [np.clip(np.rint(p), 0, 255).astype(np.uint8)
-               for p in (luma, block @ inverse[1] - shift[1], block @ inverse[2] - shift[2])]
-        return out[0], out[1], out[2]
+        for target, plane in zip(out, (luma, block @ inverse[1] - shift[1], block @ inverse[2] - shift[2])):
+            np.rint(plane, out=plane)
+            np.clip(plane, 0, 255, out=plane)
+            target[...] = plane
 
     def frame(self, rgb: np.ndarray) -> av.VideoFrame:
         """An (H, W, 3) uint8 RGB image as an ``av.VideoFrame`` in this format, tagged with its matrix and range."""
         height, width = rgb.shape[:2]
         frame = av.VideoFrame(width, height, self.pix_fmt)
-        _fill(frame, self.planes(rgb))
+        views = []
+        for plane in frame.planes:  # written in place: rows are padded to the line size
+            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+            views.append(rows[:, :plane.width])
+        self._convert(rgb, tuple(views))
         frame.colorspace = self.colorspace
         frame.color_range = self.color_range
         return frame
