@@ -168,6 +168,33 @@ def _remux(src: Path, dst: Path, codec: str | None = "ffv1", preset: str = "ultr
             writer.write(frame.frame, frame.pts, frame.duration)
 
 
+@pytest.mark.parametrize("size, preset, lookahead", [
+    ((1920, 1080), "medium", 40), ((2560, 1440), "medium", 22), ((3840, 2160), "medium", 10),
+    ((3840, 2160), "slow", 10), ((3840, 2160), "veryfast", 10), ((2560, 1440), "faster", 20)])
+def test_x264_lookahead_is_cut_only_above_1080p(size, preset, lookahead):
+    from retime.media._codecs import X264_LOOKAHEAD, x264_lookahead
+
+    chosen = x264_lookahead(*size, preset)
+    assert (X264_LOOKAHEAD[preset] if chosen is None else chosen) == lookahead
+    assert chosen is None or chosen < X264_LOOKAHEAD[preset]
+
+
+def test_writer_gives_x264_the_shorter_lookahead_at_large_sizes(tmp_path):
+    # x264 writes its settings into the stream (an SEI message): the option must reach the encoder
+    src = tmp_path / "big.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 2560, 1440, "yuv420p"
+        for k in range(2):
+            frame = av.VideoFrame(2560, 1440, "yuv420p")
+            frame.pts = k
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    _remux(src, tmp_path / "big.mp4", codec="h264", preset="medium")
+    written = (tmp_path / "big.mp4").read_bytes()
+    assert b"rc_lookahead=22 " in written and b"rc=crf" in written
+
+
 def test_writer_is_lossless_with_ffv1_and_copies_audio(clips, tmp_path):
     src = clips["lossless"].path
     dst = tmp_path / "copy.mkv"

@@ -41,6 +41,25 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 #: The same speeds for libvpx-vp9/libaom-av1 (cpu-used, 0 slowest) and SVT-AV1 (preset, 0 slowest).
 VPX_SPEED = dict(zip(PRESETS, (8, 7, 6, 5, 5, 4, 3, 2, 1, 0)))
 SVT_SPEED = dict(zip(PRESETS, (12, 11, 10, 9, 8, 7, 6, 5, 4, 2)))
+#: x264's rc-lookahead (frames) in each preset (x264's own preset table).
+X264_LOOKAHEAD = dict(zip(PRESETS, (0, 0, 10, 20, 30, 40, 50, 60, 60, 60)))
+#: Frames x264 may hold for its lookahead, counted in 1920x1080 frames: medium's 40 at 1080p and below, fewer above,
+#: down to 10 at 3840x2160 (docs/performance.md, "x264's lookahead at large sizes": about 24 MB a frame at 4K).
+LOOKAHEAD_1080P_FRAMES = 40
+MIN_LOOKAHEAD = 10
+
+
+def x264_lookahead(width: int, height: int, preset: str) -> int | None:
+    """The rc-lookahead retime gives libx264 for a ``width`` x ``height`` video, or ``None`` to keep the preset's.
+
+    x264's lookahead holds each frame it looks at (full size, plus its half-resolution planes), so its memory grows
+    with the frame: 40 frames (medium) are about 1 GB at 3840x2160. Above 1920x1080 the lookahead is cut to keep
+    that memory about what 1080p needs, never under :data:`MIN_LOOKAHEAD` frames and never above the preset's own.
+    """
+    if width * height <= 1920 * 1080:
+        return None
+    cap = max(MIN_LOOKAHEAD, LOOKAHEAD_1080P_FRAMES * 1920 * 1080 // (width * height))
+    return cap if cap < X264_LOOKAHEAD.get(preset, 0) else None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 from retime.errors import InputError, OutputError
 from retime.media.probe import VideoInfo, open_input
 from retime.media._codecs import (STALE_STREAM_TAGS, SVT_SPEED, VPX_SPEED, X26X, EncodeSettings, _check_size, _refused,
-                                  choose_encoder, choose_pix_fmt, header_fits, muxer_for)
+                                  choose_encoder, choose_pix_fmt, header_fits, muxer_for, x264_lookahead)
 from retime.media._colour import rgb_to_frame
 from retime.media._output import _disk_full, _write_error
 
@@ -132,6 +132,8 @@ class VideoWriter:
             options = {"crf": str(settings.crf), "preset": settings.preset}
             if self.encoder == "libx265":
                 options["x265-params"] = "log-level=error"  # x265 prints its banner straight to stderr otherwise
+            elif (lookahead := x264_lookahead(info.width, info.height, settings.preset)) is not None:
+                options["x264-params"] = f"rc-lookahead={lookahead}"
         elif self.encoder == "ffv1":
             options = {"level": "3", "slicecrc": "1"}  # version 3: slices (threads) and per-slice CRCs
         elif self.encoder == "libvpx-vp9":  # constant quality (b:v 0), x264's preset as libvpx's cpu-used
