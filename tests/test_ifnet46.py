@@ -65,6 +65,29 @@ def test_sparse_path_equals_plain_forward(net, ensemble):
             assert (plain - sparse).abs().max().item() <= 1e-4
 
 
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_banded_field_gives_the_same_frames(net, ensemble, monkeypatch):
+    """Large frames sum the full-resolution field band by band (retime.interpolate.ifnet46.BANDED_FIELD_PIXELS):
+    the same additions in the same order, so the frames must be identical, in float32 and with bfloat16 blocks,
+    with several bands (small bands forced) and at scales 1 and 0.5."""
+    import retime.interpolate._taps as taps
+    import retime.interpolate.ifnet46 as ifnet46
+
+    frames = read_frames("bigbuckbunny.mp4", [60, 62])
+    a, b = (padded(np.ascontiguousarray(f[:256, :384]), 128) for f in frames)
+    t = torch.tensor([0.3, 0.7])
+    monkeypatch.setattr(taps, "BAND_TAPS", 384 * 8)  # 8-row warp bands, 32-row field bands: 8 of them
+    with torch.inference_mode():
+        for scales in (SCALES_46, (16.0, 8.0, 4.0, 2.0)):
+            for conv_dtype in (None, torch.bfloat16):
+                outputs = []
+                for threshold in (10 ** 12, 0):
+                    monkeypatch.setattr(ifnet46, "BANDED_FIELD_PIXELS", threshold)
+                    outputs.append(net.forward_sparse(a, b, t, scales=scales, ensemble=ensemble,
+                                                      conv_dtype=conv_dtype))
+                assert torch.equal(outputs[0], outputs[1]), (scales, conv_dtype)
+
+
 def test_ensembling_changes_the_frame_and_is_symmetric_in_time(net, pair):
     """Ensembling averages the forward and time-reversed estimates, so I(t; a, b) equals I(1 - t; b, a)."""
     a, b = pair

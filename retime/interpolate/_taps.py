@@ -215,15 +215,17 @@ def _upsample2_rows_into(low: torch.Tensor, start: int, stop: int, out: torch.Te
 
 
 
-def _blend(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor
-           ) -> torch.Tensor:
+def _blend(stacks: tuple[torch.Tensor, torch.Tensor], flow: torch.Tensor, mask: torch.Tensor, taps: torch.Tensor,
+           out: torch.Tensor | None = None) -> torch.Tensor:
     """Î_t = M ⊙ W(I_0, F_t→0) + (1 − M) ⊙ W(I_1, F_t→1) (RIFE eq. 1), band by band: ``(B, 3, H, W)``.
 
-    ``flow`` ``(B, 4, H, W)`` final flows in pixels, ``mask`` ``(B, 1, H, W)`` fusion mask M in (0, 1).
+    ``flow`` ``(B, 4, h, W)`` final flows in pixels, ``mask`` ``(B, 1, h, W)`` fusion mask M in (0, 1), ``taps``
+    ``(1, h, W, 2)`` the :func:`_tap_grid` rows they belong to (h = H, or a band of rows); written into ``out``
+    ``(B, 3, h, W)`` when given.
     """
     batch, _, rows, width = flow.shape
     size = stacks[0].shape[2:]
-    frame = torch.empty((batch, 3, rows, width), dtype=flow.dtype, device=flow.device)
+    frame = torch.empty((batch, 3, rows, width), dtype=flow.dtype, device=flow.device) if out is None else out
     for start, stop in _bands(rows, width, 2):
         warped = [_rows_of(_sample(stack[:, :3], _grid(taps[:, start:stop], flow[:, 2 * k:2 * k + 2, start:stop],
                                                          size)), batch) for k, stack in enumerate(stacks)]

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from retime.interpolate._sparse import _run_block, check_sparse_inputs, sparse_blocks
-from retime.interpolate._taps import (_blend, _downsample, _halve, _new_input, _sample_up, _tap_grid, _upsample,
-                                      _upsample_grid, _warp_into)
+from retime.interpolate._taps import (_bands, _blend, _downsample, _halve, _new_input, _sample_up, _tap_grid,
+                                      _upsample, _upsample_grid, _upsample_rows, _warp_into)
 from retime.interpolate.ifnet import IFBlock, IFNet, IFNetOutput
 from retime.interpolate.warp import backward_warp
 
@@ -166,8 +166,11 @@ class IFNet46(nn.Module):
         dtype = conv_dtype or stack0.dtype
         t = timestep.to(stack0.dtype).reshape(-1, 1, 1, 1)
         blocks = self._sparse_blocks(dtype, device)
-        # (scale, (B, 5, H/s, W/s) residual) of the blocks not yet summed into field, the full-resolution flow and
-        # mask logit (from the first block at s <= 2 on)
+        # Large frames never hold the full-resolution field: its rows are summed band by band where they are read
+        # (the same additions in the same order, so the same values; docs/performance.md, memory at 1080p and 4K).
+        banded = height * width >= BANDED_FIELD_PIXELS
+        # (scale, (B, 5, H/s, W/s) residual with the flow in full-resolution pixels) of the blocks not yet summed
+        # into field, the full-resolution flow and mask logit (from the first block at s <= 2 on, unless banded)
         deltas: list[tuple[int, torch.Tensor]] = []
         field = None
         for i, scale in enumerate(scales):
@@ -184,20 +187,22 @@ class IFNet46(nn.Module):
                     x[batch:, 6:7].copy_(1 - t)
                 del low
             else:
-                if s <= 2:  # the taps are every full-resolution pixel
-                    field = _accumulate(field, deltas)
-                    at_taps = field
-                else:
-                    up = _upsample_grid(height, width, s, stack0)
-                    at_taps = sum(_sample_up(_scaled(d, sd), up) for sd, d in deltas)
                 x = _new_input(rows, 12, height // s, width // s, dtype, device)
-                _warp_into(stacks, at_taps[:, :4], _tap_grid(height, width, s, stack0), x[:batch, :6],
-                           1 if s == 1 else 2)
-                pooled = at_taps if s == 1 else _halve(at_taps)
-                del at_taps
+                if s <= 2 and banded:  # the taps are every full-resolution pixel, taken band by band
+                    taps = _tap_grid(height, width, s, stack0)
+                    for start, stop in _bands(height, max(1, width // FIELD_BAND), 4):
+                        _fill_input(stacks, _field_rows(deltas, start, stop), taps[:, start:stop],
+                                    x[:batch, :, start // s:stop // s], s)
+                else:
+                    if s <= 2:  # the taps are every full-resolution pixel
+                        field = _accumulate(field, deltas)
+                        at_taps = field
+                    else:
+                        up = _upsample_grid(height, width, s, stack0)
+                        at_taps = sum(_sample_up(d, up) for _, d in deltas)
+                    _fill_input(stacks, at_taps, _tap_grid(height, width, s, stack0), x[:batch], s)
+                    del at_taps
                 x[:batch, 6:7].copy_(t)
-                x[:batch, 7:8].copy_(pooled[:, 4:5])
-                x[:batch, 8:12].copy_(pooled[:, :4] if s == 1 else pooled[:, :4] / s)
                 if ensemble:
                     x[batch:, 0:3].copy_(x[:batch, 3:6])
                     x[batch:, 3:6].copy_(x[:batch, 0:3])
@@ -205,7 +210,6 @@ class IFNet46(nn.Module):
                     x[batch:, 7:8].copy_(x[:batch, 7:8].neg())
                     x[batch:, 8:10].copy_(x[:batch, 10:12])
                     x[batch:, 10:12].copy_(x[:batch, 8:10])
-                del pooled
             handed = [x]
             del x
             raw = _run_block(blocks[i], handed).to(stack0.dtype, memory_format=torch.contiguous_format)
@@ -213,11 +217,51 @@ class IFNet46(nn.Module):
                 reverse = raw[batch:]
                 raw = torch.cat(((raw[:batch, :4] + _swap(reverse[:, :4])) / 2,
                                  (raw[:batch, 4:5] - reverse[:, 4:5]) / 2), 1)
-            deltas.append((s, raw))
+            deltas.append((s, _scaled(raw, s)))
             del raw
+        taps = _tap_grid(height, width, 1, stack0)
+        if banded:
+            frame = torch.empty((batch, 3, height, width), dtype=stack0.dtype, device=device)
+            for start, stop in _bands(height, max(1, width // FIELD_BAND), 4):
+                rows_field = _field_rows(deltas, start, stop)
+                _blend(stacks, rows_field[:, :4], torch.sigmoid(rows_field[:, 4:5]), taps[:, start:stop],
+                       out=frame[:, :, start:stop])
+            return frame
         field = _accumulate(field, deltas)
         mask = torch.sigmoid(field[:, 4:5])
-        return _blend(stacks, field[:, :4], mask, _tap_grid(height, width, 1, stack0))
+        return _blend(stacks, field[:, :4], mask, taps)
+
+
+#: Frames of at least this many (padded) pixels take the banded field (:meth:`IFNet46.forward_sparse`): from 1080p
+#: on, where the full-resolution field and its upsampled terms are 80-330 MB; below it the whole field is summed
+#: once, which upsamples each residual once instead of once per block that reads it.
+BANDED_FIELD_PIXELS = 1920 * 1080
+#: A field band is this many warp bands (:data:`retime.interpolate._taps.BAND_TAPS`) of rows: a few MB of float32.
+FIELD_BAND = 4
+
+
+def _fill_input(stacks: tuple[torch.Tensor, torch.Tensor], at_taps: torch.Tensor, taps: torch.Tensor,
+                x: torch.Tensor, s: int) -> None:
+    """Write a block's warps, mask logit and flow read at ``taps`` into its input ``x`` ``(B, 12, h, w)`` (channels
+    0-5 and 7-11; 6 is t). ``at_taps`` ``(B, 5, 2h, 2w)`` for s > 1 (the taps of the block's 2x2 mean) or
+    ``(B, 5, h, w)`` for s = 1: flow in full-resolution pixels and mask logit."""
+    _warp_into(stacks, at_taps[:, :4], taps, x[:, :6], 1 if s == 1 else 2)
+    pooled = at_taps if s == 1 else _halve(at_taps)
+    x[:, 7:8].copy_(pooled[:, 4:5])
+    x[:, 8:12].copy_(pooled[:, :4] if s == 1 else pooled[:, :4] / s)
+
+
+def _field_rows(deltas: list[tuple[int, torch.Tensor]], start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` of the full-resolution field that :func:`_accumulate` would sum from ``deltas``
+    (scale, scaled ``(B, 5, H/s, W/s)`` residual): ``(B, 5, stop - start, W)`` float32, the same values."""
+    field = None
+    for s, delta in deltas:
+        term = _upsample_rows(delta, s, start, stop) if s > 1 else delta[:, :, start:stop]
+        if field is None:
+            field = term.clone() if s == 1 else term
+        else:
+            field.add_(term)
+    return field
 
 
 def _scaled(delta: torch.Tensor, s: int) -> torch.Tensor:
@@ -228,10 +272,11 @@ def _scaled(delta: torch.Tensor, s: int) -> torch.Tensor:
 
 
 def _accumulate(field: torch.Tensor | None, deltas: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
-    """Add the residuals ``deltas`` (scale, ``(B, 5, H/s, W/s)``), upsampled to full resolution, to ``field``
-    (in place; a new float32 tensor when ``None``) and empty ``deltas``."""
+    """Add the residuals ``deltas`` (scale, ``(B, 5, H/s, W/s)`` with the flow in full-resolution pixels,
+    :func:`_scaled`), upsampled to full resolution, to ``field`` (in place; a new float32 tensor when ``None``) and
+    empty ``deltas``."""
     for s, delta in deltas:
-        term = _upsample(_scaled(delta, s), s)
+        term = _upsample(delta, s)
         if field is None:
             field = term.clone() if term is delta else term
         else:
