@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from retime_bench.camera import VirtualCamera, convert, motion_spread
-from retime_bench.clipio import iter_video_frames
+from retime_bench.clipio import iter_video_frames, read_image
 from retime_bench.metrics import json_number, psnr
 from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames
@@ -38,15 +38,35 @@ OUT_RATE = Fraction(25)
 START, VELOCITY, ZOOM = (40.0, 60.0), (90.0, 24.0), 0.02
 
 
+#: Still images the camera can film instead of a video frame (a photograph: its texture was never video-coded).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
+
+
 def _texture(clip: Path) -> np.ndarray:
-    """One frame of ``clip`` (the middle of its first 120 frames) at 960x540, as (H, W, 3) uint8 RGB."""
+    """The picture the camera films, at 960x540, as (H, W, 3) uint8 RGB: one frame of ``clip`` (the middle of its
+    first 120 frames), or, for an image file, the image cropped to 16:9 about its centre."""
     from skimage.transform import resize
 
-    frames = [rgb for _, rgb in iter_video_frames(clip, 120)]
-    if not frames:
-        raise InputError(f"{clip}: no frame to build the cadence task from")
-    image = resize(frames[len(frames) // 2], (540, 960), anti_aliasing=True)
+    if clip.suffix.lower() in IMAGE_SUFFIXES:
+        picture = read_image(clip)
+        height, width = picture.shape[:2]
+        rows = min(height, width * 9 // 16)
+        cols = min(width, rows * 16 // 9)
+        top, left = (height - rows) // 2, (width - cols) // 2
+        picture = picture[top:top + rows, left:left + cols]
+    else:
+        frames = [rgb for _, rgb in iter_video_frames(clip, 120)]
+        if not frames:
+            raise InputError(f"{clip}: no frame to build the cadence task from")
+        picture = frames[len(frames) // 2]
+    image = resize(picture, (540, 960), anti_aliasing=True)
     return (image * 255).round().astype(np.uint8)
+
+
+def _label(clip: Path) -> str:
+    """How the report names the texture: the file name, with its folder for an image (Middlebury's are all
+    frame10.png)."""
+    return f"{clip.parent.name}/{clip.name}" if clip.suffix.lower() in IMAGE_SUFFIXES else clip.name
 
 
 def _write(frames: list[np.ndarray], path: Path) -> None:
@@ -66,7 +86,7 @@ def cadence(clip: Path, *, size: tuple[int, int] = (320, 192), interpolator=None
     """Measure ``fix-drops --cadence fill|retime|decimate`` on the conversions of :data:`SOURCES`.
 
     Args:
-        clip: a video; one of its frames is the texture the camera films.
+        clip: a video, one of whose frames is the texture the camera films, or a still image (a photograph).
         size: (width, height) of the rendered frames, pixels.
         interpolator: injected into :func:`retime.pipeline.fix_drops`; ``None``: the product's own choice.
 
@@ -88,7 +108,7 @@ def cadence(clip: Path, *, size: tuple[int, int] = (320, 192), interpolator=None
             path = Path(tmp) / f"cadence-{float(source_rate):.2f}.mkv"
             _write([source[i] for i in shown], path)
             found = analyse(path).cadence
-            entry: dict[str, Any] = {"source": str(clip), "source_rate": f"{float(source_rate):.2f}",
+            entry: dict[str, Any] = {"source": str(clip), "texture": _label(clip), "source_rate": f"{float(source_rate):.2f}",
                                      "frames": n_out, "truth_spread": round(motion_spread(truth), 4),
                                      "cadence_found": None if found is None else str(found.period), "modes": {}}
             for mode in ("fill", "retime", "decimate"):

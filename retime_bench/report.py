@@ -228,7 +228,7 @@ def cadence_table(results: list[dict[str, Any]]) -> Table:
                                         "decimate bit-exact", "s"])
     for r in results:
         for mode, m in r["modes"].items():
-            table.rows.append([Path(r["source"]).name, f"{r['source_rate']} fps", str(r["cadence_found"]), mode,
+            table.rows.append([r.get("texture") or Path(r["source"]).name, f"{r['source_rate']} fps", str(r["cadence_found"]), mode,
                                f"{m['frames_out']} at {m['out_rate']} fps", str(m["synthesized"]),
                                _num(m["psnr"]) + (" (vs source)" if mode == "decimate" else ""),
                                _num(m["spread"], 3), _num(r["truth_spread"], 3),

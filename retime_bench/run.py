@@ -58,7 +58,8 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
     """Run the given tasks on a video or an image-triplet folder and return the bench document (see module doc).
 
     Args:
-        source: a video file, a triplet folder, or a folder of triplet folders (quality only).
+        source: a video file, a triplet folder, or a folder of triplet folders (quality only), or a still image
+            (cadence only: the virtual camera films it).
         tasks: any of ``quality``, ``dropfix``, ``gaps``, ``speed``.
         max_frames: frames of a video to use (triplets: the number of triplets); ``None``: all.
         crfs: encodings of the damaged dropfix and gaps inputs: x264 CRFs, ``None`` for lossless FFV1.
@@ -71,6 +72,7 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
         UsageError: an unknown task.
     """
     from retime_bench import quality as q
+    from retime_bench.cadence import IMAGE_SUFFIXES
     from retime_bench.peers import load_reference
 
     started = time.perf_counter()
@@ -81,13 +83,15 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
     if unknown:
         raise UsageError(f"unknown bench task(s) {unknown}: choose from {', '.join(TASKS)} or all")
     kind = "triplets" if q.is_triplet_source(source) else "video"
+    if source.suffix.lower() in IMAGE_SUFFIXES:  # a photograph: only the virtual camera of the cadence task films it
+        kind = "image"
     doc: dict[str, Any] = {
         "schema": SCHEMA, "machine": machine_info(), "input": str(source), "kind": kind,
         "settings": {"tasks": list(tasks), "max_frames": max_frames, "seed": seed, "device": device,
                      "crf": ["lossless" if c is None else c for c in crfs]},
         "quality": None, "dropfix": None, "gaps": None, "cadence": None, "speed": None, "not_applicable": {},
     }
-    if "quality" in tasks:
+    if "quality" in tasks and kind != "image":
         ref, why = load_reference() if reference else (None, "not run (--no-reference)")
         # as shipped unless an interpolator is injected: each model and preset beside the reference
         e46, e42, extra = q.model_columns(device) if interpolator is None else (None, None, None)
@@ -102,6 +106,9 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
     for task in ("dropfix", "gaps", "cadence", "speed"):
         if task in tasks and kind == "triplets":
             doc["not_applicable"][task] = "image triplets have no video to repair or to time"
+    for task in ("quality", "dropfix", "gaps", "speed"):
+        if task in tasks and kind == "image":
+            doc["not_applicable"][task] = "a still image has no frames to rebuild, repair or time"
     if "dropfix" in tasks and kind == "video":
         from retime_bench.dropfix import dropfix
 
@@ -112,7 +119,7 @@ def bench(source: str | Path, *, tasks: Sequence[str] = TASKS, max_frames: int |
 
         doc["gaps"] = [gaps(source, crf=crf, max_frames=max_frames, seed=seed, interpolator=interpolator)
                        for crf in crfs]
-    if "cadence" in tasks and kind == "video":
+    if "cadence" in tasks and kind in ("video", "image"):
         from retime_bench.cadence import cadence
 
         doc["cadence"] = cadence(source, interpolator=interpolator)

@@ -71,6 +71,10 @@ def default_items(data: Path = SHARED_DATA, clips: Path = CLIPS) -> list[SuiteIt
         # Repeat cadences (24 and 16.67 fps in 25) on a virtual camera filming a bigbuckbunny frame, 320x192.
         SuiteItem(clips / "bigbuckbunny.mp4", ("cadence",), None),
     ]
+    # The same on a photograph, a texture that was never video-coded (the first Middlebury-other scene).
+    photographs = sorted((data / "middlebury-other").glob("*/frame10.png"))
+    if photographs:
+        items.append(SuiteItem(photographs[0], ("cadence",), None))
     for name in ("middlebury-other", "ucf101-dvf"):
         if (data / name).is_dir():
             items.append(SuiteItem(data / name, ("quality",), None))

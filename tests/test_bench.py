@@ -279,6 +279,35 @@ def test_cadence_task_scores_each_mode_against_the_truth(moving_clip):
     assert "| moving.mkv | 24.00 fps |" in to_markdown(cadence_table(results))
 
 
+def test_cadence_task_films_a_photograph(tmp_path):
+    """A still image is a texture too (the issue's Middlebury photograph): cropped to 16:9, filmed, every mode run;
+    ``retime bench`` on an image runs the cadence task alone and says why the others do not apply."""
+    from retime_bench.cadence import _texture
+    from retime_bench.run import bench
+
+    rng = np.random.default_rng(4)
+    picture = np.kron(rng.integers(0, 256, (30, 40, 3)), np.ones((16, 16, 1))).astype(np.uint8)  # 640x480
+    path = tmp_path / "Scene" / "frame10.png"
+    path.parent.mkdir()
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "rgb24"
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    texture = _texture(path)
+    assert texture.shape == (540, 960, 3)
+    # the centre 640x360 rows of the picture, scaled by 1.5: a block of 16 pixels is 24 pixels wide
+    assert np.abs(texture[282, 492].astype(int) - picture[248, 328]).max() <= 2  # a block centre: row 60 + 282 / 1.5
+    doc = bench(path, tasks=("cadence", "quality"), interpolator=BlendInterpolator())
+    assert doc["kind"] == "image" and set(doc["not_applicable"]) == {"quality"}
+    results = doc["cadence"]
+    assert [r["texture"] for r in results] == ["Scene/frame10.png"] * 2
+    for r in results:
+        assert r["modes"]["decimate"]["bit_exact"] is True
+        assert r["modes"]["retime"]["spread"] < r["modes"]["fill"]["spread"]
+
+
 # --- quality task and the JSON document -----------------------------------------------------------------------
 
 
