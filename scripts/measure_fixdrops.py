@@ -39,18 +39,24 @@ if job["job"] == "floor":
     reencode(Path(job["input"]), Path(job["output"]), EncodeSettings())
     out = {}
 else:
-    import retime.interpolate.engine as engine
-    from retime.pipeline import ModelSettings, fix_drops
+    from retime.pipeline import ModelSettings, _model, fix_drops
     spent = {"model": 0.0, "calls": 0}
-    call = engine.Interpolator.interpolate
-    def timed(self, *args, **kwargs):
-        t = time.monotonic()
-        try:
-            return call(self, *args, **kwargs)
-        finally:
-            spent["model"] += time.monotonic() - t
-            spent["calls"] += 1
-    engine.Interpolator.interpolate = timed
+    build = _model._build_engine
+    def timed_build(*args, **kwargs):
+        # wrapped on each engine as it is built, so that torch is imported where the command imports it (beside
+        # pass 1), not here
+        engine = build(*args, **kwargs)
+        call = engine.interpolate
+        def timed(*args, **kwargs):
+            t = time.monotonic()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent["model"] += time.monotonic() - t
+                spent["calls"] += 1
+        engine.interpolate = timed
+        return engine
+    _model._build_engine = timed_build
     marks = {}
     def progress(stage, done, total):
         now = time.monotonic()
