@@ -25,7 +25,7 @@ import av
 import numpy as np
 
 from retime.errors import InputError
-from retime.media.probe import FALLBACK_RATE, open_input, stream_time_base
+from retime.media.probe import open_input, stream_rate, stream_time_base
 
 __all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_luma", "to_rgb"]
 
@@ -161,8 +161,7 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
         # can make PyAV print a traceback. Slice threads finish within each decode call.
         stream.thread_type = "SLICE" if strict else "AUTO"
         time_base = stream_time_base(stream)
-        rate = stream.average_rate or stream.guessed_rate or FALLBACK_RATE
-        timeline = _Timeline(time_base, Fraction(rate))
+        timeline = _Timeline(time_base, stream_rate(stream))
         header_count = stream.frames or 0
         index = 0
         try:

@@ -116,6 +116,13 @@ FALLBACK_TIME_BASE = Fraction(1, 1000)
 FALLBACK_RATE = Fraction(25)
 
 
+def stream_rate(stream) -> Fraction:
+    """A video stream's frame rate (frames per second) as the container states it: the average rate, else FFmpeg's
+    guess, else the stream's base rate, else :data:`FALLBACK_RATE` (a raw stream that says nothing)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate and rate > 0 else FALLBACK_RATE
+
+
 def stream_time_base(stream) -> Fraction:
     """The stream's time base (seconds per PTS tick), or :data:`FALLBACK_TIME_BASE` where it states none."""
     return Fraction(stream.time_base) if stream.time_base else FALLBACK_TIME_BASE
@@ -177,9 +184,7 @@ def probe(path: str | Path) -> VideoInfo:
             raise InputError(f"{path}: the video codec is unknown to this FFmpeg build, so it cannot be decoded")
         first = _first_frame(container, stream, path)
 
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or rate <= 0:
-            rate = FALLBACK_RATE
+        rate = stream_rate(stream)
         time_base = stream_time_base(stream)
         if stream.duration is not None:
             duration = stream.duration * time_base
