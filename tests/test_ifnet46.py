@@ -69,23 +69,29 @@ def test_sparse_path_equals_plain_forward(net, ensemble):
 def test_banded_field_gives_the_same_frames(net, ensemble, monkeypatch):
     """Large frames sum the full-resolution field band by band (retime.interpolate.ifnet46.BANDED_FIELD_PIXELS):
     the same additions in the same order, so the frames must be identical, in float32 and with bfloat16 blocks,
-    with several bands (small bands forced) and at scales 1 and 0.5."""
+    with several bands (small bands forced) and at scales 1 and 0.5; and the full-resolution last block, built and
+    convolved band by band, gives one band's frames."""
     import retime.interpolate._taps as taps
     import retime.interpolate.ifnet46 as ifnet46
 
     frames = read_frames("bigbuckbunny.mp4", [60, 62])
     a, b = (padded(np.ascontiguousarray(f[:256, :384]), 128) for f in frames)
     t = torch.tensor([0.3, 0.7])
-    monkeypatch.setattr(taps, "BAND_TAPS", 384 * 8)  # 8-row warp bands, 32-row field bands: 8 of them
     with torch.inference_mode():
-        for scales in (SCALES_46, (16.0, 8.0, 4.0, 2.0)):
-            for conv_dtype in (None, torch.bfloat16):
-                outputs = []
-                for threshold in (10 ** 12, 0):
-                    monkeypatch.setattr(ifnet46, "BANDED_FIELD_PIXELS", threshold)
-                    outputs.append(net.forward_sparse(a, b, t, scales=scales, ensemble=ensemble,
-                                                      conv_dtype=conv_dtype))
-                assert torch.equal(outputs[0], outputs[1]), (scales, conv_dtype)
+        whole = {(scales, conv_dtype): net.forward_sparse(a, b, t, scales=scales, ensemble=ensemble,
+                                                          conv_dtype=conv_dtype)
+                 for scales in (SCALES_46, (16.0, 8.0, 4.0, 2.0)) for conv_dtype in (None, torch.bfloat16)}
+        monkeypatch.setattr(taps, "BAND_TAPS", 384 * 8)  # 8-row warp bands, 32-row field bands: 8 of them
+        for (scales, conv_dtype), one_band in whole.items():
+            outputs = []
+            for threshold in (10 ** 12, 0):
+                monkeypatch.setattr(ifnet46, "BANDED_FIELD_PIXELS", threshold)
+                outputs.append(net.forward_sparse(a, b, t, scales=scales, ensemble=ensemble,
+                                                  conv_dtype=conv_dtype))
+            assert torch.equal(outputs[0], outputs[1]), (scales, conv_dtype)
+            # the last block's first convolution band by band (scale 1) against one band: oneDNN may pick
+            # another float32 algorithm for another shape, nothing more
+            assert (outputs[0] - one_band).abs().max().item() <= 1e-5, (scales, conv_dtype)
 
 
 def test_ensembling_changes_the_frame_and_is_symmetric_in_time(net, pair):

@@ -243,38 +243,24 @@ def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor],
     """Run a block at s = 1 (full resolution) without ever holding its full-resolution input.
 
     The block's input (warped images and features, t, the previous block's mask logit and context upsampled by
-    ``context_scale``, the flow; 28 channels, 55 MB in bfloat16 at 1280x720) is built a band of rows at a time, and
-    each band goes straight through the block's first convolution (3x3, stride 2, zero padding 1). Output row r of
-    that convolution reads input rows 2r - 1 … 2r + 1, so a band of input rows a … b - 1 (a, b even) preceded by row
-    a - 1 (zeros above row 0: the padding) gives output rows a/2 … b/2 - 1 exactly; row a - 1 is carried over from
-    the previous band. The rest of the block runs on the half-resolution result as usual.
+    ``context_scale``, the flow; 28 channels, 55 MB in bfloat16 at 1280x720) is built a band of rows at a time and
+    each band goes straight through the block's first convolution (:func:`_convolve_banded`).
 
     Args:
         block: a :meth:`IFNet._sparse_blocks` copy (first convolution in the pair layout, convolution dtype).
         stacks: the two ``(1, 7, H, W)`` frames; flow: ``(B, 4, H, W)`` float32 in pixels;
         handed: ``[context]``, the previous block's mask logit and context ``(B, 9, H / context_scale,
-            W / context_scale)``, the caller's only reference to it: popped, and freed once the bands are built;
+            W / context_scale)``, the caller's only reference to it: popped, and freed when the block has run;
         t: ``(B, 1, 1, 1)``; taps: ``(1, H, W, 2)`` :func:`_tap_grid` at s = 1.
 
     Returns:
         ``(B, 4C, H/2, W/2)`` the block's output *before* its pixel shuffle (20 channels for the pruned last block,
         read through :func:`_shuffled`), in its dtype, channels-last. Each stage's input is dropped once read.
     """
-    first = block[0][0][0]
     batch, _, height, width = flow.shape
-    dtype = first.weight.dtype
     context = handed.pop()
-    half = torch.empty((batch, first.out_channels, height // 2, width // 2), dtype=dtype, device=flow.device,
-                       memory_format=torch.channels_last)
-    bands = _bands(height, width, 2)
-    buffer = _new_input(batch, first.in_channels, bands[0][1] - bands[0][0] + 1, width, dtype, flow.device)
-    buffer[:, :, 0].zero_()  # the convolution's zero padding above row 0
-    previous = 0
-    for start, stop in bands:
-        if previous:
-            buffer[:, :, 0].copy_(buffer[:, :, previous])  # input row start - 1, the last of the previous band
-        x = buffer[:, :, :stop - start + 1]
-        body = x[:, :, 1:]
+
+    def fill(body: torch.Tensor, start: int, stop: int) -> None:
         _warp_into(stacks, flow[:, :, start:stop], taps[:, start:stop], body[:, :14], 1)
         body[:, 14:15].copy_(t)
         if context_scale == 2:
@@ -282,10 +268,37 @@ def _run_banded(block: nn.Sequential, stacks: tuple[torch.Tensor, torch.Tensor],
         else:
             body[:, 15:24].copy_(_upsample_rows(context, context_scale, start, stop))
         body[:, 24:28].copy_(flow[:, :, start:stop])
+
+    return _convolve_banded(block, fill, batch, height, width, _bands(height, width, 2), flow.device)
+
+
+def _convolve_banded(block: nn.Sequential, fill, batch: int, height: int, width: int,
+                     bands: list[tuple[int, int]], device: torch.device) -> torch.Tensor:
+    """Run a block at full resolution whose input is written band by band by ``fill(body, start, stop)`` (rows
+    ``start:stop`` of the ``(batch, C_in, H, W)`` input into ``body``, a channels-last view in the block's dtype).
+
+    Each band goes straight through the block's first convolution (3x3, stride 2, zero padding 1): output row r reads
+    input rows 2r - 1 … 2r + 1, so a band of rows a … b - 1 (a, b even) preceded by row a - 1 (zeros above row 0:
+    the padding) gives output rows a/2 … b/2 - 1 exactly; row a - 1 is carried over from the previous band. The rest
+    of the block runs on the half-resolution result as usual. Returns the block's output before its pixel shuffle,
+    in its dtype, channels-last.
+    """
+    first = block[0][0][0]
+    dtype = first.weight.dtype
+    half = torch.empty((batch, first.out_channels, height // 2, width // 2), dtype=dtype, device=device,
+                       memory_format=torch.channels_last)
+    buffer = _new_input(batch, first.in_channels, max(b - a for a, b in bands) + 1, width, dtype, device)
+    buffer[:, :, 0].zero_()  # the convolution's zero padding above row 0
+    previous = 0
+    for start, stop in bands:
+        if previous:
+            buffer[:, :, 0].copy_(buffer[:, :, previous])  # input row start - 1, the last of the previous band
+        x = buffer[:, :, :stop - start + 1]
+        fill(x[:, :, 1:], start, stop)
         y = F.conv2d(x, first.weight, first.bias, stride=2, padding=(0, 1))
         half[:, :, start // 2:stop // 2].copy_(F.leaky_relu_(y, 0.2))
         previous = stop - start
-    del context, buffer, x, body, y
+    del buffer, x, y
     conv0, trunk, head, _ = block
     x = conv0[1](half)  # the second stride-2 convolution on, as IFBlock runs them
     del half

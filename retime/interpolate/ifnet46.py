@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from retime.interpolate._sparse import _run_block, check_sparse_inputs, sparse_blocks
+from retime.interpolate._sparse import _convolve_banded, _run_block, check_sparse_inputs, sparse_blocks
 from retime.interpolate._taps import (_bands, _blend, _downsample, _halve, _new_input, _sample_up, _tap_grid,
                                       _upsample, _upsample_grid, _upsample_rows, _warp_into)
 from retime.interpolate.ifnet import IFBlock, IFNet, IFNetOutput
@@ -186,33 +186,45 @@ class IFNet46(nn.Module):
                     x[batch:, 3:6].copy_(low[0])
                     x[batch:, 6:7].copy_(1 - t)
                 del low
+                handed = [x]
+                del x
+                raw = _run_block(blocks[i], handed)
             else:
-                x = _new_input(rows, 12, height // s, width // s, dtype, device)
-                if s <= 2 and banded:  # the taps are every full-resolution pixel, taken band by band
-                    taps = _tap_grid(height, width, s, stack0)
-                    for start, stop in _bands(height, max(1, width // FIELD_BAND), 4):
-                        _fill_input(stacks, _field_rows(deltas, start, stop), taps[:, start:stop],
-                                    x[:batch, :, start // s:stop // s], s)
-                else:
-                    if s <= 2:  # the taps are every full-resolution pixel
-                        field = _accumulate(field, deltas)
-                        at_taps = field
+                if s > 2:
+                    up = _upsample_grid(height, width, s, stack0)
+                    at_taps = sum(_sample_up(d, up) for _, d in deltas)
+                elif not banded:  # the taps are every full-resolution pixel
+                    field = _accumulate(field, deltas)
+                taps = _tap_grid(height, width, s, stack0)
+
+                def fill(x: torch.Tensor, start: int, stop: int) -> None:
+                    """Block input rows for tap rows ``start:stop`` (full-resolution rows when s <= 2)."""
+                    if s > 2:
+                        rows_taps = at_taps
                     else:
-                        up = _upsample_grid(height, width, s, stack0)
-                        at_taps = sum(_sample_up(d, up) for _, d in deltas)
-                    _fill_input(stacks, at_taps, _tap_grid(height, width, s, stack0), x[:batch], s)
-                    del at_taps
-                x[:batch, 6:7].copy_(t)
-                if ensemble:
-                    x[batch:, 0:3].copy_(x[:batch, 3:6])
-                    x[batch:, 3:6].copy_(x[:batch, 0:3])
-                    x[batch:, 6:7].copy_(1 - t)
-                    x[batch:, 7:8].copy_(x[:batch, 7:8].neg())
-                    x[batch:, 8:10].copy_(x[:batch, 10:12])
-                    x[batch:, 10:12].copy_(x[:batch, 8:10])
-            handed = [x]
-            del x
-            raw = _run_block(blocks[i], handed).to(stack0.dtype, memory_format=torch.contiguous_format)
+                        rows_taps = _field_rows(deltas, start, stop) if banded else field[:, :, start:stop]
+                    _fill_input(stacks, rows_taps, taps[:, start:stop], x[:batch], s)
+                    x[:batch, 6:7].copy_(t)
+                    if ensemble:
+                        _reverse_into(x, batch, t)
+
+                if s == 1:  # full resolution: built and convolved band by band, never held whole
+                    raw = _convolve_banded(blocks[i], fill, rows, height, width,
+                                           _bands(height, max(1, width // FIELD_BAND), 4), device)
+                    raw = blocks[i][3](raw)  # the pixel shuffle
+                else:
+                    x = _new_input(rows, 12, height // s, width // s, dtype, device)
+                    if s > 2:
+                        fill(x, 0, at_taps.shape[2])
+                        del at_taps
+                    else:
+                        for start, stop in (_bands(height, max(1, width // FIELD_BAND), 4) if banded
+                                            else [(0, height)]):
+                            fill(x[:, :, start // s:stop // s], start, stop)
+                    handed = [x]
+                    del x
+                    raw = _run_block(blocks[i], handed)
+            raw = raw.to(stack0.dtype, memory_format=torch.contiguous_format)
             if ensemble:  # average with the time-reversed residuals: flows swapped back, mask logit negated
                 reverse = raw[batch:]
                 raw = torch.cat(((raw[:batch, :4] + _swap(reverse[:, :4])) / 2,
@@ -249,6 +261,18 @@ def _fill_input(stacks: tuple[torch.Tensor, torch.Tensor], at_taps: torch.Tensor
     pooled = at_taps if s == 1 else _halve(at_taps)
     x[:, 7:8].copy_(pooled[:, 4:5])
     x[:, 8:12].copy_(pooled[:, :4] if s == 1 else pooled[:, :4] / s)
+
+
+def _reverse_into(x: torch.Tensor, batch: int, t: torch.Tensor) -> None:
+    """Fill the second half of a block input ``x`` ``(2B, 12, h, w)`` with the time-reversed problem of its first
+    half (the ensemble): the warps swapped, 1 - t (``t`` ``(B, 1, 1, 1)`` float32), the mask logit negated, the two
+    flows swapped."""
+    x[batch:, 0:3].copy_(x[:batch, 3:6])
+    x[batch:, 3:6].copy_(x[:batch, 0:3])
+    x[batch:, 6:7].copy_(1 - t)
+    x[batch:, 7:8].copy_(x[:batch, 7:8].neg())
+    x[batch:, 8:10].copy_(x[:batch, 10:12])
+    x[batch:, 10:12].copy_(x[:batch, 8:10])
 
 
 def _field_rows(deltas: list[tuple[int, torch.Tensor]], start: int, stop: int) -> torch.Tensor:
