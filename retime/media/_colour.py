@@ -94,6 +94,7 @@ class YuvConverter:
         views = []
         for plane in frame.planes:  # written in place: rows are padded to the line size
             rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+            rows[:, plane.width:] = 0  # FFmpeg does not clear the padding: keep the frame's bytes deterministic
             views.append(rows[:, :plane.width])
         self._convert(rgb, tuple(views))
         frame.colorspace = self.colorspace

@@ -81,6 +81,12 @@ _LUMA_PLANE_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "
                                  "nv42", "gray"})
 
 
+#: Colour matrices (FFmpeg's enum: 2 unspecified, 5 BT.470BG, 6 SMPTE 170M, all BT.601) under which libswscale's
+#: gray conversion reads the luma sample alone; under others (BT.709, BT.2020) it converts the colour and its grey
+#: depends on the chroma too, so those frames go through libswscale.
+_LUMA_ONLY_MATRICES = frozenset({2, 5, 6})
+
+
 @functools.lru_cache(maxsize=32)
 def _luma_table(format_name: str, source_range: int | None) -> np.ndarray:
     """The grey level libswscale gives each 8-bit luma sample of ``format_name`` at ``source_range``: a (256,)
@@ -99,12 +105,13 @@ def to_luma(frame: av.VideoFrame) -> np.ndarray:
     """The frame's grey picture, (H, W) uint8 grey levels 0-255 (limited-range luma stretched to full range),
     equal to libswscale's ``gray`` conversion.
 
-    For planar and semi-planar 8-bit YUV the luma plane is read through :func:`_luma_table` (a table look-up
-    instead of a libswscale pass: pass 1 decodes every frame, and the conversion cost more than the decode).
-    Other formats (10-bit, RGB, packed) go through libswscale.
+    For planar and semi-planar 8-bit YUV tagged BT.601 or untagged the luma plane is read through
+    :func:`_luma_table` (a table look-up instead of a libswscale pass: pass 1 decodes every frame, and the
+    conversion cost more than the decode). Other formats (10-bit, RGB, packed) and other matrices go through
+    libswscale.
     """
     source_range = _range_or_none(frame.color_range)
-    if frame.format.name not in _LUMA_PLANE_FORMATS:
+    if frame.format.name not in _LUMA_PLANE_FORMATS or int(frame.colorspace or 2) not in _LUMA_ONLY_MATRICES:
         return frame.to_ndarray(format="gray", src_color_range=source_range)
     plane = frame.planes[0]
     samples = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
