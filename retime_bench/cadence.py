@@ -27,7 +27,7 @@ from retime_bench.metrics import json_number, psnr
 from retime.errors import InputError
 from retime.media import EncodeSettings, iter_frames
 
-__all__ = ["SOURCES", "cadence"]
+__all__ = ["SOURCES", "cadence", "texture_label"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _texture(clip: Path) -> np.ndarray:
     return (image * 255).round().astype(np.uint8)
 
 
-def _label(clip: Path) -> str:
+def texture_label(clip: Path) -> str:
     """How the report names the texture: the file name, with its folder for an image (Middlebury's are all
     frame10.png)."""
     return f"{clip.parent.name}/{clip.name}" if clip.suffix.lower() in IMAGE_SUFFIXES else clip.name
@@ -108,7 +108,8 @@ def cadence(clip: Path, *, size: tuple[int, int] = (320, 192), interpolator=None
             path = Path(tmp) / f"cadence-{float(source_rate):.2f}.mkv"
             _write([source[i] for i in shown], path)
             found = analyse(path).cadence
-            entry: dict[str, Any] = {"source": str(clip), "texture": _label(clip), "source_rate": f"{float(source_rate):.2f}",
+            entry: dict[str, Any] = {"source": str(clip), "texture": texture_label(clip),
+                                     "source_rate": f"{float(source_rate):.2f}",
                                      "frames": n_out, "truth_spread": round(motion_spread(truth), 4),
                                      "cadence_found": None if found is None else str(found.period), "modes": {}}
             for mode in ("fill", "retime", "decimate"):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from retime_bench import report
+from retime_bench.cadence import texture_label
 from retime_bench.machine import machine_info
 from retime_bench.run import SCHEMA, bench
 from retime_bench.speed import STANDARD_SIZES
@@ -130,9 +131,7 @@ def render_markdown(suite: dict[str, Any]) -> str:
     out += ["## Inputs and caps", "",
             "| input | task | frames (triplets) used | dropfix / gaps encodings |", "|---|---|---|---|"]
     for d in suite["items"]:
-        source = Path(d["input"])
-        # Middlebury's photographs are all frame10.png: the scene's folder names them
-        name = f"{source.parent.name}/{source.name}" if source.suffix.lower() == ".png" else source.name
+        name = texture_label(Path(d["input"]))  # a file's name; a photograph's with its scene's folder
         if "error" in d:
             out.append(f"| {name} | {', '.join(d['tasks'])} | failed: {d['error']} | |")
             continue

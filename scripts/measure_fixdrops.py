@@ -80,6 +80,7 @@ def make_clip(path: Path, width: int, height: int, seconds: float, fraction: flo
     """Write the test clip (see the module docstring); returns the number of repeated frames."""
     import av
 
+    from retime_bench.clipio import write_video
     from retime_bench.dropfix import damage_positions
 
     with av.open(str(CLIP)) as container:
@@ -94,19 +95,10 @@ def make_clip(path: Path, width: int, height: int, seconds: float, fraction: flo
             step = -step
         i += step
     repeats = set(damage_positions(n, fraction=fraction, seed=1))
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "medium"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = stream.codec_context.time_base = 1 / rate
-        previous = None
-        for k, index in enumerate(order):
-            use = previous if k in repeats else index
-            previous = use
-            frame = source[use].reformat(format="yuv420p")
-            frame.pts, frame.time_base = k, 1 / rate
-            frame.pict_type = av.video.frame.PictureType.NONE
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    shown = []  # the source frame each output frame shows: a repeat shows what the frame before it showed
+    for k, index in enumerate(order):
+        shown.append(shown[-1] if k in repeats else index)
+    write_video((source[i] for i in shown), path, rate=rate, codec="libx264", crf=18)
     return len(repeats)
 
 

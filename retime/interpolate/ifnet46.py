@@ -169,6 +169,7 @@ class IFNet46(nn.Module):
         # Large frames never hold the full-resolution field: its rows are summed band by band where they are read
         # (the same additions in the same order, so the same values; docs/performance.md, memory at 1080p and 4K).
         banded = height * width >= BANDED_FIELD_PIXELS
+        field_bands = _bands(height, max(1, width // FIELD_BAND), 4)  # full-resolution rows, multiples of 4
         # (scale, (B, 5, H/s, W/s) residual with the flow in full-resolution pixels) of the blocks not yet summed
         # into field, the full-resolution flow and mask logit (from the first block at s <= 2 on, unless banded)
         deltas: list[tuple[int, torch.Tensor]] = []
@@ -209,8 +210,7 @@ class IFNet46(nn.Module):
                         _reverse_into(x, batch, t)
 
                 if s == 1:  # full resolution: built and convolved band by band, never held whole
-                    raw = _convolve_banded(blocks[i], fill, rows, height, width,
-                                           _bands(height, max(1, width // FIELD_BAND), 4), device)
+                    raw = _convolve_banded(blocks[i], fill, rows, height, width, field_bands, device)
                     raw = blocks[i][3](raw)  # the pixel shuffle
                 else:
                     x = _new_input(rows, 12, height // s, width // s, dtype, device)
@@ -218,8 +218,7 @@ class IFNet46(nn.Module):
                         fill(x, 0, at_taps.shape[2])
                         del at_taps
                     else:
-                        for start, stop in (_bands(height, max(1, width // FIELD_BAND), 4) if banded
-                                            else [(0, height)]):
+                        for start, stop in field_bands if banded else [(0, height)]:
                             fill(x[:, :, start // s:stop // s], start, stop)
                     handed = [x]
                     del x
@@ -234,7 +233,7 @@ class IFNet46(nn.Module):
         taps = _tap_grid(height, width, 1, stack0)
         if banded:
             frame = torch.empty((batch, 3, height, width), dtype=stack0.dtype, device=device)
-            for start, stop in _bands(height, max(1, width // FIELD_BAND), 4):
+            for start, stop in field_bands:
                 rows_field = _field_rows(deltas, start, stop)
                 _blend(stacks, rows_field[:, :4], torch.sigmoid(rows_field[:, 4:5]), taps[:, start:stop],
                        out=frame[:, :, start:stop])
