@@ -3,11 +3,13 @@
 libswscale's unscaled rgb24 -> yuv420p takes each 2x2 block's chroma from one pixel, so a decoded frame sent
 straight back through it comes out about 44 dB from itself: storing a perfect interpolated frame would cost more
 than the model's own error. The decoder's conversion (libswscale, nearest-neighbour chroma) is affine per pixel
-in (Y, U, V) with chroma shared by each subsampling block. Its inverse is therefore exact per pixel for luma and,
-for chroma, the block mean of the per-pixel chroma (the least-squares solution). The affine map is measured on the
-running libswscale for each colour matrix and range, not copied from a standard, so the round trip holds for the
-library the user has; where the measurement does not fit (another upsampling, a pixel format not listed),
-:func:`rgb_to_frame` falls back to libswscale.
+in (Y, U, V) with chroma shared by each subsampling block. The least-squares inverse in RGB takes each block's
+chroma as the mean of its pixels' chroma and each pixel's luma as its own, corrected for what the stored chroma
+misses at that pixel. The affine map is measured on the running libswscale for each colour matrix and range, not
+copied from a standard, so the round trip holds for the library the user has; where the measurement does not fit
+(another upsampling, a pixel format not listed), :func:`rgb_to_frame` falls back to libswscale. Because the 8-bit
+codes are a coarser lattice than 8-bit RGB and libswscale rounds in fixed point, each luma code is then tried one
+step either way through libswscale itself (docs/quality.md, "The product path against the model").
 """
 from __future__ import annotations
 
@@ -44,6 +46,11 @@ class YuvConverter:
         self.sub_x, self.sub_y = SUBSAMPLING[pix_fmt]
         self.inverse = np.linalg.inv(matrix).astype(np.float32)
         self.offset = offset.astype(np.float32)
+        # RGB error of a pixel stored as (Y + dY, U + dU, V + dV) is matrix @ d; its squared norm d^T G d with
+        # G = matrix^T matrix is least for dY = -(G[0,1] dU + G[0,2] dV) / G[0,0] (the chroma's error projected on
+        # luma's grey axis): these are the two coefficients.
+        gram = matrix.T @ matrix
+        self.luma_for_chroma = (np.float32(gram[0, 1] / gram[0, 0]), np.float32(gram[0, 2] / gram[0, 0]))
         self.colorspace = colorspace
         self.color_range = color_range
 
@@ -62,8 +69,9 @@ class YuvConverter:
         sy = self.sub_y
         for top in range(0, height, BAND_ROWS):
             bottom = min(top + BAND_ROWS, height)
-            self._convert_band(rgb[top:bottom], [out[0][top:bottom], out[1][top // sy:-(-bottom // sy)],
-                                                 out[2][top // sy:-(-bottom // sy)]])
+            band = [out[0][top:bottom], out[1][top // sy:-(-bottom // sy)], out[2][top // sy:-(-bottom // sy)]]
+            self._convert_band(rgb[top:bottom], band)
+            self._refine_band(rgb[top:bottom], band)
 
     def _convert_band(self, rgb: np.ndarray, out: list[np.ndarray]) -> None:
         height, width = rgb.shape[:2]
@@ -73,7 +81,6 @@ class YuvConverter:
             rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         values = rgb.astype(np.float32)
         inverse, shift = self.inverse, self.inverse @ self.offset  # (Y, U, V) = inverse @ (rgb - offset)
-        luma = values[:height, :width] @ inverse[0] - shift[0]
         # Chroma is linear in RGB, so the block mean of per-pixel chroma is the chroma of the block-mean RGB.
         block = values
         if sy == 2:
@@ -82,10 +89,68 @@ class YuvConverter:
             block = block[:, 0::2] + block[:, 1::2]
         if sx * sy > 1:
             block = block * np.float32(1 / (sx * sy))
-        for target, plane in zip(out, (luma, block @ inverse[1] - shift[1], block @ inverse[2] - shift[2])):
+        chroma = []
+        for k, target in ((1, out[1]), (2, out[2])):
+            plane = block @ inverse[k] - shift[k]
             np.rint(plane, out=plane)
             np.clip(plane, 0, 255, out=plane)
             target[...] = plane
+            chroma.append(plane)
+        # Luma absorbs what it can of each pixel's chroma error (its own chroma against the block's, stored
+        # rounded): the per-pixel least squares in RGB given the stored chroma (see luma_for_chroma).
+        luma = values @ inverse[0] - shift[0]
+        for k, plane in ((1, chroma[0]), (2, chroma[1])):
+            error = _expand(plane, sy, sx) - (values @ inverse[k] - shift[k])
+            luma -= self.luma_for_chroma[k - 1] * error
+        luma = luma[:height, :width]
+        np.rint(luma, out=luma)
+        np.clip(luma, 0, 255, out=luma)
+        out[0][...] = luma
+
+    def _refine_band(self, rgb: np.ndarray, planes: list[np.ndarray]) -> None:
+        """Move each luma code of ``planes`` one step up or down where the decoder's own RGB gets closer to ``rgb``.
+
+        The least-squares codes are the best for the fitted affine map, but the decoder rounds in fixed point, and
+        luma's step (1.16 RGB levels in limited range) is coarser than RGB's, so rounding each code on its own
+        costs more than the model's error on fine detail (docs/quality.md). Two trials through the running
+        libswscale, every luma code +1 and -1, keep per pixel whichever decodes nearest in squared RGB error: a
+        luma sample touches its own pixel alone. (The same trials for chroma gained under a tenth of what luma
+        did and cost twice as much.) A band whose size is not a whole number of chroma blocks is left as it is:
+        libswscale converts such a frame another way (interpolating chroma), so its trials would not tell how the
+        whole frame decodes.
+        """
+        height, width = rgb.shape[:2]
+        if height % self.sub_y or width % self.sub_x:
+            return
+        frame = av.VideoFrame(width, height, self.pix_fmt)
+        frame.colorspace, frame.color_range = self.colorspace, self.color_range
+        views = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+                 for p in frame.planes]
+        for view, plane in zip(views, planes):
+            view[...] = plane
+        target = rgb.astype(np.int16)
+
+        def error() -> np.ndarray:  # (H, W) int32 squared RGB error of the codes now in ``views``
+            difference = to_rgb(frame).astype(np.int16)
+            difference -= target
+            # a step changes a channel by about one level: a pixel 181 or more levels off stays as bad either way
+            np.clip(difference, -181, 181, out=difference)
+            difference *= difference  # fits int16 after the clip, and 2.5x faster than an int32 einsum
+            total = difference[..., 0].astype(np.int32)
+            total += difference[..., 1]
+            total += difference[..., 2]
+            return total
+
+        luma = planes[0]
+        best = error()
+        current = luma.astype(np.int16)
+        for step in (-1, 1):
+            trial = np.clip(current + step, 0, 255).astype(np.uint8)
+            views[0][...] = trial
+            candidate = error()
+            better = candidate < best
+            np.copyto(best, candidate, where=better)
+            np.copyto(luma, trial, where=better)
 
     def frame(self, rgb: np.ndarray) -> av.VideoFrame:
         """An (H, W, 3) uint8 RGB image as an ``av.VideoFrame`` in this format, tagged with its matrix and range."""
@@ -100,6 +165,15 @@ class YuvConverter:
         frame.colorspace = self.colorspace
         frame.color_range = self.color_range
         return frame
+
+
+def _expand(plane: np.ndarray, sy: int, sx: int) -> np.ndarray:
+    """A chroma plane repeated over its subsampling blocks (the decoder's nearest-neighbour upsampling)."""
+    if sy > 1:
+        plane = plane.repeat(sy, axis=0)
+    if sx > 1:
+        plane = plane.repeat(sx, axis=1)
+    return plane
 
 
 def _fill(frame: av.VideoFrame, planes) -> None:
