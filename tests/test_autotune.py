@@ -67,6 +67,39 @@ def test_prefer_finer_breaks_ties_towards_the_finer_scale_only():
     assert plain.candidate.scale == max(scores, key=scores.get)
 
 
+class PerSampleEngine:
+    """Returns the true middle frame plus noise of a level set per (scale, sample): the same noise pattern for
+    every scale, so that the per-sample PSNR gap between two scales is about 20 log10 of their levels' ratio."""
+
+    model_name = "rife-4.6"
+
+    def __init__(self, levels: dict[float, list[float]], truth: dict[int, np.ndarray]):
+        self.levels, self.truth = levels, truth
+
+    def interpolate(self, a, b, ts, *, scale, ensemble, flips=0):
+        k = next(j for j, (key, v) in enumerate(self.truth.items()) if np.array_equal(v[0], a))
+        middle = list(self.truth.values())[k][1].astype(float)
+        noise = np.random.default_rng(k).normal(0, 1, middle.shape)
+        return [np.clip(middle + self.levels[scale][k] * noise, 0, 255).round().astype(np.uint8)]
+
+
+def test_another_setting_replaces_the_first_only_when_it_wins_on_the_frames_consistently():
+    samples, truth = samples_and_truth()
+    for middle in truth.values():  # room for the noise on both sides of every value
+        np.clip(middle[1], 40, 215, out=middle[1])
+    candidates = [Candidate("rife-4.6", 1.0, True), Candidate("rife-4.6", 0.5, True)]
+
+    def chosen(levels, n=3):
+        return choose(lambda name: PerSampleEngine(levels, truth), samples[:n], candidates).candidate.scale
+
+    # scale 0.5 better on one frame by far and worse on the other two: a higher mean, but no consistent gain
+    assert chosen({1.0: [2.0, 2.0, 2.0], 0.5: [0.5, 2.4, 2.4]}) == 1.0
+    # better on every frame by about the same: it replaces the default
+    assert chosen({1.0: [2.0, 2.0, 2.0], 0.5: [1.5, 1.6, 1.4]}) == 0.5
+    # one frame cannot tell a consistent gain from luck
+    assert chosen({1.0: [2.0], 0.5: [0.5]}, n=1) == 1.0
+
+
 def test_one_candidate_or_no_samples_runs_nothing():
     samples, truth = samples_and_truth()
     engine = NoisyEngine("rife-4.6", {(1.0, False): 1.0}, truth)
@@ -180,14 +213,18 @@ def test_an_injected_engine_is_used_as_it_is(clips, tmp_path):
     assert engine.calls == result.synthesized + 3  # fix-drops' repairs: one call per run (of 1, 2 and 3)
 
 
-def test_the_search_costs_at_most_the_frames_the_job_synthesizes():
-    from retime.pipeline._model import _tune
+def test_the_search_costs_at_most_a_share_of_the_frames_the_job_synthesizes():
+    from retime.interpolate.autotune import MIN_SAMPLES
+    from retime.pipeline._model import SEARCH_SHARE, _tune
 
     pics = {i: np.full((8, 8, 3), 10 * (i % 20), np.uint8) for i in range(40)}
     engine = SettableEngine("rife-4.6", scale=None)
     settings = ModelSettings(model="rife-4.6")  # scales 1 and 0.5 with ensembling: 2 candidates
-    for budget, calls in ((1, 0), (3, 2), (4, 4), (100, 2 * len(tuning_samples(_analysis(40, [], None, dict(pics)))))):
+    available = len(tuning_samples(_analysis(40, [], None, dict(pics))))
+    assert available >= MIN_SAMPLES
+    enough = int(np.ceil(2 * MIN_SAMPLES / SEARCH_SHARE))  # the smallest job that affords MIN_SAMPLES samples
+    for budget, calls in ((1, 0), (enough - 1, 0), (enough, 2 * MIN_SAMPLES), (100_000, 2 * available)):
         engine.calls = 0
         _, report = _tune(engine, _analysis(40, [], None, dict(pics)), settings, "cpu", prefer_finer=False,
                           budget=budget)
-        assert engine.calls == calls <= budget and report["searched"] is (calls > 0)
+        assert engine.calls == calls <= SEARCH_SHARE * budget and report["searched"] is (calls > 0)

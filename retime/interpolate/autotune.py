@@ -23,10 +23,18 @@ import numpy as np
 
 from retime.metrics import psnr
 
-__all__ = ["Candidate", "Choice", "Trial", "TIE_DB", "choose"]
+__all__ = ["Candidate", "Choice", "MIN_SAMPLES", "PAIRED_SE", "Trial", "TIE_DB", "choose"]
 
 #: Two candidates whose mean rebuild PSNR differs by at most this (dB) count as a tie.
 TIE_DB = 0.05
+#: Another candidate replaces the first (the preset's default) only when its mean gain over it on the same rebuilt
+#: frames, less this many standard errors of that gain, is positive. Rebuilds are noisy per frame: on five clips
+#: the best mean of 4 samples lost more than 0.05 dB to the default on the whole clip in 7 % of searches, with this
+#: rule in 1 % (docs/quality.md, "How many rebuilt frames a search needs").
+PAIRED_SE = 1.0
+#: Fewer rebuilt frames than this and a search is not worth its model calls: with the rule above, one sample can
+#: never overturn the default and two gained nothing on average (same page).
+MIN_SAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,11 @@ class Choice:
 
 def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
            candidates: Sequence[Candidate], *, prefer_finer: bool = False) -> Choice:
-    """Rebuild each sample with each candidate and return the best.
+    """Rebuild each sample with each candidate and return the best, the first unless another beats it clearly.
+
+    The first candidate is the preset's default; another with a higher mean replaces it only when its per-sample
+    gain over the first, less :data:`PAIRED_SE` standard errors, stays positive (a paired comparison: the same
+    frames, so what the frames share cancels), which one sample never shows.
 
     Args:
         engines: the :class:`~retime.interpolate.Interpolator` of a model name (its ``interpolate`` takes
@@ -107,6 +119,10 @@ def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarra
         seconds = (time.perf_counter() - started) / len(samples)
         trials.append(Trial(candidate, float(np.mean(scores)), tuple(scores), seconds))
     best = max(trials, key=lambda t: t.psnr)
+    if best is not trials[0]:
+        gain = np.subtract(best.per_sample, trials[0].per_sample)
+        if gain.size < 2 or gain.mean() - PAIRED_SE * gain.std(ddof=1) / np.sqrt(gain.size) <= 0:
+            best = trials[0]
     if prefer_finer:
         close = [t for t in trials if t.psnr >= best.psnr - TIE_DB and t.candidate.model == best.candidate.model]
         best = max(close, key=lambda t: (t.candidate.scale, not t.candidate.ensemble, -t.candidate.flips))

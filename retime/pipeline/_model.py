@@ -106,6 +106,11 @@ def _default_interpolator(device: str, model: ModelSettings | None = None) -> Ca
     return lambda: _build_engine(device, model, model.models[0])
 
 
+#: The search's model calls may be at most this share of the frames the job synthesizes. `balanced` may cost twice
+#: RIFE 4.2x per synthesized frame (issue 13) and renders at 1.76x, which leaves 0.24x; its candidates cost 1.24x
+#: a call on average (docs/quality.md), so 0.24 / 1.24 of a call per synthesized frame.
+SEARCH_SHARE = 0.2
+
 #: Most memory the search's sample frames may take (bytes; three RGB frames per sample). One sample is kept even
 #: when it is larger (300 MB at 8K).
 SAMPLE_BYTES = 96 << 20
@@ -143,8 +148,9 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
           prefer_finer: bool, budget: int | None = None) -> tuple[FrameInterpolator, dict[str, Any] | None]:
     """Choose the model and set its scale and ensembling on the input.
 
-    ``budget``: the frames the job synthesizes. The search makes at most that many model calls (fewer samples,
-    or none: a fix-drops run that repairs 5 frames does not rebuild 16 to choose how).
+    ``budget``: the frames the job synthesizes. The search makes at most :data:`SEARCH_SHARE` of that many model
+    calls: fewer samples, or none when fewer than :data:`~retime.interpolate.autotune.MIN_SAMPLES` would be left
+    (a fix-drops run that repairs 25 frames does not rebuild 16 to choose how).
 
     Returns:
         ``(engine to render with, the report's model section)``; an injected interpolator (it has no settings)
@@ -152,7 +158,7 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     """
     if not hasattr(engine, "model_name"):
         return engine, None
-    from retime.interpolate.autotune import choose
+    from retime.interpolate.autotune import MIN_SAMPLES, choose
 
     model = model or ModelSettings()
     info = analysis.info
@@ -160,8 +166,13 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     if model.weights is not None or os.environ.get(WEIGHTS_ENV):  # a user's file: one network, whatever its layout
         candidates = list(dict.fromkeys(dataclasses.replace(c, model=engine.model_name) for c in candidates))
     samples = tuning_samples(analysis) if len(candidates) > 1 else []
-    if budget is not None and len(candidates) > 1:
-        samples = samples[:budget // len(candidates)]
+    skipped = None  # why a search was not run, for the report
+    if budget is not None and len(candidates) > 1 and int(budget * SEARCH_SHARE) // len(candidates) < MIN_SAMPLES:
+        samples, skipped = [], f"{budget} frame(s) to synthesize pay for fewer than {MIN_SAMPLES} rebuilds per setting"
+    elif budget is not None and len(candidates) > 1:
+        samples = samples[:int(budget * SEARCH_SHARE) // len(candidates)]
+    if len(candidates) > 1 and len(samples) < MIN_SAMPLES and skipped is None:
+        samples, skipped = [], f"fewer than {MIN_SAMPLES} frames to rebuild"
     if len(candidates) > 1 and not samples:  # nothing to rebuild: the first model by the size rule
         base = engine.scale_for(info.height, info.width)
         own = [c for c in candidates if c.model == engine.model_name] or candidates[:1]
@@ -180,7 +191,7 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     engines.clear()
     analysis.pictures.clear()
     return chosen, {"name": chosen.model_name, "quality": model.quality, "precision": model.precision,
-                    "searched": len(choice.trials) > 0, **choice.to_dict()}
+                    "searched": len(choice.trials) > 0, "not_searched": skipped, **choice.to_dict()}
 
 
 def _check_device(device: str) -> None:
