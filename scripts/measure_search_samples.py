@@ -1,9 +1,13 @@
 """How many rebuilt frames the flow-scale search needs before its choice beats the default setting (issue 18).
 
 The `balanced` preset's search (retime.interpolate.autotune) rebuilds a few source frames i from i - 1 and i + 1
-with each candidate setting and keeps the best. A fix-drops run that repairs few frames caps the search at as many
-model calls as the job makes, so with 4 candidates a job of 4-7 frames rebuilds one sample: is that better than no
-search at all, which renders with the preset's first candidate (4.6 + ensembling at the size rule's scale)?
+with each candidate setting and keeps the best. Its model calls are capped by the job's size (a fix-drops run
+repairs few frames), so a small job can afford one or two rebuilds per setting: is a search on k frames better than
+none at all, which renders with the preset's first candidate (4.6 + ensembling at the size rule's scale)?
+
+Fairness: each choice is scored on the same frames its k samples are drawn from (which flatters every rule a
+little), subsets are random where the product takes fixed, evenly spread positions, and upsample's tie rule
+(``prefer_finer``) is left out.
 
 For each clip, every candidate rebuilds the same ``--triplets`` frames spread over the clip (no duplicate or scene
 cut among a triplet's frames, as ``tuning_samples`` keeps them). A k-sample search is then simulated on random

@@ -90,14 +90,17 @@ def test_another_setting_replaces_the_first_only_when_it_wins_on_the_frames_cons
     candidates = [Candidate("rife-4.6", 1.0, True), Candidate("rife-4.6", 0.5, True)]
 
     def chosen(levels, n=3):
-        return choose(lambda name: PerSampleEngine(levels, truth), samples[:n], candidates).candidate.scale
+        choice = choose(lambda name: PerSampleEngine(levels, truth), samples[:n], candidates)
+        return choice.candidate.scale, choice.kept_default
 
     # scale 0.5 better on one frame by far and worse on the other two: a higher mean, but no consistent gain
-    assert chosen({1.0: [2.0, 2.0, 2.0], 0.5: [0.5, 2.4, 2.4]}) == 1.0
+    assert chosen({1.0: [2.0, 2.0, 2.0], 0.5: [0.5, 2.4, 2.4]}) == (1.0, True)
     # better on every frame by about the same: it replaces the default
-    assert chosen({1.0: [2.0, 2.0, 2.0], 0.5: [1.5, 1.6, 1.4]}) == 0.5
+    assert chosen({1.0: [2.0, 2.0, 2.0], 0.5: [1.5, 1.6, 1.4]}) == (0.5, False)
     # one frame cannot tell a consistent gain from luck
-    assert chosen({1.0: [2.0], 0.5: [0.5]}, n=1) == 1.0
+    assert chosen({1.0: [2.0], 0.5: [0.5]}, n=1) == (1.0, True)
+    # the default best on its own: nothing to keep it against
+    assert chosen({1.0: [1.0, 1.0, 1.0], 0.5: [2.0, 2.0, 2.0]}) == (1.0, False)
 
 
 def test_one_candidate_or_no_samples_runs_nothing():
@@ -228,3 +231,8 @@ def test_the_search_costs_at_most_a_share_of_the_frames_the_job_synthesizes():
         _, report = _tune(engine, _analysis(40, [], None, dict(pics)), settings, "cpu", prefer_finer=False,
                           budget=budget)
         assert engine.calls == calls <= SEARCH_SHARE * budget and report["searched"] is (calls > 0)
+        if calls == 2 * MIN_SAMPLES:  # fewer samples than pass 1 kept: still spread over the clip, ends included
+            centres = [i for i, *_ in tuning_samples(_analysis(40, [], None, dict(pics)))]
+            assert report["rebuilt_frames"][0] == centres[0] and report["rebuilt_frames"][-1] == centres[-1]
+        elif calls == 0:
+            assert "to synthesize" in report["not_searched"]

@@ -232,11 +232,11 @@ def _retime(*args, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory, device_under_test):
     """bigbuckbunny's first frames as lossless FFV1 at 25 fps (its real repeat at frame 7 in them), with one more
-    repeat made at frame 20 on CUDA: 64 frames at 1280x720 there (enough for upsample to pay for `balanced`'s
+    repeat made at frame 20 on CUDA: 128 frames at 1280x720 there (enough for upsample to pay for `balanced`'s
     search), 16 at 320x180 on the CPU."""
     if av is None:
         pytest.skip("PyAV (av) is not installed here: the commands need it (carry its wheel, docs/performance.md)")
-    n = 64 if device_under_test == "cuda" else 16
+    n = 128 if device_under_test == "cuda" else 16
     frames = real_frames("bigbuckbunny.mp4", list(range(n)))
     if device_under_test == "cpu":
         frames = [np.ascontiguousarray(f[::4, ::4]) for f in frames]

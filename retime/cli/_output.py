@@ -123,10 +123,8 @@ def _summary(result) -> None:
             tried = ", ".join(f"{t['model']} {t['scale']:g}{'+ens' if t['ensemble'] else ''} {t['psnr']:.2f} dB"
                               for t in m["trials"])
             setting += f" (rebuilt frames {', '.join(map(str, m['rebuilt_frames']))}: {tried})"
-            if max(m["trials"], key=lambda t: t["psnr"])["psnr"] > next(
-                    t["psnr"] for t in m["trials"] if (t["model"], t["scale"], t["ensemble"], t["flips"]) ==
-                    (m["model"], m["scale"], m["ensemble"], m["flips"])):
-                setting += "; no other setting rebuilt them better consistently"
+            if m.get("kept_default"):
+                setting += "; the higher means were not consistent over these frames: the default is kept"
         elif m.get("not_searched"):
             setting += f" (no search: {m['not_searched']})"
         lines.append(f"  model ({m['quality']}): {setting}")

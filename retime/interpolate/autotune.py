@@ -67,14 +67,16 @@ class Trial:
 
 @dataclass(frozen=True)
 class Choice:
-    """The chosen candidate and the evidence: every trial, and the source frames that were rebuilt."""
+    """The chosen candidate and the evidence: every trial, the source frames that were rebuilt, and whether the
+    first candidate was kept against a higher but inconsistent mean."""
 
     candidate: Candidate
     trials: tuple[Trial, ...]
     frames: tuple[int, ...]
+    kept_default: bool = False  # a higher mean did not beat the first candidate consistently (PAIRED_SE)
 
     def to_dict(self) -> dict:
-        return {**self.candidate.to_dict(), "rebuilt_frames": list(self.frames),
+        return {**self.candidate.to_dict(), "rebuilt_frames": list(self.frames), "kept_default": self.kept_default,
                 "trials": [{**t.candidate.to_dict(), "psnr": round(t.psnr, 3),
                             "per_frame": [round(p, 3) for p in t.per_sample],
                             "seconds_per_frame": round(t.seconds_per_frame, 3)} for t in self.trials]}
@@ -119,11 +121,12 @@ def choose(engines: Callable[[str], Any], samples: Sequence[tuple[int, np.ndarra
         seconds = (time.perf_counter() - started) / len(samples)
         trials.append(Trial(candidate, float(np.mean(scores)), tuple(scores), seconds))
     best = max(trials, key=lambda t: t.psnr)
+    kept = False
     if best is not trials[0]:
         gain = np.subtract(best.per_sample, trials[0].per_sample)
         if gain.size < 2 or gain.mean() - PAIRED_SE * gain.std(ddof=1) / np.sqrt(gain.size) <= 0:
-            best = trials[0]
+            best, kept = trials[0], True
     if prefer_finer:
         close = [t for t in trials if t.psnr >= best.psnr - TIE_DB and t.candidate.model == best.candidate.model]
         best = max(close, key=lambda t: (t.candidate.scale, not t.candidate.ensemble, -t.candidate.flips))
-    return Choice(best.candidate, tuple(trials), tuple(s[0] for s in samples))
+    return Choice(best.candidate, tuple(trials), tuple(s[0] for s in samples), kept)

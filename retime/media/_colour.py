@@ -7,9 +7,10 @@ in (Y, U, V) with chroma shared by each subsampling block. The least-squares inv
 chroma as the mean of its pixels' chroma and each pixel's luma as its own, corrected for what the stored chroma
 misses at that pixel. The affine map is measured on the running libswscale for each colour matrix and range, not
 copied from a standard, so the round trip holds for the library the user has; where the measurement does not fit
-(another upsampling, a pixel format not listed), :func:`rgb_to_frame` falls back to libswscale. Because the 8-bit
-codes are a coarser lattice than 8-bit RGB and libswscale rounds in fixed point, each luma code is then tried one
-step either way through libswscale itself (docs/quality.md, "The product path against the model").
+(another upsampling, a pixel format not listed), :func:`rgb_to_frame` falls back to libswscale. The codes are
+chosen for that affine map, the conversion every decoder approximates, and not for libswscale's own fixed-point
+rounding: codes tuned to one decoder's rounding decode worse in the others (docs/quality.md, "The product path
+against the model").
 """
 from __future__ import annotations
 
@@ -69,9 +70,8 @@ class YuvConverter:
         sy = self.sub_y
         for top in range(0, height, BAND_ROWS):
             bottom = min(top + BAND_ROWS, height)
-            band = [out[0][top:bottom], out[1][top // sy:-(-bottom // sy)], out[2][top // sy:-(-bottom // sy)]]
-            self._convert_band(rgb[top:bottom], band)
-            self._refine_band(rgb[top:bottom], band)
+            self._convert_band(rgb[top:bottom], [out[0][top:bottom], out[1][top // sy:-(-bottom // sy)],
+                                                 out[2][top // sy:-(-bottom // sy)]])
 
     def _convert_band(self, rgb: np.ndarray, out: list[np.ndarray]) -> None:
         height, width = rgb.shape[:2]
@@ -106,51 +106,6 @@ class YuvConverter:
         np.rint(luma, out=luma)
         np.clip(luma, 0, 255, out=luma)
         out[0][...] = luma
-
-    def _refine_band(self, rgb: np.ndarray, planes: list[np.ndarray]) -> None:
-        """Move each luma code of ``planes`` one step up or down where the decoder's own RGB gets closer to ``rgb``.
-
-        The least-squares codes are the best for the fitted affine map, but the decoder rounds in fixed point, and
-        luma's step (1.16 RGB levels in limited range) is coarser than RGB's, so rounding each code on its own
-        costs more than the model's error on fine detail (docs/quality.md). Two trials through the running
-        libswscale, every luma code +1 and -1, keep per pixel whichever decodes nearest in squared RGB error: a
-        luma sample touches its own pixel alone. (The same trials for chroma gained under a tenth of what luma
-        did and cost twice as much.) A band whose size is not a whole number of chroma blocks is left as it is:
-        libswscale converts such a frame another way (interpolating chroma), so its trials would not tell how the
-        whole frame decodes.
-        """
-        height, width = rgb.shape[:2]
-        if height % self.sub_y or width % self.sub_x:
-            return
-        frame = av.VideoFrame(width, height, self.pix_fmt)
-        frame.colorspace, frame.color_range = self.colorspace, self.color_range
-        views = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
-                 for p in frame.planes]
-        for view, plane in zip(views, planes):
-            view[...] = plane
-        target = rgb.astype(np.int16)
-
-        def error() -> np.ndarray:  # (H, W) int32 squared RGB error of the codes now in ``views``
-            difference = to_rgb(frame).astype(np.int16)
-            difference -= target
-            # a step changes a channel by about one level: a pixel 181 or more levels off stays as bad either way
-            np.clip(difference, -181, 181, out=difference)
-            difference *= difference  # fits int16 after the clip, and 2.5x faster than an int32 einsum
-            total = difference[..., 0].astype(np.int32)
-            total += difference[..., 1]
-            total += difference[..., 2]
-            return total
-
-        luma = planes[0]
-        best = error()
-        current = luma.astype(np.int16)
-        for step in (-1, 1):
-            trial = np.clip(current + step, 0, 255).astype(np.uint8)
-            views[0][...] = trial
-            candidate = error()
-            better = candidate < best
-            np.copyto(best, candidate, where=better)
-            np.copyto(luma, trial, where=better)
 
     def frame(self, rgb: np.ndarray) -> av.VideoFrame:
         """An (H, W, 3) uint8 RGB image as an ``av.VideoFrame`` in this format, tagged with its matrix and range."""

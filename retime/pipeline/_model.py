@@ -107,9 +107,9 @@ def _default_interpolator(device: str, model: ModelSettings | None = None) -> Ca
 
 
 #: The search's model calls may be at most this share of the frames the job synthesizes. `balanced` may cost twice
-#: RIFE 4.2x per synthesized frame (issue 13) and renders at 1.76x, which leaves 0.24x; its candidates cost 1.24x
-#: a call on average (docs/quality.md), so 0.24 / 1.24 of a call per synthesized frame.
-SEARCH_SHARE = 0.2
+#: RIFE 4.2x per synthesized frame (issue 13) and renders at up to 1.88x (4.2x with ensembling), which leaves
+#: 0.12x; its candidates cost 1.24x a call on average (docs/quality.md), so 0.12 / 1.24 of a call per frame.
+SEARCH_SHARE = 0.1
 
 #: Most memory the search's sample frames may take (bytes; three RGB frames per sample). One sample is kept even
 #: when it is larger (300 MB at 8K).
@@ -150,7 +150,8 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
 
     ``budget``: the frames the job synthesizes. The search makes at most :data:`SEARCH_SHARE` of that many model
     calls: fewer samples, or none when fewer than :data:`~retime.interpolate.autotune.MIN_SAMPLES` would be left
-    (a fix-drops run that repairs 25 frames does not rebuild 16 to choose how).
+    (a fix-drops run that repairs 25 frames does not rebuild 16 to choose how); the samples kept stay spread over
+    the clip.
 
     Returns:
         ``(engine to render with, the report's model section)``; an injected interpolator (it has no settings)
@@ -170,7 +171,7 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     if budget is not None and len(candidates) > 1 and int(budget * SEARCH_SHARE) // len(candidates) < MIN_SAMPLES:
         samples, skipped = [], f"{budget} frame(s) to synthesize pay for fewer than {MIN_SAMPLES} rebuilds per setting"
     elif budget is not None and len(candidates) > 1:
-        samples = samples[:int(budget * SEARCH_SHARE) // len(candidates)]
+        samples = _spread(samples, int(budget * SEARCH_SHARE) // len(candidates))
     if len(candidates) > 1 and len(samples) < MIN_SAMPLES and skipped is None:
         samples, skipped = [], f"fewer than {MIN_SAMPLES} frames to rebuild"
     if len(candidates) > 1 and not samples:  # nothing to rebuild: the first model by the size rule
@@ -192,6 +193,15 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     analysis.pictures.clear()
     return chosen, {"name": chosen.model_name, "quality": model.quality, "precision": model.precision,
                     "searched": len(choice.trials) > 0, "not_searched": skipped, **choice.to_dict()}
+
+
+def _spread(items: list, count: int) -> list:
+    """``count`` of ``items`` spread evenly over them, first and last included (all of them if ``count`` is more)."""
+    if count >= len(items):
+        return items
+    if count <= 0:
+        return []
+    return [items[i] for i in sorted(set(np.linspace(0, len(items) - 1, count).round().astype(int).tolist()))]
 
 
 def _check_device(device: str) -> None:
