@@ -42,7 +42,16 @@ CONFIGS = {
     "4.6-ens-hvflip": ("rife-4.6", 1.0, True, 2),
     "4.2x-hflip": ("rife-4.2x", 1.0, False, 1),
     "4.2x-ens-hflip": ("rife-4.2x", 1.0, True, 1),
+    # both models, their frames averaged in float before the 8-bit rounding (model ensembling; not a product setting)
+    "avg-4.6-4.2x": ("rife-4.6+rife-4.2x", 1.0, False, 0),
+    "avg-4.6-ens-4.2x-ens": ("rife-4.6+rife-4.2x", 1.0, True, 0),
 }
+
+
+def _tensor(frame: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255
 
 
 def triplets(name: str, max_triplets: int | None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -72,11 +81,17 @@ def main() -> int:
             if (set_name, config) in done:
                 continue
             model, scale, ensemble, flips = CONFIGS[config]
-            engine = engines.setdefault(model, Interpolator(device="cpu", model=model))
+            models = [engines.setdefault(m, Interpolator(device="cpu", model=m)) for m in model.split("+")]
             scores, seconds = [], 0.0
             for first, truth, last in data:
                 started = time.perf_counter()
-                out = engine.interpolate(first, last, [0.5], scale=scale, ensemble=ensemble, flips=flips)[0]
+                if len(models) == 1:
+                    out = models[0].interpolate(first, last, [0.5], scale=scale, ensemble=ensemble, flips=flips)[0]
+                else:
+                    a, b = _tensor(first), _tensor(last)
+                    mean = sum(e.interpolate(a, b, [0.5], scale=scale, ensemble=ensemble, flips=flips)[0]
+                               for e in models) / len(models)
+                    out = (mean.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
                 seconds += time.perf_counter() - started
                 scores.append(psnr(out, truth))
             row = {"set": set_name, "config": config, "n": len(scores), "psnr": round(float(np.mean(scores)), 3),
