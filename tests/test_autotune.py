@@ -101,6 +101,10 @@ def test_another_setting_replaces_the_first_only_when_it_wins_on_the_frames_cons
     assert chosen({1.0: [2.0], 0.5: [0.5]}, n=1) == (1.0, True)
     # the default best on its own: nothing to keep it against
     assert chosen({1.0: [1.0, 1.0, 1.0], 0.5: [2.0, 2.0, 2.0]}) == (1.0, False)
+    # better on every frame, by amounts that vary: a gain of about 2 standard errors is enough at PAIRED_SE = 1
+    gains = 20 * np.log10(2.0 / np.array([1.2, 1.9, 1.8]))
+    assert 1.5 < gains.mean() / (gains.std(ddof=1) / np.sqrt(3)) < 2.5
+    assert chosen({1.0: [2.0, 2.0, 2.0], 0.5: [1.2, 1.9, 1.8]}) == (0.5, False)
 
 
 def test_one_candidate_or_no_samples_runs_nothing():
@@ -111,6 +115,20 @@ def test_one_candidate_or_no_samples_runs_nothing():
     assert engine.calls == 0 and only.trials == () and none.trials == ()
     with pytest.raises(ValueError):
         choose(lambda name: engine, samples, [])
+
+
+def test_too_few_frames_to_rebuild_means_no_search():
+    """With fewer usable triplets than MIN_SAMPLES (a short clip, repeats and cuts around the kept positions),
+    the preset's default renders, even where the job's size would pay for more."""
+    from retime.interpolate.autotune import MIN_SAMPLES
+    from retime.pipeline._model import _tune
+
+    pics = {i: np.full((8, 8, 3), 10 * i, np.uint8) for i in range(4)}  # two triplets only: centres 1 and 2
+    analysis = _analysis(4, [], None, pics)
+    assert 0 < len(tuning_samples(analysis)) < MIN_SAMPLES
+    engine = SettableEngine("rife-4.6", scale=None)
+    _, report = _tune(engine, analysis, ModelSettings(model="rife-4.6"), "cpu", prefer_finer=False, budget=100_000)
+    assert engine.calls == 0 and report["searched"] is False and "to rebuild" in report["not_searched"]
 
 
 def test_presets_and_fixed_options_give_the_candidates():
