@@ -210,3 +210,16 @@ def test_usage_errors_are_one_line_and_exit_2(long_clip, tmp_path, args, message
                           timeout=120)
     assert done.returncode == EXIT_USAGE and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.mkv").exists()
+
+
+@pytest.mark.parametrize("which", ["in", "out"])
+def test_a_plan_refuses_a_pipe_with_a_hint(long_clip, tmp_path, which):
+    """The chunk jobs read IN and the join writes OUT after the plan has exited: neither can be stdin or stdout.
+    Exit 2 with the one-process alternative, and no manifest."""
+    m = tmp_path / "job.json"
+    args = ["-", str(tmp_path / "out.mkv")] if which == "in" else [str(long_clip), "-"]
+    planned = _cli("chunks", "plan", "upsample", *args, "--manifest", str(m), "--factor", "2",
+                   stdin=subprocess.DEVNULL)
+    assert planned.returncode == 2, planned.stderr
+    assert "not -" in planned.stderr and "retime upsample - OUT --chunk-seconds S" in planned.stderr
+    assert len(planned.stderr.strip().splitlines()) == 1 and not m.exists() and planned.stdout == ""

@@ -18,7 +18,7 @@ from retime.cli._app import (EPILOG, CadenceMode, CadenceOpt, ChunkSecondsOpt, C
                              Precision, PrecisionOpt, PresetOpt, Quality, QualityOpt, QuietOpt, RayAddressOpt,
                              RecursiveOpt, RefineOpt, ReportOpt, ScaleOpt, SceneCutOpt, ThresholdOpt, WeightsOpt, app)
 from retime.cli._exit import exit_point
-from retime.cli._pipes import piped
+from retime.cli._pipes import is_stdio, piped
 from retime.cli._output import (_Bar, _batch_summary, _check_report, _file_line, _print_analysis, _summary,
                                 _write_report)
 from retime.defaults import DEFAULTS
@@ -118,6 +118,10 @@ def _plan(command: str, input: Path, output: Path, manifest: Path, chunk_seconds
     from retime.chunks import CHUNK_SECONDS, plan_chunks
 
     configure_process()
+    if is_stdio(input) or is_stdio(output):
+        raise UsageError(f"retime chunks plan needs IN and OUT as files, not -: the chunk jobs read IN and the join "
+                         f"writes OUT after the plan has exited. To run a pipe in chunks on this machine: "
+                         f"retime {command} - OUT --chunk-seconds S")
     if input.is_dir():
         raise UsageError(f"{input}: retime chunks plan takes one video file (a folder: fix-drops IN_DIR OUT_DIR)")
     with _Bar(not quiet) as bar:
