@@ -6,8 +6,8 @@ repairs few frames), so a small job can afford one or two rebuilds per setting: 
 none at all, which renders with the preset's first candidate (4.6 + ensembling at the size rule's scale)?
 
 Fairness: each choice is scored on the same frames its k samples are drawn from (which flatters every rule a
-little), subsets are random where the product takes fixed, evenly spread positions, and upsample's tie rule
-(``prefer_finer``) is left out.
+little), subsets are random where the product takes fixed, evenly spread positions (``--spread`` draws those instead, from a
+random offset), and upsample's tie rule (``prefer_finer``) is left out.
 
 For each clip, every candidate rebuilds the same ``--triplets`` frames spread over the clip (no duplicate or scene
 cut among a triplet's frames, as ``tuning_samples`` keeps them). A k-sample search is then simulated on random
@@ -88,7 +88,8 @@ def rebuild_scores(frames: list[np.ndarray], centres: list[int]) -> tuple[list, 
     return candidates, table
 
 
-def simulate(table: np.ndarray, k: int, draws: int, rng: np.random.Generator, z: float | None) -> np.ndarray:
+def simulate(table: np.ndarray, k: int, draws: int, rng: np.random.Generator, z: float | None,
+             spread: bool = False) -> np.ndarray:
     """Gains (dB) over candidate 0 of ``draws`` k-sample searches. ``z`` None: the best mean wins (the search as
     it was); a number: the best mean wins only if its paired gain over candidate 0 on the samples, less ``z``
     standard errors, is positive (never with one sample)."""
@@ -96,7 +97,10 @@ def simulate(table: np.ndarray, k: int, draws: int, rng: np.random.Generator, z:
     n = table.shape[1]
     gains = np.empty(draws)
     for d in range(draws):
-        subset = rng.choice(n, size=k, replace=False)
+        if spread:  # as the product takes them: evenly spaced over the clip, here from a random offset
+            subset = (rng.uniform(0, n / k) + np.arange(k) * n / k).astype(int)
+        else:
+            subset = rng.choice(n, size=k, replace=False)
         chosen = int(np.argmax(table[:, subset].mean(axis=1)))
         if z is not None and chosen != 0:
             paired = table[chosen, subset] - table[0, subset]
@@ -113,6 +117,8 @@ def main() -> None:
     parser.add_argument("--z", type=float, default=None,
                         help="simulate the paired rule with this many standard errors (default: best mean wins)")
     parser.add_argument("--cache", type=Path, help="keep the rebuild tables here (npz), and reuse them")
+    parser.add_argument("--spread", action="store_true",
+                        help="draw evenly spaced samples (as the product) instead of random subsets")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     cached = dict(np.load(args.cache, allow_pickle=True)) if args.cache and args.cache.exists() else {}
@@ -142,7 +148,7 @@ def main() -> None:
             if k > table.shape[1]:
                 cells.append("-")
                 continue
-            gains = simulate(table, k, args.draws, rng, args.z)
+            gains = simulate(table, k, args.draws, rng, args.z, args.spread)
             pooled[k].append(gains)
             cells.append(f"{gains.mean():+.3f} / {np.quantile(gains, 0.05):+.3f} / {(gains < -LOSS_DB).mean():.2f}")
         per = ", ".join(f"{label} {p:.2f}" for label, p in zip(labels, full))
