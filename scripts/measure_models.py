@@ -45,6 +45,7 @@ CONFIGS = {
     # both models, their frames averaged in float before the 8-bit rounding (model ensembling; not a product setting)
     "avg-4.6-4.2x": ("rife-4.6+rife-4.2x", 1.0, False, 0),
     "avg-4.6-ens-4.2x-ens": ("rife-4.6+rife-4.2x", 1.0, True, 0),
+    "avg-4.6-ens-4.2x-ens-hvflip": ("rife-4.6+rife-4.2x", 1.0, True, 2),
 }
 
 
