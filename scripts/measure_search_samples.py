@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from retime_bench.clipio import iter_video_frames  # noqa: E402
 from retime.detect import block_average, detect, difference_scores  # noqa: E402
 from retime.interpolate import Interpolator  # noqa: E402
 from retime.media.decode import to_rgb  # noqa: E402
@@ -48,8 +49,7 @@ LOSS_DB = 0.05
 
 
 def pypi_clip(name: str) -> list[np.ndarray]:
-    with av.open(str(CLIPS / name)) as container:
-        return [to_rgb(frame) for frame in container.decode(video=0)]
+    return [rgb for _, rgb in iter_video_frames(CLIPS / name)]
 
 
 def made_clips() -> list[tuple[str, list[np.ndarray]]]:

@@ -166,14 +166,15 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
     candidates = model.candidates(info.height, info.width)
     if model.weights is not None or os.environ.get(WEIGHTS_ENV):  # a user's file: one network, whatever its layout
         candidates = list(dict.fromkeys(dataclasses.replace(c, model=engine.model_name) for c in candidates))
-    samples = tuning_samples(analysis) if len(candidates) > 1 else []
-    skipped = None  # why a search was not run, for the report
-    if budget is not None and len(candidates) > 1 and int(budget * SEARCH_SHARE) // len(candidates) < MIN_SAMPLES:
-        samples, skipped = [], f"{budget} frame(s) to synthesize pay for fewer than {MIN_SAMPLES} rebuilds per setting"
-    elif budget is not None and len(candidates) > 1:
-        samples = _spread(samples, int(budget * SEARCH_SHARE) // len(candidates))
-    if len(candidates) > 1 and len(samples) < MIN_SAMPLES and skipped is None:
-        samples, skipped = [], f"fewer than {MIN_SAMPLES} frames to rebuild"
+    samples, skipped = [], None  # skipped: why a search was not run, for the report
+    if len(candidates) > 1:
+        affordable = None if budget is None else int(budget * SEARCH_SHARE) // len(candidates)
+        if affordable is not None and affordable < MIN_SAMPLES:
+            skipped = f"{budget} frame(s) to synthesize pay for fewer than {MIN_SAMPLES} rebuilds per setting"
+        else:
+            samples = _spread(tuning_samples(analysis), affordable)
+            if len(samples) < MIN_SAMPLES:
+                samples, skipped = [], f"fewer than {MIN_SAMPLES} frames to rebuild"
     if len(candidates) > 1 and not samples:  # nothing to rebuild: the first model by the size rule
         base = engine.scale_for(info.height, info.width)
         own = [c for c in candidates if c.model == engine.model_name] or candidates[:1]
@@ -195,12 +196,11 @@ def _tune(engine: FrameInterpolator, analysis: Analysis, model: ModelSettings | 
                     "searched": len(choice.trials) > 0, "not_searched": skipped, **choice.to_dict()}
 
 
-def _spread(items: list, count: int) -> list:
-    """``count`` of ``items`` spread evenly over them, first and last included (all of them if ``count`` is more)."""
-    if count >= len(items):
+def _spread(items: list, count: int | None) -> list:
+    """``count`` of ``items`` spread evenly over them, first and last included (all of them if ``count`` is more,
+    or ``None``)."""
+    if count is None or count >= len(items):
         return items
-    if count <= 0:
-        return []
     return [items[i] for i in sorted(set(np.linspace(0, len(items) - 1, count).round().astype(int).tolist()))]
 
 
