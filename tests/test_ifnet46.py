@@ -90,8 +90,10 @@ def test_banded_field_gives_the_same_frames(net, ensemble, monkeypatch):
                                                   conv_dtype=conv_dtype))
             assert torch.equal(outputs[0], outputs[1]), (scales, conv_dtype)
             # the last block's first convolution band by band (scale 1) against one band: oneDNN may pick
-            # another float32 algorithm for another shape, nothing more
-            assert (outputs[0] - one_band).abs().max().item() <= 1e-5, (scales, conv_dtype)
+            # another algorithm for another shape, nothing more; on a CPU without native bfloat16 its emulated
+            # bfloat16 convolutions round differently between algorithms (up to 0.004 seen on an AVX2 EPYC)
+            emulated = conv_dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            assert (outputs[0] - one_band).abs().max().item() <= (1e-2 if emulated else 1e-5), (scales, conv_dtype)
 
 
 def test_ensembling_changes_the_frame_and_is_symmetric_in_time(net, pair):
