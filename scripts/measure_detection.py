@@ -46,6 +46,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.frame import PictureType
 import numpy as np
 from scipy import ndimage  # installed with scikit-image
 
@@ -53,7 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from retime.detect import (DetectionSettings, analysis_block, block_average, colour_change,  # noqa: E402
-                           colour_histogram, detect, difference_scores)
+                           colour_histogram, detect, difference_scores, previous_frame_vectors)
+from retime.media.decode import motion_vector_share  # noqa: E402
 from retime.pipeline._analysis import THUMBNAIL  # noqa: E402
 from retime.plan import KEEP_CUT, KEEP_FREEZE, Synth, plan_fix_drops  # noqa: E402
 from retime.timing import Gap, analyse_timing  # noqa: E402
@@ -74,6 +76,8 @@ BLOCKS = (1, 2, 3, 4, 6, 8)
 #: Every GAP_EVERY-th random single drop gets a timestamp gap beside it (a frame deleted, its PTS skipped), after
 #: the repeat and before it in turn: the repeat and the gap must both be repaired.
 GAP_EVERY = 3
+#: Give detect the decoder's motion vectors where pass 1 would (streams without B-frames); --no-vectors: "before"
+USE_VECTORS = True
 
 
 @dataclass
@@ -93,6 +97,9 @@ class Case:
     pts: list[int] | None = None  # decoded timestamps (in frame intervals); None: no gap
     gap_adjacent: tuple[int, ...] = ()  # repeats with a timestamp gap beside them (also in truth)
     scores: list[float] | None = None  # the scores at the block size being evaluated (see select)
+    #: motion_vector_share of frames 1..n-1 (NaN where a frame has none), as pass 1 gives detect: None for a
+    #: stream with B-frames (the vectors of one are not against the frame before)
+    vectors: list[float] | None = None
 
     @property
     def gaps(self) -> list[Gap]:
@@ -104,17 +111,22 @@ class Case:
 # --- video in and out -----------------------------------------------------------------------------------------
 
 
-def decode(path: Path, colours: list[float] | None = None,
-           pts: list[int] | None = None) -> tuple[list[np.ndarray], list[np.ndarray], Fraction]:
+def decode(path: Path, colours: list[float] | None = None, pts: list[int] | None = None,
+           vectors: list[float | None] | None = None) -> tuple[list[np.ndarray], list[np.ndarray], Fraction]:
     """(yuv420p planes as one (H*3/2, W) array per frame, grey (H, W) frames, average frame rate); appends the
-    colour change of each consecutive pair to ``colours`` when given (thumbnails as pass 1 makes them), and each
-    frame's PTS in frame intervals to ``pts``."""
+    colour change of each consecutive pair to ``colours`` when given (thumbnails as pass 1 makes them), each
+    frame's PTS in frame intervals to ``pts``, and to ``vectors`` each frame's (picture type,
+    motion_vector_share)."""
     yuv, grey = [], []
     previous = None
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        if vectors is not None:
+            stream.codec_context.options = {"export_side_data": "mvs"}
         rate = Fraction(stream.average_rate or stream.guessed_rate)
         for frame in container.decode(stream):
+            if vectors is not None:
+                vectors.append((PictureType(frame.pict_type).name, motion_vector_share(frame)))
             if pts is not None:
                 pts.append(round(frame.pts * stream.time_base * rate))
             yuv.append(frame.to_ndarray(format="yuv420p"))
@@ -159,17 +171,19 @@ def scores_by_block(grey: list[np.ndarray]) -> dict[int, list[float]]:
 
 
 def roundtrip_scores(frames: list[np.ndarray], rate: Fraction, encoding: str, tmp: Path,
-                     pts: list[int] | None = None) -> tuple[dict[int, list[float]], list[float], list[int]]:
-    """(grey scores by block size, colour changes, decoded PTS) of the frames after encoding them with
-    ``encoding`` and decoding."""
+                     pts: list[int] | None = None
+                     ) -> tuple[dict[int, list[float]], list[float], list[int], list[float] | None]:
+    """(grey scores by block size, colour changes, decoded PTS, the vectors pass 1 gives detect) of the frames
+    after encoding them with ``encoding`` and decoding."""
     path = tmp / "v.mkv"  # Matroska keeps the PTS as given; MP4 moved some after a gap (B-frame DTS)
     encode(frames, rate, path, encoding, pts)
     colours: list[float] = []
     decoded_pts: list[int] = []
-    _, grey, _ = decode(path, colours, decoded_pts)
+    vectors: list = []
+    _, grey, _ = decode(path, colours, decoded_pts, vectors)
     if len(grey) != len(frames):
         raise RuntimeError(f"{encoding}: {len(frames)} frames in, {len(grey)} decoded")
-    return scores_by_block(grey), colours, decoded_pts
+    return scores_by_block(grey), colours, decoded_pts, previous_frame_vectors(*zip(*vectors))
 
 
 # --- damage ---------------------------------------------------------------------------------------------------
@@ -282,7 +296,8 @@ def evaluate(case: Case, settings: DetectionSettings) -> Tally:
     spans = [1] * len(case.scores)
     for gap in gaps:
         spans[gap.index - 1] = gap.missing + 1
-    detection = detect(case.scores, settings, colours=case.colours, spans=spans)
+    detection = detect(case.scores, settings, colours=case.colours, spans=spans,
+                       vectors=case.vectors if USE_VECTORS else None)
     plan = plan_fix_drops(len(case.scores) + 1, detection, gaps)
     positions = plan.positions or range(len(plan.frames))
     replaced = {int(p) for p, op in zip(positions, plan.frames) if isinstance(op, Synth) and p == int(p)}
@@ -373,7 +388,7 @@ def build_cases(seeds: range, held_out: bool = False) -> list[Case]:
             height, width = yuv[0].shape[0] * 2 // 3, yuv[0].shape[1]
             size = (width, height)
             if held_out:  # the clip as made, losslessly: nothing to replace, its cuts to find
-                original, colours, _ = roundtrip_scores(yuv, rate, "ffv1", tmp)
+                original, colours, _, _ = roundtrip_scores(yuv, rate, "ffv1", tmp)
             else:
                 colours = []
                 _, grey, _ = decode(CLIPS / clip, colours)
@@ -388,16 +403,18 @@ def build_cases(seeds: range, held_out: bool = False) -> list[Case]:
                 index = {old: new for new, old in enumerate(kept)}  # frame numbers after the deletions
                 adjacent = [p for d in deleted for p in (d - 1, d + 2) if p in drops]
                 for encoding in ENCODINGS:
-                    scored, changes, pts = roundtrip_scores([damaged[i] for i in kept], rate, encoding, tmp, kept)
+                    scored, changes, pts, vectors = roundtrip_scores([damaged[i] for i in kept], rate, encoding, tmp,
+                                                                     kept)
                     cases.append(Case(clip, encoding, seed, "damaged", scored,
                                       {index[p] for p in set(drops) | set(known)},
                                       range(index[freeze.start], index[freeze.stop - 1] + 1) if freeze else None,
                                       tuple(index[p] for p in at_cut), changes, size, pts,
-                                      tuple(index[p] for p in adjacent)))
+                                      tuple(index[p] for p in adjacent), vectors=vectors))
             pan = slow_pan(yuv[len(yuv) // 2])
             for encoding in ENCODINGS:
-                scored, changes, _ = roundtrip_scores(pan, rate, encoding, tmp)
-                cases.append(Case(clip, encoding, None, "pan", scored, set(), colours=changes, size=size))
+                scored, changes, _, vectors = roundtrip_scores(pan, rate, encoding, tmp)
+                cases.append(Case(clip, encoding, None, "pan", scored, set(), colours=changes, size=size,
+                                  vectors=vectors))
             print(f"# {clip}: {len(yuv)} frames {width}x{height} @ {rate} fps, "
                   f"encoded and scored in {time.time() - t0:.1f} s", file=sys.stderr)
     return cases
@@ -558,7 +575,7 @@ def sweep(cases: list[Case], top: int = 25) -> None:
     print()
 
 
-TUNABLE = ("threshold", "floor", "dip_ratio", "deep_ratio", "window", "min_motion")
+TUNABLE = ("threshold", "floor", "dip_ratio", "deep_ratio", "window", "min_motion", "vector_dip")
 
 
 def main() -> None:
@@ -573,11 +590,15 @@ def main() -> None:
     for name in TUNABLE:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int if name == "window" else float,
                             help=f"override the default {name}")
+    parser.add_argument("--no-vectors", action="store_true", help="detect on the scores alone, as before the "
+                        "motion-vector rule (the decoder's vectors are still read and cached)")
     parser.add_argument("--cache", type=Path, help="pickle of the scored cases: reused when present, else written")
     args = parser.parse_args()
     overrides = {k: getattr(args, k) for k in TUNABLE
                  if getattr(args, k) is not None}
     settings = DetectionSettings(**overrides)
+    global USE_VECTORS
+    USE_VECTORS = not args.no_vectors
     t0 = time.time()
     if args.cache and args.cache.exists():
         cases = pickle.loads(args.cache.read_bytes())

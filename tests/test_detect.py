@@ -18,6 +18,7 @@ from retime.detect import (
     difference_scores,
     frame_difference,
     local_motion,
+    previous_frame_vectors,
 )
 from retime.errors import UsageError
 
@@ -419,3 +420,70 @@ def test_block_average_rejects_what_it_cannot_average():
 def test_analysis_block_is_one_size_for_every_frame_but_the_tiny():
     assert analysis_block(1280, 720) == analysis_block(176, 144) == analysis_block(3840, 2160) == DEFAULTS.score_block
     assert analysis_block(96, 64) == 1  # under MIN_SCORED_SIDE rows once averaged: scored as it is
+
+
+# --- the decoder's motion vectors (streams without B-frames) --------------------------------------------------
+
+
+def moved_areas(n_scores: int, level: float = 0.1, seed: int = 1) -> np.ndarray:
+    """Moved share of each frame's area in slow real motion: about `level`, +-30 %."""
+    return level * (1 + 0.3 * (np.random.default_rng(seed).random(n_scores) * 2 - 1))
+
+
+def test_vectors_find_a_recoded_repeat_that_does_not_dip_in_score():
+    s = motion(99, level=0.6, jitter=0.1)
+    s[40] = 0.3  # half the motion: coding noise, not a sharp dip (dip_ratio 0.4)
+    v = moved_areas(99)
+    v[40] = 0.01
+    assert detect(s).duplicates == []
+    d = detect(s, vectors=v)
+    assert d.duplicates == [41]
+    assert "motion vectors moved 0.010" in d.runs[0].reasons[0]
+
+
+def test_vectors_overrule_a_score_dip_of_a_frame_that_moved():
+    s = motion(99, level=0.8, jitter=0.1)
+    s[40] = 0.2  # a dip in score (an encoder that left part of the change out) ...
+    v = moved_areas(99)  # ... but its blocks moved like its neighbours'
+    assert detect(s).duplicates == [41]
+    assert detect(s, vectors=v).duplicates == []
+
+
+def test_a_small_moved_area_everywhere_is_motion_not_repeats():
+    s = motion(99, level=0.6, jitter=0.1)
+    s[40] = 0.3
+    v = moved_areas(99, level=0.01)  # one small thing moving on a still background, in every frame
+    assert detect(s, vectors=v).duplicates == []
+
+
+def test_vectors_take_the_quieter_side_where_the_motion_changes_pace():
+    s = motion(99, level=0.6, jitter=0.1)
+    s[40] = 0.45
+    v = np.concatenate([moved_areas(41, level=0.08), moved_areas(58, level=0.6, seed=2)])
+    v[40] = 0.09  # as much as the slow frames before it moved: not a repeat of the fast ones after
+    assert detect(s, vectors=v).duplicates == []
+
+
+def test_unknown_vectors_leave_the_scores_to_decide_and_the_floor_always_holds():
+    s = drop(drop(motion(99), 20), 60)
+    v = np.full(99, np.nan)
+    assert detect(s, vectors=v).duplicates == detect(s).duplicates == [20, 60]
+    s2 = motion(99, level=0.6, jitter=0.1)
+    s2[30] = 0.0  # identical pictures, whatever the vectors say
+    assert detect(s2, vectors=moved_areas(99)).duplicates == [31]
+
+
+def test_vectors_must_match_the_scores():
+    with pytest.raises(ValueError, match="3 motion-vector shares for 4 scores"):
+        detect([1.0] * 4, vectors=[0.1] * 3)
+    with pytest.raises(ValueError, match=r"vectors\[1\]"):
+        detect([1.0] * 3, vectors=[0.1, 1.5, np.nan])
+
+
+def test_previous_frame_vectors_only_for_streams_without_b_frames():
+    assert previous_frame_vectors(["I", "P", "P"], [None, 0.2, 0.0]) == pytest.approx([0.2, 0.0])
+    assert np.isnan(previous_frame_vectors(["I", "P", "I"], [None, 0.2, None])[1])
+    assert previous_frame_vectors(["I", "B", "P"], [None, 0.2, 0.1]) is None
+    assert previous_frame_vectors(["I", "I"], [None, None]) is None
+    with pytest.raises(ValueError, match="2 picture types for 1 shares"):
+        previous_frame_vectors(["I", "P"], [None])

@@ -11,12 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retime.detect import analysis_block, block_average, frame_difference
+from retime.defaults import DEFAULTS
+from retime.detect import analysis_block, block_average, detect, frame_difference, previous_frame_vectors
+from retime.media.decode import motion_vector_share
 from retime.pipeline import analyse
 from retime.plan import Synth
 from tests.helpers import clip
 
 av = pytest.importorskip("av")
+from av.video.frame import PictureType  # noqa: E402
 
 
 def decode_yuv(name: str, first: int, count: int) -> tuple[list[np.ndarray], Fraction]:
@@ -97,3 +100,44 @@ def test_pass_1_scores_the_box_averaged_picture(tmp_path):
         grey = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
     expected = [frame_difference(block_average(a, block), block_average(b, block)) for a, b in zip(grey, grey[1:])]
     assert analyse(src).scores == pytest.approx(expected)
+
+
+def test_ultrafast_repeats_in_slow_motion_are_found_by_the_decoders_vectors(tmp_path):
+    """bigbuckbunny.mp4's slow stretch (frames 60-131): at CRF 18 a re-coded repeat scores like the slowest real
+    frames (0.1-0.25 grey levels against 0.25), and the scores alone miss two of these four repeats. Frames 82 and
+    107 repeat in the source (24 -> 25 fps)."""
+    first = 60
+    frames, rate = decode_yuv("bigbuckbunny.mp4", first, 72)
+    frames, pts, truth, _ = damaged(frames, [r - first for r in (80, 85, 88, 117)], deleted=[])
+    src = encode_x264(tmp_path / "ultrafast.mkv", frames, pts, rate, crf=18, preset="ultrafast")
+    a = analyse(src)
+    expected = sorted(set(truth) | {82 - first, 107 - first})
+    assert a.vectors is not None and len(a.vectors) == len(a.scores)
+    assert a.detection.duplicates == expected
+    assert any("motion vectors" in reason for run in a.detection.runs for reason in run.reasons)
+    assert set(detect(a.scores, colours=a.colours).duplicates) < set(expected)  # what the scores alone find
+    assert replaced_and_filled(a) == (expected, 0)
+
+
+def test_a_stream_with_b_frames_gives_detection_no_vectors(tmp_path):
+    frames, rate = decode_yuv("bikes.mp4", 138, 24)
+    src = encode_x264(tmp_path / "medium.mkv", frames, list(range(24)), rate, crf=23, preset="medium")
+    a = analyse(src)
+    assert a.vectors is None and a.to_dict()["motion_vectors"] is None
+
+
+def test_motion_vector_share_is_zero_for_a_repeat_and_none_for_an_i_frame(tmp_path):
+    frames, rate = decode_yuv("bikes.mp4", 138, 12)
+    frames, pts, _, _ = damaged(frames, [6], deleted=[])
+    src = encode_x264(tmp_path / "ultrafast.mkv", frames, pts, rate, crf=23, preset="ultrafast")
+    shares, types = [], []
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"export_side_data": "mvs"}
+        for frame in container.decode(stream):
+            shares.append(motion_vector_share(frame))
+            types.append(PictureType(frame.pict_type).name)
+    assert types == ["I"] + ["P"] * 11 and shares[0] is None
+    real = [s for i, s in enumerate(shares) if i not in (0, 6)]
+    assert shares[6] < 0.05 and shares[6] < DEFAULTS.vector_dip * min(real)  # the repeat: from the same place
+    assert previous_frame_vectors(types, shares) == pytest.approx(shares[1:])

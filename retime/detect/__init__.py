@@ -23,6 +23,12 @@ round after round (:func:`find_duplicates`), so that a compressed freeze is reco
 static shot (all scores low, no dip, or too little motion for a dip to mean anything) has no duplicate; a run of
 more than ``max_run`` duplicates is an intentional pause, reported as a freeze and not repaired.
 
+Where the caller gives the decoder's motion vectors (a stream without B-frames, :func:`previous_frame_vectors`),
+they replace the two dip tests for the frames that have them: a candidate (small or a very deep dip, with motion
+to dip from) is a duplicate when the share of its area that its vectors moved is at most ``vector_dip`` times its
+neighbours'. A fast encoder re-codes a repeat with noise as large as the slowest real motion, but predicts it
+from the same place.
+
 Scene cuts: a *candidate* is ``s[i] > scene_cut``, or a spike against the neighbourhood (``s[i] >= cut_min`` and
 ``s[i] >= cut_ratio * expected``, where ``expected`` is the local motion times k+1 right after a run of k
 duplicates, because the first frame after a run has moved for k+1 frame intervals). Fast motion makes such
@@ -44,10 +50,11 @@ The package's modules: :mod:`._scores` (the measurements), :mod:`._settings` (se
 
 from retime.detect._rules import MAX_ROUNDS, MIN_MOTION_SUPPORT, MOTION_REACH, detect, find_duplicates, local_motion
 from retime.detect._scores import (ANALYSIS_BLOCK, HISTOGRAM_LEVELS, MIN_SCORED_SIDE, analysis_block, block_average,
-                                   colour_change, colour_histogram, difference_scores, frame_difference)
+                                   colour_change, colour_histogram, difference_scores, frame_difference,
+                                   previous_frame_vectors)
 from retime.detect._settings import Detection, DetectionSettings, DuplicateRun, SceneCut
 
 __all__ = ["ANALYSIS_BLOCK", "Detection", "DetectionSettings", "DuplicateRun", "HISTOGRAM_LEVELS", "MAX_ROUNDS",
            "MIN_MOTION_SUPPORT", "MIN_SCORED_SIDE", "MOTION_REACH", "SceneCut", "analysis_block", "block_average",
            "colour_change", "colour_histogram", "detect", "difference_scores", "find_duplicates", "frame_difference",
-           "local_motion"]
+           "local_motion", "previous_frame_vectors"]

@@ -21,7 +21,8 @@ MOTION_REACH = 4
 MAX_ROUNDS = 50
 
 
-def local_motion(scores: np.ndarray, excluded: np.ndarray, window: int, quantile: float = 0.5) -> np.ndarray:
+def local_motion(scores: np.ndarray, excluded: np.ndarray, window: int, quantile: float = 0.5, *,
+                 larger: bool = True) -> np.ndarray:
     """Robust local motion level around each score (grey levels; NaN where it cannot be estimated).
 
     The neighbours of score ``i`` are the ``window`` nearest scores before it and the ``window`` nearest after it
@@ -37,6 +38,8 @@ def local_motion(scores: np.ndarray, excluded: np.ndarray, window: int, quantile
         excluded: 1-D bool array of the same length.
         window: neighbours on each side (scores).
         quantile: in (0, 1); 0.5 is the median.
+        larger: take the larger side's level (the default); ``False`` takes the smaller, for a measure a repeat
+            must dip under on both sides.
     """
     n = scores.shape[0]
     usable = np.flatnonzero(~excluded)
@@ -54,7 +57,8 @@ def local_motion(scores: np.ndarray, excluded: np.ndarray, window: int, quantile
         return np.where(valid, scores[frames], np.nan)
 
     left, right = gather(before), gather(after)
-    motion = np.fmax(_row_quantile(left, quantile), _row_quantile(right, quantile))  # fmax ignores one NaN
+    pick = np.fmax if larger else np.fmin  # both ignore one NaN
+    motion = pick(_row_quantile(left, quantile), _row_quantile(right, quantile))
     pooled = np.isnan(motion)
     if pooled.any():
         motion[pooled] = _row_quantile(np.concatenate([left[pooled], right[pooled]], axis=1), quantile)
@@ -89,7 +93,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
-                    colours: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    colours: np.ndarray | None = None, vectors: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """The duplicate rule of the module docstring, with the local motion estimated robustly.
 
     1. Grow: start from the scores at or below ``floor``; then, round after round, estimate the local motion
@@ -103,31 +108,54 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
        out). Real motion that slows down for a frame or two, next to a true duplicate or not, fails this and is
        dropped; repeated until nothing changes.
 
+    3. Vectors: where the decoder's motion vectors of a frame are known (``vectors``, from a stream without
+       B-frames), they decide instead of the two dip tests, which coding noise defeats in slow motion. A score
+       that could be a duplicate (at most ``max(threshold, deep_ratio * motion)``, with ``motion >=
+       min_motion``) is one exactly when its frame's moved area is at most ``vector_dip`` times the local level
+       of the neighbours' (:func:`local_motion` of the shares, duplicates and cuts left out): a repeat is
+       predicted from the same place, real motion moves blocks like the frames around it.
+
     Args:
         scores: 1-D float array (grey levels).
         colours: the colour change of each pair (:func:`colour_change`), or ``None``: a score above ``scene_cut``
             counts as a cut (left out of the motion) only when its colours changed by ``cut_colour`` or more.
+        vectors: ``vectors[i]`` = moved share of frame ``i + 1``'s area in [0, 1]
+            (:func:`previous_frame_vectors`; NaN where unknown), or ``None``.
 
     Returns:
-        ``(is_duplicate, motion)``: ``is_duplicate[i]`` says frame ``i + 1`` is a duplicate; ``motion[i]`` is the
-        local motion level it was last compared with (grey levels; NaN where unknown).
+        ``(is_duplicate, motion, moved)``: ``is_duplicate[i]`` says frame ``i + 1`` is a duplicate; ``motion[i]``
+        is the local motion level it was last compared with (grey levels; NaN where unknown); ``moved[i]`` the
+        neighbours' moved share its vectors were compared with, NaN where the vectors did not decide.
     """
     cut = scores > settings.scene_cut
     if colours is not None:
         cut &= colours >= settings.cut_colour
     certain = scores <= settings.floor
+    known = np.zeros(scores.shape, bool) if vectors is None else np.isfinite(vectors)
+    shares = np.zeros(scores.shape) if vectors is None else np.nan_to_num(vectors)
     dup = certain.copy()
+    by_vectors = np.zeros(scores.shape, bool)  # taken on the vectors' word: the sharpness test is for scores
     motion_at = np.full(scores.shape[0], np.nan)
+    moved_at = np.full(scores.shape[0], np.nan)
     for _ in range(MAX_ROUNDS):
         motion = local_motion(scores, dup | cut, settings.window)
         motion_at[~dup] = motion[~dup]
         with np.errstate(invalid="ignore"):  # NaN motion: no dip
             ceiling = np.fmax(settings.threshold, settings.deep_ratio * motion)
-            new = (~dup & (scores <= ceiling) & (motion >= settings.min_motion)
-                   & (scores <= settings.dip_ratio * motion))
+            candidate = ~dup & (scores <= ceiling) & (motion >= settings.min_motion)
+            dip = scores <= settings.dip_ratio * motion
+            judged = np.zeros(scores.shape, bool)
+            if known.any():
+                # the smaller side: where the motion changes pace, a real frame keeps up with one side of it
+                moved = local_motion(shares, dup | cut | ~known, settings.window, larger=False)
+                judged = known & np.isfinite(moved)  # too few neighbours with vectors: the scores decide
+                dip = np.where(judged, shares <= settings.vector_dip * moved, dip)
+                moved_at[~dup] = np.where(judged, moved, np.nan)[~dup]
+            new = candidate & dip
         if not new.any():
             break
         dup |= new
+        by_vectors |= new & judged
     changed = True
     while changed:
         changed = False
@@ -137,14 +165,15 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                 continue
             limit = settings.dip_ratio * min(sides)
             for i in range(first, last + 1):
-                if not certain[i] and scores[i] > limit:
+                if not certain[i] and not by_vectors[i] and scores[i] > limit:
                     dup[i] = False
                     changed = True
-    return dup, motion_at
+    return dup, motion_at, np.where(by_vectors | ~dup, moved_at, np.nan)
 
 
 def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *,
-           colours: Sequence[float] | None = None, spans: Sequence[int] | None = None) -> Detection:
+           colours: Sequence[float] | None = None, spans: Sequence[int] | None = None,
+           vectors: Sequence[float] | None = None) -> Detection:
     """Find duplicate frames, their runs, freezes and scene cuts from consecutive-frame scores.
 
     Args:
@@ -158,6 +187,9 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
             Given, a cut candidate is a cut only if ``colours[i] >= settings.cut_colour`` (else fast motion,
             ``Detection.fast_motion``); without them every candidate is a cut (never blended, possibly copied
             where the model would have done better).
+        vectors: ``vectors[i]`` = the share of frame ``i + 1``'s area that its decoded motion vectors moved
+            (:func:`previous_frame_vectors`: streams without B-frames only; NaN where a frame has none), or
+            ``None``. Where known they decide between a repeat and slow motion (:func:`find_duplicates`).
 
     Returns:
         A :class:`Detection`. Frame ``i + 1`` is a duplicate when ``scores[i]`` passes the rule in the module
@@ -179,9 +211,22 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         if c.size and not (np.all(np.isfinite(c)) and c.min() >= 0 and c.max() <= 1):
             bad = int(np.flatnonzero(~(np.isfinite(c) & (c >= 0) & (c <= 1)))[0])
             raise ValueError(f"detect: colour changes must be in [0, 1]; colours[{bad}] = {c[bad]!r}")
+    v = None
+    if vectors is not None:
+        v = np.asarray(vectors, dtype=np.float64).reshape(-1)
+        if v.shape != s.shape:
+            raise ValueError(f"detect: {v.size} motion-vector shares for {s.size} scores; expected one per score")
+        if np.any((v < 0) | (v > 1)):  # NaN compares False: unknown is allowed
+            bad = int(np.flatnonzero((v < 0) | (v > 1))[0])
+            raise ValueError(f"detect: motion-vector shares must be in [0, 1] or NaN; vectors[{bad}] = {v[bad]!r}")
     n_frames = s.size + 1
-    is_dup, motion = find_duplicates(s, settings, c)
+    is_dup, motion, moved = find_duplicates(s, settings, c, v)
     reasons = [_reason(float(x), float(m), settings) if d else "" for x, m, d in zip(s, motion, is_dup)]
+    for i in np.flatnonzero(is_dup & np.isfinite(moved)):
+        if s[i] > settings.floor:
+            reasons[i] = (f"score {s[i]:.3f} <= {max(settings.threshold, settings.deep_ratio * motion[i]):.3f} and "
+                          f"its motion vectors moved {v[i]:.3f} of the picture <= vector_dip {settings.vector_dip:g} "
+                          f"x the neighbours' {moved[i]:.3f}")
 
     runs: list[DuplicateRun] = []
     i = 0

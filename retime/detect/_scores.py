@@ -135,3 +135,29 @@ def difference_scores(frames: Sequence[np.ndarray]) -> list[float]:
     the scores while streaming, one frame pair at a time.
     """
     return [frame_difference(frames[i], frames[i + 1]) for i in range(len(frames) - 1)]
+
+
+def previous_frame_vectors(picture_types: Sequence[str], shares: Sequence[float | None]) -> np.ndarray | None:
+    """The decoder's motion-vector shares that :func:`detect` may use, or ``None`` for a stream where it may not.
+
+    In a stream without B-frames every P-frame is predicted from pictures before it, so a share of zero means the
+    frame repeats what came before (``retime.media.decode.motion_vector_share``). With B-frames a repeat may be
+    coded from any reference and its vectors say nothing of the frame before it (docs/detection.md, "Four more
+    cues"), so such a stream gives ``None``.
+
+    Args:
+        picture_types: each frame's picture type, in presentation order (``"I"``, ``"P"``, ``"B"``, ...).
+        shares: each frame's share of moved area in [0, 1], ``None`` where it has none (I-frames).
+
+    Returns:
+        ``(n - 1,)`` float64: entry ``i`` is frame ``i + 1``'s share (aligned with the scores), NaN where unknown;
+        or ``None`` if any frame is a B-frame or no frame has a share.
+
+    Raises:
+        ValueError: the two sequences differ in length.
+    """
+    if len(picture_types) != len(shares):
+        raise ValueError(f"previous_frame_vectors: {len(picture_types)} picture types for {len(shares)} shares")
+    if "B" in picture_types or all(s is None for s in shares):
+        return None
+    return np.array([np.nan if s is None else float(s) for s in shares[1:]], dtype=np.float64)

@@ -39,6 +39,9 @@ class DetectionSettings:
         colour_cut: a score of at least ``cut_min`` whose colour change is at least this is a cut even when the
             grey-level rules see no spike: two shots of the same brightness and different colours (dimensionless,
             in [cut_colour, 1]; 1 turns the rule off but for complete changes).
+        vector_dip: where the decoder's motion vectors are known (streams without B-frames), a candidate score is
+            a duplicate when its frame's moved area is at most this fraction of its neighbours' (dimensionless,
+            in [0, 1); 0 takes only frames with no moved block). Replaces the two dip tests there.
 
     Raises:
         UsageError: a value is out of range (the message names the setting and the value).
@@ -56,6 +59,7 @@ class DetectionSettings:
     cut_min: float = DEFAULTS.cut_min
     cut_colour: float = DEFAULTS.cut_colour
     colour_cut: float = DEFAULTS.colour_cut
+    vector_dip: float = DEFAULTS.vector_dip
 
     def __post_init__(self) -> None:
         checks = [
@@ -75,6 +79,7 @@ class DetectionSettings:
             ("cut_colour", self.cut_colour, 0 <= self.cut_colour <= 1, "a colour change in [0, 1]"),
             ("colour_cut", self.colour_cut, self.cut_colour <= self.colour_cut <= 1,
              "a colour change in [cut_colour, 1]"),
+            ("vector_dip", self.vector_dip, 0 <= self.vector_dip < 1, "a ratio in [0, 1)"),
         ]
         for name, value, ok, expected in checks:
             if not ok:

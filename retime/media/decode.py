@@ -23,18 +23,22 @@ from typing import Container, Iterator
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
+from av.video.frame import PictureType
 
 from retime.errors import InputError
 from retime.media.probe import open_input, stream_rate, stream_time_base
 
-__all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "to_luma", "to_rgb"]
+__all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "motion_vector_share", "to_luma", "to_rgb"]
 
 
 @dataclass(frozen=True, eq=False)
 class LumaFrame:
     """One frame for analysis: ``luma`` is (H, W) uint8 grey levels (0-255) at the stored size and orientation;
     ``thumb``, when asked for, the same picture as a small (h, w, 3) uint8 RGB image (area-averaged); ``rgb`` its
-    (H, W, 3) uint8 RGB picture for the frames asked for (``iter_luma(keep_rgb=...)``), else ``None``."""
+    (H, W, 3) uint8 RGB picture for the frames asked for (``iter_luma(keep_rgb=...)``), else ``None``;
+    ``picture_type`` the decoder's picture type (``"I"``, ``"P"``, ``"B"``, ...); ``vectors`` the frame's
+    :func:`motion_vector_share` when asked for (``iter_luma(vectors=True)``), else ``None``."""
 
     index: int
     pts: int
@@ -43,6 +47,8 @@ class LumaFrame:
     luma: np.ndarray
     thumb: np.ndarray | None = None
     rgb: np.ndarray | None = None
+    picture_type: str = ""
+    vectors: float | None = None
 
 
 @dataclass(eq=False)
@@ -68,6 +74,30 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     ("pc"/yuvj) video would otherwise come out with crushed blacks and whites.
     """
     return frame.to_ndarray(format="rgb24", src_color_range=_range_or_none(frame.color_range))
+
+
+def motion_vector_share(frame: av.VideoFrame) -> float | None:
+    """Share of a P-frame's area (in [0, 1]) covered by blocks whose decoded motion vector is not zero.
+
+    A repeated picture coded as a P-frame is predicted from the same place in its reference: its vectors are zero
+    wherever coding noise does not matter to the encoder, while real motion, however slow, moves some blocks.
+    Needs a decoder opened with ``export_side_data=mvs`` (:func:`iter_luma` with ``vectors=True``). Intra blocks
+    carry no vector and count as not moving; blocks predicted from a later picture are ignored.
+
+    Returns:
+        The share, or ``None`` for a frame that is not a P-frame or carries no exported vectors (an I-frame, a
+        codec that exports none).
+    """
+    if frame.pict_type != PictureType.P:
+        return None
+    data = next((d for d in frame.side_data if d.type == SideDataType.MOTION_VECTORS), None)
+    if data is None:
+        return None
+    vectors = data.to_ndarray()
+    past = vectors[vectors["source"] < 0]
+    moved = (past["motion_x"] != 0) | (past["motion_y"] != 0)
+    area = past["w"][moved].astype(np.int64) @ past["h"][moved].astype(np.int64)
+    return min(1.0, float(area) / (frame.width * frame.height))
 
 
 def _range_or_none(value) -> int | None:
@@ -154,8 +184,10 @@ class _Timeline:
         return pts
 
 
-def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, av.VideoFrame]]:
-    """Yield (index, pts, time_base, frame) of the first video stream; ``strict``: FFmpeg errors raise InputError."""
+def _decode(path: Path, *, strict: bool, vectors: bool = False
+            ) -> Iterator[tuple[int, int, Fraction, av.VideoFrame]]:
+    """Yield (index, pts, time_base, frame) of the first video stream; ``strict``: FFmpeg errors raise InputError;
+    ``vectors``: the decoder exports motion vectors as side data (:func:`motion_vector_share`)."""
     # The log capture encloses the container: closing it joins the decoder's threads, so none of them can log
     # after the log level is put back (PyAV's callback fails on a message that arrives after that).
     guard = _ffmpeg_errors() if strict else contextlib.nullcontext([])
@@ -167,6 +199,8 @@ def _decode(path: Path, *, strict: bool) -> Iterator[tuple[int, int, Fraction, a
         # captures FFmpeg's log, and frame threads log asynchronously: a message arriving after the capture ends
         # can make PyAV print a traceback. Slice threads finish within each decode call.
         stream.thread_type = "SLICE" if strict else "AUTO"
+        if vectors:
+            stream.codec_context.options = {"export_side_data": "mvs"}
         time_base = stream_time_base(stream)
         timeline = _Timeline(time_base, stream_rate(stream))
         header_count = stream.frames or 0
@@ -193,8 +227,8 @@ def _raise_corrupt(path: Path, index: int, errors: list) -> None:
     raise InputError(f"{path}: corrupted or truncated video near frame {index}: {text}")
 
 
-def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Container[int] = ()
-              ) -> Iterator[LumaFrame]:
+def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Container[int] = (),
+              vectors: bool = False) -> Iterator[LumaFrame]:
     """Decode ``path`` to grey frames for analysis, one at a time.
 
     Args:
@@ -202,11 +236,17 @@ def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Conta
             pixels (the other in proportion, at least 1), for colour measures that need no detail (scene cuts).
         keep_rgb: frames whose index is in it also carry their full RGB picture (``LumaFrame.rgb``: the samples
             the model's settings are chosen on).
+        vectors: also give each frame its :func:`motion_vector_share` (``LumaFrame.vectors``; ``None`` where the
+            frame has none), until the first B-frame: in a stream with B-frames a P-frame's vectors may point at
+            any of several references, so detection cannot use them (``retime.detect.previous_frame_vectors``).
 
     Raises :class:`InputError` when the file cannot be opened, has no video stream, or is corrupted or truncated
     (any FFmpeg error while demuxing or decoding, or fewer frames than the container lists).
     """
-    for index, pts, time_base, frame in _decode(Path(path), strict=True):
+    share_vectors = vectors
+    for index, pts, time_base, frame in _decode(Path(path), strict=True, vectors=vectors):
+        picture_type = PictureType(frame.pict_type).name
+        share_vectors &= picture_type != "B"
         source_range = _range_or_none(frame.color_range)
         luma = to_luma(frame)
         thumb = None
@@ -217,7 +257,8 @@ def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Conta
                                    src_color_range=source_range).to_ndarray()
         rgb = to_rgb(frame) if index in keep_rgb else None
         yield LumaFrame(index=index, pts=pts, time=pts * time_base, duration=frame.duration or None, luma=luma,
-                        thumb=thumb, rgb=rgb)
+                        thumb=thumb, rgb=rgb, picture_type=picture_type,
+                        vectors=motion_vector_share(frame) if share_vectors else None)
 
 
 def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:

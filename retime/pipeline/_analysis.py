@@ -12,7 +12,7 @@ import numpy as np
 
 from retime import __version__
 from retime.detect import (Detection, DetectionSettings, analysis_block, block_average, colour_change, colour_histogram,
-                           detect, frame_difference)
+                           detect, frame_difference, previous_frame_vectors)
 from retime.errors import InputError, UsageError
 from retime.media.decode import iter_luma
 from retime.media.probe import VideoInfo, probe
@@ -45,6 +45,9 @@ class Analysis:
         timing: nominal rate, regularity and timestamp gaps (:func:`retime.timing.analyse_timing`).
         cadence: the repeat cadence, if the single repeats fall on one (:func:`retime.timing.find_cadence`).
         colours: ``colours[i]`` = colour change of frames i and i + 1 (``retime.detect.colour_change``, in [0, 1]).
+        vectors: ``vectors[i]`` = share of frame i + 1's area its decoded motion vectors moved (NaN where a frame
+            has none), as detection used them; ``None`` where the stream has B-frames or exports no vectors
+            (``retime.detect.previous_frame_vectors``).
         pictures: the RGB frames kept for choosing the model's settings (:func:`tuning_samples`).
     """
 
@@ -57,6 +60,7 @@ class Analysis:
     timing: Timing
     cadence: Cadence | None = None
     colours: tuple[float, ...] = ()
+    vectors: tuple[float, ...] | None = None
     #: RGB pictures of the frames asked for with ``keep_rgb`` (index -> (H, W, 3) uint8); not part of the JSON.
     pictures: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
@@ -144,6 +148,8 @@ class Analysis:
             "settings": det.settings.to_dict(),
             "scores": [round(s, 4) for s in self.scores],
             "colours": [round(c, 4) for c in self.colours],
+            "motion_vectors": None if self.vectors is None else [None if np.isnan(v) else round(v, 4)
+                                                                 for v in self.vectors],
             "plan": self.plan.to_dict(),
         }
 
@@ -154,7 +160,8 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, analyse the
     timestamps (nominal rate, gaps) and the repeats (cadence), plan fix-drops.
 
-    Each pair also gets the colour change of its thumbnails' histograms, which tells a cut from fast motion.
+    Each pair also gets the colour change of its thumbnails' histograms, which tells a cut from fast motion; in a
+    stream without B-frames each P-frame's decoded motion vectors tell a re-coded repeat from slow motion.
     Memory: one grey frame pair, one histogram pair, plus a few numbers per frame, and the RGB pictures of the
     frames in ``keep_rgb``.
 
@@ -175,7 +182,9 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     block = 1
     previous_histogram: np.ndarray | None = None
     pictures: dict[int, np.ndarray] = {}
-    for frame in iter_luma(path, thumbnail=THUMBNAIL, keep_rgb=keep_rgb):
+    picture_types: list[str] = []
+    shares: list[float | None] = []
+    for frame in iter_luma(path, thumbnail=THUMBNAIL, keep_rgb=keep_rgb, vectors=True):
         if frame.rgb is not None:
             pictures[frame.index] = frame.rgb
         histogram = colour_histogram(frame.thumb)
@@ -192,6 +201,8 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
         previous, previous_shape, previous_histogram = scored, frame.luma.shape, histogram
         pts.append(frame.pts)
         durations.append(frame.duration)
+        picture_types.append(frame.picture_type)
+        shares.append(frame.vectors)
         progress("analyse", len(pts), expected)
     if len(pts) < 2:
         raise InputError(f"{path}: the video has {len(pts)} frame(s); at least 2 are needed")
@@ -200,12 +211,14 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     spans = [1] * len(scores)
     for gap in found.gaps:  # across a timestamp gap the picture moved for missing + 1 intervals
         spans[gap.index - 1] = gap.missing + 1
-    detection = detect(scores, settings, colours=colours, spans=spans)
+    vectors = previous_frame_vectors(picture_types, shares)
+    detection = detect(scores, settings, colours=colours, spans=spans, vectors=vectors)
     cadence = find_cadence([run.start for run in detection.runs if run.length == 1], len(pts), timing_settings)
     return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, found.interval, info),
                     scores=tuple(scores), detection=detection,
                     plan=plan_fix_drops(len(pts), detection, found.gaps), timing=found, cadence=cadence,
-                    colours=tuple(colours), pictures=pictures)
+                    colours=tuple(colours), vectors=None if vectors is None else tuple(vectors.tolist()),
+                    pictures=pictures)
 
 
 def _expected_frames(info: VideoInfo) -> int | None:
