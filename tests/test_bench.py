@@ -254,8 +254,13 @@ def test_gaps_task_finds_the_deleted_frames_and_scores_the_fill(moving_clip):
     assert r["kept"]["bit_exact"] is True and r["kept"]["frames"] == 40 - len(r["deleted"])
     # the stand-in is the reference too: the pipeline adds nothing but the same storage
     assert r["filled"]["frames"] == len(r["deleted"]) and abs(r["filled"]["difference_db"]) < 0.3
+    # lossless: the input's decoded frames are the originals
+    assert r["filled"]["model_psnr_decoded"] == r["filled"]["model_psnr"]
     lossy = gaps(moving_clip, crf=23, interpolator=BlendInterpolator(), seed=3, fraction=0.1)
-    assert lossy["gaps_vs_true"]["recall"] == 1.0 and "bit_exact" not in lossy["kept"]
+    assert lossy["gaps_vs_true"]["recall"] == 1.0 and lossy["kept"]["bit_exact"] is True  # FFV1 out
+    # lossy: the pipeline fills from the decoded frames, and the model from them is its measure
+    assert abs(lossy["filled"]["difference_decoded_db"]) < 0.3
+    assert lossy["filled"]["model_psnr_decoded"] != lossy["filled"]["model_psnr"]  # not the originals
     assert "| moving.mkv | ffv1 (lossless) | 40 |" in to_markdown(gaps_table([r, lossy]))
 
 
