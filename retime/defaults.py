@@ -91,9 +91,10 @@ class Defaults:
     #: A colour change this large (with a score of at least cut_min) is a cut even without a grey-level spike: two
     #: shots of the same brightness in other colours; about twice what the fastest motion reached.
     colour_cut: float = 0.5
-    #: In a stream without B-frames, a P-frame whose moved area (blocks with a non-zero decoded motion vector) is at
-    #: most this fraction of its neighbours' repeats the frame before it, coding noise or not; it replaces the
-    #: dip tests where the vectors are known (dimensionless; docs/detection.md, "Motion vectors").
+    #: In a stream without B-frames, a candidate P-frame whose moved area (not predicted in place by a zero decoded
+    #: motion vector) is at most this fraction of its neighbours' repeats the frame before it, coding noise or
+    #: not, dip in score or not (dimensionless; 0 turns the rule off; docs/detection.md, "The decoder's motion
+    #: vectors").
     vector_dip: float = 0.4
     #: Pass 1 scores grey frames averaged over blocks of this many pixels a side (every score and threshold above
     #: is per pixel of that picture): averaging removes most of the noise a fast encoder re-codes a repeated frame

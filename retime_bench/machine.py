@@ -25,6 +25,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+#: The /proc/cpuinfo flags that decide how fast retime's CPU convolutions run: float32 with AVX2 or AVX-512,
+#: bfloat16 with AVX-512 BF16, bfloat16 on tile units with AMX.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> list[str] | None:
+    """Which of :data:`SPEED_FLAGS` the CPU reports (Linux ``/proc/cpuinfo``), or ``None`` where it cannot say."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in SPEED_FLAGS if flag in present]
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far (MiB): ``VmHWM`` from ``/proc/self/status``, else ``getrusage``."""
     try:
@@ -68,6 +85,7 @@ def machine_info() -> dict[str, Any]:
         # engine runs its convolutions in (bfloat16 needs AVX-512 BF16 or AMX): the two facts that decide speed
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_conv_dtype": str(conv_dtype or torch.float32).removeprefix("torch."),
+        "cpu_flags": cpu_flags(),
         "cores": usable_cores(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

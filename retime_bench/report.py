@@ -185,7 +185,9 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
     gpu = machine.get("gpu") or "none"
     isa = ""
     if machine.get("cpu_capability"):
-        isa = (f" ({machine['cpu_capability']}; retime's CPU convolutions run in "
+        flags = machine.get("cpu_flags")
+        flags = f", flags {' '.join(flags)}" if flags else ""
+        isa = (f" ({machine['cpu_capability']}{flags}; retime's CPU convolutions run in "
                f"{machine.get('cpu_conv_dtype', 'float32')} here)")
     return [f"- CPU: {machine['cpu']}{isa}, {machine['cores']} cores usable; GPU: {gpu}",
             f"- torch {machine['torch']} with {machine['torch_threads']} threads; Python {machine['python']}, "

@@ -602,6 +602,9 @@ def main() -> None:
     t0 = time.time()
     if args.cache and args.cache.exists():
         cases = pickle.loads(args.cache.read_bytes())
+        if not any(getattr(c, "vectors", None) is not None for c in cases) and not args.no_vectors:
+            print(f"# warning: {args.cache} holds no motion vectors (written before they were read, or no "
+                  f"stream without B-frames): this measures the scores alone", file=sys.stderr)
     else:
         cases = build_cases(range(args.first_seed, args.first_seed + args.seeds), args.held_out)
         if args.cache:

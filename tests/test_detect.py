@@ -441,19 +441,28 @@ def test_vectors_find_a_recoded_repeat_that_does_not_dip_in_score():
     assert "motion vectors moved 0.010" in d.runs[0].reasons[0]
 
 
-def test_vectors_overrule_a_score_dip_of_a_frame_that_moved():
-    s = motion(99, level=0.8, jitter=0.1)
-    s[40] = 0.2  # a dip in score (an encoder that left part of the change out) ...
-    v = moved_areas(99)  # ... but its blocks moved like its neighbours'
-    assert detect(s).duplicates == [41]
-    assert detect(s, vectors=v).duplicates == []
+def test_vectors_never_take_back_what_the_scores_find():
+    s = drop(drop(motion(99, level=2.0), 20), 60, k=2)
+    v = moved_areas(99)  # a repeat coded with vectors: several references, or a search that chased the noise
+    assert detect(s, vectors=v).duplicates == detect(s).duplicates == [20, 60, 61]
 
 
-def test_a_small_moved_area_everywhere_is_motion_not_repeats():
+def test_moved_area_like_the_neighbours_is_motion_not_a_repeat():
     s = motion(99, level=0.6, jitter=0.1)
-    s[40] = 0.3
-    v = moved_areas(99, level=0.01)  # one small thing moving on a still background, in every frame
+    s[40] = 0.3  # no score dip ...
+    v = moved_areas(99, level=0.05)
+    v[40] = 0.04  # ... and it moved like the frames around it: one small thing moving on a still background
     assert detect(s, vectors=v).duplicates == []
+
+
+def test_no_moved_area_around_a_frame_says_nothing():
+    """A fade or a lighting change is coded with zero vectors everywhere: no frame may be taken for a repeat on
+    their word, only on the scores'."""
+    s = motion(99, level=0.6, jitter=0.3)
+    v = np.zeros(99)
+    assert detect(s).duplicates == detect(s, vectors=v).duplicates == []
+    s2 = drop(motion(99, level=2.0), 50)
+    assert detect(s2, vectors=v).duplicates == [50]
 
 
 def test_vectors_take_the_quieter_side_where_the_motion_changes_pace():
@@ -468,6 +477,13 @@ def test_unknown_vectors_leave_the_scores_to_decide_and_the_floor_always_holds()
     s = drop(drop(motion(99), 20), 60)
     v = np.full(99, np.nan)
     assert detect(s, vectors=v).duplicates == detect(s).duplicates == [20, 60]
+    s1 = motion(99, level=0.6, jitter=0.1)
+    s1[40] = s1[70] = 0.3  # two repeats without a score dip; frame 71's vectors are unknown (an I-frame)
+    v1 = moved_areas(99)
+    v1[::12] = np.nan  # an I-frame every 12 frames
+    v1[40], v1[70] = 0.01, np.nan
+    assert detect(s1, vectors=v1).duplicates == [41]
+    assert detect(s1, DetectionSettings(vector_dip=0), vectors=v1).duplicates == []  # 0 turns the rule off
     s2 = motion(99, level=0.6, jitter=0.1)
     s2[30] = 0.0  # identical pictures, whatever the vectors say
     assert detect(s2, vectors=moved_areas(99)).duplicates == [31]

@@ -13,7 +13,7 @@ import pytest
 
 from retime.defaults import DEFAULTS
 from retime.detect import analysis_block, block_average, detect, frame_difference, previous_frame_vectors
-from retime.media.decode import motion_vector_share
+from retime.media.decode import iter_luma, motion_vector_share
 from retime.pipeline import analyse
 from retime.plan import Synth
 from tests.helpers import clip
@@ -122,6 +122,9 @@ def test_ultrafast_repeats_in_slow_motion_are_found_by_the_decoders_vectors(tmp_
 def test_a_stream_with_b_frames_gives_detection_no_vectors(tmp_path):
     frames, rate = decode_yuv("bikes.mp4", 138, 24)
     src = encode_x264(tmp_path / "medium.mkv", frames, list(range(24)), rate, crf=23, preset="medium")
+    decoded = list(iter_luma(src, vectors=True))
+    first_b = next(i for i, f in enumerate(decoded) if f.picture_type == "B")
+    assert all(f.vectors is None for f in decoded[first_b:])  # not even read after the first B-frame
     a = analyse(src)
     assert a.vectors is None and a.to_dict()["motion_vectors"] is None
 
@@ -141,3 +144,27 @@ def test_motion_vector_share_is_zero_for_a_repeat_and_none_for_an_i_frame(tmp_pa
     real = [s for i, s in enumerate(shares) if i not in (0, 6)]
     assert shares[6] < 0.05 and shares[6] < DEFAULTS.vector_dip * min(real)  # the repeat: from the same place
     assert previous_frame_vectors(types, shares) == pytest.approx(shares[1:])
+
+
+def test_a_mostly_intra_coded_p_frame_has_no_share(tmp_path):
+    """A picture the encoder cannot predict (noise, with x264's scene-cut I-frames off) is coded as a P-frame of
+    intra blocks: its few vectors say nothing, so it has no share (and neither has the frame after it)."""
+    frames, rate = decode_yuv("bikes.mp4", 138, 10)
+    luma_rows = frames[0].shape[0] * 2 // 3
+    frames[5] = frames[5].copy()
+    frames[5][:luma_rows] = np.random.default_rng(0).integers(0, 256, frames[5][:luma_rows].shape, dtype=np.uint8)
+    path = tmp_path / "intra.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.options = {"crf": "23", "preset": "ultrafast", "x264-params": "scenecut=0"}
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], luma_rows, "yuv420p"
+        stream.codec_context.time_base = 1 / rate
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="yuv420p")
+            frame.pts, frame.time_base = i, 1 / rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    decoded = list(iter_luma(path, vectors=True))
+    assert [f.picture_type for f in decoded] == ["I"] + ["P"] * 9
+    assert decoded[5].vectors is None and decoded[6].vectors is None
+    assert all(0 < f.vectors < 1 for i, f in enumerate(decoded) if i not in (0, 5, 6))

@@ -24,10 +24,10 @@ static shot (all scores low, no dip, or too little motion for a dip to mean anyt
 more than ``max_run`` duplicates is an intentional pause, reported as a freeze and not repaired.
 
 Where the caller gives the decoder's motion vectors (a stream without B-frames, :func:`previous_frame_vectors`),
-they replace the two dip tests for the frames that have them: a candidate (small or a very deep dip, with motion
-to dip from) is a duplicate when the share of its area that its vectors moved is at most ``vector_dip`` times its
-neighbours'. A fast encoder re-codes a repeat with noise as large as the slowest real motion, but predicts it
-from the same place.
+they can also make a frame a duplicate that the two dip tests miss: a candidate (small or a very deep dip, with
+motion to dip from) is one when the share of its area that did not stay in place is at most ``vector_dip`` times
+its neighbours'. A fast encoder re-codes a repeat with noise as large as the slowest real motion, but predicts it
+from the same place. The vectors never take back a duplicate the scores found.
 
 Scene cuts: a *candidate* is ``s[i] > scene_cut``, or a spike against the neighbourhood (``s[i] >= cut_min`` and
 ``s[i] >= cut_ratio * expected``, where ``expected`` is the local motion times k+1 right after a run of k

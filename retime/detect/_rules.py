@@ -16,6 +16,10 @@ MIN_MOTION_SUPPORT = 3
 #: The neighbours that give the local motion level lie at most this many windows away (see :func:`local_motion`):
 #: far enough to see past a freeze of a few seconds, near enough to stay in the same stretch of motion.
 MOTION_REACH = 4
+#: Least moved share (of the picture's area) the neighbours of a frame must have for its motion vectors to count:
+#: a dip in moved area below a few dozen macroblocks' worth says nothing, and content that changes in place (a
+#: fade, a lighting change) is coded with zero vectors throughout.
+MIN_MOVED_LEVEL = 0.02
 #: Rounds of re-estimating the local motion without the duplicates found so far (see :func:`find_duplicates`).
 #: Each round eats into a compressed freeze from both ends; the fixed point comes after a few rounds in practice.
 MAX_ROUNDS = 50
@@ -94,7 +98,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                     colours: np.ndarray | None = None, vectors: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The duplicate rule of the module docstring, with the local motion estimated robustly.
 
     1. Grow: start from the scores at or below ``floor``; then, round after round, estimate the local motion
@@ -109,11 +113,14 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
        dropped; repeated until nothing changes.
 
     3. Vectors: where the decoder's motion vectors of a frame are known (``vectors``, from a stream without
-       B-frames), they decide instead of the two dip tests, which coding noise defeats in slow motion. A score
-       that could be a duplicate (at most ``max(threshold, deep_ratio * motion)``, with ``motion >=
-       min_motion``) is one exactly when its frame's moved area is at most ``vector_dip`` times the local level
-       of the neighbours' (:func:`local_motion` of the shares, duplicates and cuts left out): a repeat is
-       predicted from the same place, real motion moves blocks like the frames around it.
+       B-frames), they can also make a candidate a duplicate, which coding noise hides from the dip tests in slow
+       motion. A score that could be a duplicate (at most ``max(threshold, deep_ratio * motion)``, with
+       ``motion >= min_motion``) is one when its frame's moved area is at most ``vector_dip`` times the local
+       level of the neighbours' (:func:`local_motion` of the shares, duplicates and cuts left out, the smaller
+       side), if that level is at least :data:`MIN_MOVED_LEVEL`: a repeat is predicted from the same place, real
+       motion moves blocks like the frames around it. Such a duplicate is exempt from the sharpness test of step
+       2. The vectors only add duplicates: a frame the scores take stays taken (several references, or a
+       motion search that chases coding noise, can give a repeat vectors).
 
     Args:
         scores: 1-D float array (grey levels).
@@ -144,18 +151,20 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
             ceiling = np.fmax(settings.threshold, settings.deep_ratio * motion)
             candidate = ~dup & (scores <= ceiling) & (motion >= settings.min_motion)
             dip = scores <= settings.dip_ratio * motion
-            judged = np.zeros(scores.shape, bool)
-            if known.any():
+            still = np.zeros(scores.shape, bool)
+            if known.any() and settings.vector_dip > 0:
                 # the smaller side: where the motion changes pace, a real frame keeps up with one side of it
                 moved = local_motion(shares, dup | cut | ~known, settings.window, larger=False)
-                judged = known & np.isfinite(moved)  # too few neighbours with vectors: the scores decide
-                dip = np.where(judged, shares <= settings.vector_dip * moved, dip)
+                # too few neighbours with vectors, or too little moved area for a dip in it to mean anything
+                # (a fade or a lighting change is coded with zero vectors): the scores decide
+                judged = known & (moved >= MIN_MOVED_LEVEL)
+                still = judged & (shares <= settings.vector_dip * moved)
                 moved_at[~dup] = np.where(judged, moved, np.nan)[~dup]
-            new = candidate & dip
+            new = candidate & (dip | still)
         if not new.any():
             break
         dup |= new
-        by_vectors |= new & judged
+        by_vectors |= new & still
     changed = True
     while changed:
         changed = False

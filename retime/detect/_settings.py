@@ -40,8 +40,8 @@ class DetectionSettings:
             grey-level rules see no spike: two shots of the same brightness and different colours (dimensionless,
             in [cut_colour, 1]; 1 turns the rule off but for complete changes).
         vector_dip: where the decoder's motion vectors are known (streams without B-frames), a candidate score is
-            a duplicate when its frame's moved area is at most this fraction of its neighbours' (dimensionless,
-            in [0, 1); 0 takes only frames with no moved block). Replaces the two dip tests there.
+            also a duplicate when its frame's moved area is at most this fraction of its neighbours'
+            (dimensionless, in [0, 1); 0 turns the rule off).
 
     Raises:
         UsageError: a value is out of range (the message names the setting and the value).

@@ -76,28 +76,43 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", src_color_range=_range_or_none(frame.color_range))
 
 
+#: Least share of a P-frame's area its inter-coded blocks must cover for :func:`motion_vector_share` to speak for
+#: the frame: a mostly intra-coded frame changed in ways the encoder could not predict, and its few vectors say
+#: little of it.
+MIN_INTER_AREA = 0.5
+
+
 def motion_vector_share(frame: av.VideoFrame) -> float | None:
-    """Share of a P-frame's area (in [0, 1]) covered by blocks whose decoded motion vector is not zero.
+    """Share of a P-frame's inter-coded area (in [0, 1]) that did not stay in place: not predicted from an earlier
+    picture with a zero motion vector.
 
     A repeated picture coded as a P-frame is predicted from the same place in its reference: its vectors are zero
     wherever coding noise does not matter to the encoder, while real motion, however slow, moves some blocks.
-    Needs a decoder opened with ``export_side_data=mvs`` (:func:`iter_luma` with ``vectors=True``). Intra blocks
-    carry no vector and count as not moving; blocks predicted from a later picture are ignored.
+    Intra-coded blocks carry no vector and are left out of both parts of the share. Needs a decoder opened with
+    ``export_side_data=mvs`` (:func:`iter_luma` with ``vectors=True``). The exported blocks are clipped to the
+    picture (a coded 1920x1088 frame shows 1920x1080). The vectors carry no reference index: in a stream with
+    several reference pictures a zero vector may point at an older one.
 
     Returns:
-        The share, or ``None`` for a frame that is not a P-frame or carries no exported vectors (an I-frame, a
-        codec that exports none).
+        The share, or ``None`` for a frame that is not a P-frame, carries no exported vectors (an I-frame, a codec
+        that exports none), or whose inter-coded blocks cover less than :data:`MIN_INTER_AREA` of it.
     """
     if frame.pict_type != PictureType.P:
         return None
-    data = next((d for d in frame.side_data if d.type == SideDataType.MOTION_VECTORS), None)
+    data = frame.side_data.get(SideDataType.MOTION_VECTORS)
     if data is None:
         return None
-    vectors = data.to_ndarray()
-    past = vectors[vectors["source"] < 0]
-    moved = (past["motion_x"] != 0) | (past["motion_y"] != 0)
-    area = past["w"][moved].astype(np.int64) @ past["h"][moved].astype(np.int64)
-    return min(1.0, float(area) / (frame.width * frame.height))
+    blocks = data.to_ndarray()
+    # dst_x, dst_y: the block's centre in the picture (pixels)
+    half_w, half_h = blocks["w"].astype(np.int64) / 2, blocks["h"].astype(np.int64) / 2
+    x, y = blocks["dst_x"].astype(np.int64), blocks["dst_y"].astype(np.int64)
+    area = ((np.clip(x + half_w, 0, frame.width) - np.clip(x - half_w, 0, frame.width))
+            * (np.clip(y + half_h, 0, frame.height) - np.clip(y - half_h, 0, frame.height)))
+    inter = float(area.sum())
+    if inter < MIN_INTER_AREA * frame.width * frame.height:
+        return None
+    in_place = float(area[(blocks["motion_x"] == 0) & (blocks["motion_y"] == 0)].sum())
+    return 1.0 - in_place / inter
 
 
 def _range_or_none(value) -> int | None:
