@@ -91,7 +91,8 @@ def test_detect_json_schema(clips):
             "plan"} <= set(data)
     assert data["frames"] == N_FRAMES and len(data["scores"]) == N_FRAMES - 1
     assert [d["frame"] for d in data["duplicates"]] == DUPLICATES
-    assert set(data["duplicates"][0]) == {"frame", "time", "score", "action"}
+    assert set(data["duplicates"][0]) == {"frame", "time", "score", "reason", "action"}
+    assert all("score" in d["reason"] for d in data["duplicates"])  # which rule flagged each one
     assert data["cuts"][0]["frame"] == 30 and data["freezes"][0] == {"frame": 34, "length": 5, "time": 1.36}
     assert {r["action"] for r in data["runs"]} == {"interpolate", "keep-cut", "keep-freeze"}
     assert data["plan"]["synthesized"] == 6 and data["settings"]["max_run"] == 3

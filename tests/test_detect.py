@@ -438,7 +438,7 @@ def test_vectors_find_a_recoded_repeat_that_does_not_dip_in_score():
     assert detect(s).duplicates == []
     d = detect(s, vectors=v)
     assert d.duplicates == [41]
-    assert "motion vectors moved 0.010" in d.runs[0].reasons[0]
+    assert "motion vectors moved 0.010 of its inter-coded area" in d.runs[0].reasons[0]
 
 
 def test_vectors_never_take_back_what_the_scores_find():

@@ -68,8 +68,9 @@ def test_analyse_to_dict_lists_duplicates_with_times(clips):
     data = analyse(clips["lossless"].path).to_dict()
     assert [d["frame"] for d in data["duplicates"]] == DUPLICATES
     first = data["duplicates"][0]
-    assert first == {"frame": 5, "time": 0.2, "score": first["score"], "action": "interpolate"}
-    assert first["score"] < 0.1
+    assert first == {"frame": 5, "time": 0.2, "score": first["score"], "reason": first["reason"],
+                     "action": "interpolate"}
+    assert first["score"] < 0.1 and "floor" in first["reason"]  # a lossless repeat: identical pictures
     assert data["cuts"][0]["frame"] == CUT and data["frames"] == N_FRAMES
     assert data["plan"]["kind"] == "fix-drops" and len(data["plan"]["frames"]) == N_FRAMES
 

@@ -126,7 +126,7 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
         scores: 1-D float array (grey levels).
         colours: the colour change of each pair (:func:`colour_change`), or ``None``: a score above ``scene_cut``
             counts as a cut (left out of the motion) only when its colours changed by ``cut_colour`` or more.
-        vectors: ``vectors[i]`` = moved share of frame ``i + 1``'s area in [0, 1]
+        vectors: ``vectors[i]`` = moved share of frame ``i + 1``'s inter-coded area in [0, 1]
             (:func:`previous_frame_vectors`; NaN where unknown), or ``None``.
 
     Returns:
@@ -196,7 +196,7 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
             Given, a cut candidate is a cut only if ``colours[i] >= settings.cut_colour`` (else fast motion,
             ``Detection.fast_motion``); without them every candidate is a cut (never blended, possibly copied
             where the model would have done better).
-        vectors: ``vectors[i]`` = the share of frame ``i + 1``'s area that its decoded motion vectors moved
+        vectors: ``vectors[i]`` = the share of frame ``i + 1``'s inter-coded area its decoded motion vectors moved
             (:func:`previous_frame_vectors`: streams without B-frames only; NaN where a frame has none), or
             ``None``. Where known they decide between a repeat and slow motion (:func:`find_duplicates`).
 
@@ -234,8 +234,8 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
     for i in np.flatnonzero(is_dup & np.isfinite(moved)):
         if s[i] > settings.floor:
             reasons[i] = (f"score {s[i]:.3f} <= {max(settings.threshold, settings.deep_ratio * motion[i]):.3f} and "
-                          f"its motion vectors moved {v[i]:.3f} of the picture <= vector_dip {settings.vector_dip:g} "
-                          f"x the neighbours' {moved[i]:.3f}")
+                          f"its decoded motion vectors moved {v[i]:.3f} of its inter-coded area <= vector_dip "
+                          f"{settings.vector_dip:g} x the neighbours' {moved[i]:.3f}")
 
     runs: list[DuplicateRun] = []
     i = 0

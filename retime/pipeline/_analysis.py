@@ -45,8 +45,8 @@ class Analysis:
         timing: nominal rate, regularity and timestamp gaps (:func:`retime.timing.analyse_timing`).
         cadence: the repeat cadence, if the single repeats fall on one (:func:`retime.timing.find_cadence`).
         colours: ``colours[i]`` = colour change of frames i and i + 1 (``retime.detect.colour_change``, in [0, 1]).
-        vectors: ``vectors[i]`` = share of frame i + 1's area its decoded motion vectors moved (NaN where a frame
-            has none), as detection used them; ``None`` where the stream has B-frames or exports no vectors
+        vectors: ``vectors[i]`` = share of frame i + 1's inter-coded area its decoded motion vectors moved (NaN
+            where a frame has none), as detection used them; ``None`` where the stream has B-frames or exports no vectors
             (``retime.detect.previous_frame_vectors``).
         pictures: the RGB frames kept for choosing the model's settings (:func:`tuning_samples`).
     """
@@ -103,13 +103,16 @@ class Analysis:
         return float(self.pts[index] * self.info.time_base)
 
     def duplicates(self) -> list[dict[str, Any]]:
-        """One entry per duplicate frame: index, time (s), score (grey levels) and what fix-drops does with it."""
+        """One entry per duplicate frame: index, time (s), score (grey levels), the rule that flagged it, and what
+        fix-drops does with it."""
         action = {}
         for run in self.plan.runs:
             for i in range(run.start, run.start + run.length):
                 action[i] = run.action
+        reason = {i: text for run in self.detection.runs for i, text in zip(run.frames, run.reasons)}
         return [{"frame": i, "time": round(self.time_of(i), 6), "score": round(self.scores[i - 1], 4),
-                 "action": action.get(i, "interpolate")} for i in self.detection.duplicates]
+                 "reason": reason.get(i, ""), "action": action.get(i, "interpolate")}
+                for i in self.detection.duplicates]
 
     def cadence_modes(self) -> dict[str, dict[str, Any]]:
         """What each ``--cadence`` mode would do: frames out, synthesized, rate (empty without a cadence)."""
