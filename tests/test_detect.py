@@ -310,6 +310,10 @@ def test_colours_must_match_the_scores():
         detect([1.0, 2.0, 3.0], colours=[0.1, 0.2])
     with pytest.raises(ValueError, match=r"colours\[1\]"):
         detect([1.0, 2.0], colours=[0.1, 1.5])
+    # not measured (NaN) is fine where no rule reads the colours, a score under cut_min, and nowhere else
+    assert detect([1.0, 50.0, 1.0], colours=[np.nan, 0.9, np.nan]).cuts == [2]
+    with pytest.raises(ValueError, match=r"NaN only where the score is under cut_min 12\); colours\[1\]"):
+        detect([1.0, 50.0, 1.0], colours=[np.nan, np.nan, np.nan])
     with pytest.raises(UsageError, match="colour_cut"):
         DetectionSettings(cut_colour=0.5, colour_cut=0.4)
 

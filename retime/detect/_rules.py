@@ -192,7 +192,8 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         spans: ``spans[i]`` = frame intervals between frames i and i + 1 (1, or k + 1 across a timestamp gap of k
             missing frames), or ``None`` (all 1). The motion expected across a gap is that many times the local
             motion, and a colour change across missing frames says nothing of a new shot.
-        colours: ``colours[i] = colour_change`` of the histograms of frames i and i + 1 (in [0, 1]), or ``None``.
+        colours: ``colours[i] = colour_change`` of the histograms of frames i and i + 1 (in [0, 1]; NaN, not
+            measured, where ``scores[i] < cut_min``, since no rule reads it there), or ``None``.
             Given, a cut candidate is a cut only if ``colours[i] >= settings.cut_colour`` (else fast motion,
             ``Detection.fast_motion``); without them every candidate is a cut (never blended, possibly copied
             where the model would have done better).
@@ -205,7 +206,8 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         docstring (with the neighbourhood test of docs/detection.md).
 
     Raises:
-        ValueError: a score is negative, NaN or infinite; ``colours`` is not one value in [0, 1] per score.
+        ValueError: a score is negative, NaN or infinite; ``colours`` is not one value in [0, 1] per score (or NaN
+            under ``cut_min``).
     """
     settings = settings or DetectionSettings()
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -217,9 +219,12 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         c = np.asarray(colours, dtype=np.float64).reshape(-1)
         if c.shape != s.shape:
             raise ValueError(f"detect: {c.size} colour changes for {s.size} scores; expected one per score")
-        if c.size and not (np.all(np.isfinite(c)) and c.min() >= 0 and c.max() <= 1):
-            bad = int(np.flatnonzero(~(np.isfinite(c) & (c >= 0) & (c <= 1)))[0])
-            raise ValueError(f"detect: colour changes must be in [0, 1]; colours[{bad}] = {c[bad]!r}")
+        # NaN: not measured, allowed where no rule reads it (a score under cut_min)
+        wrong = np.isnan(c) & (s >= settings.cut_min) | ~np.isnan(c) & ~((c >= 0) & (c <= 1))
+        if wrong.any():
+            bad = int(np.flatnonzero(wrong)[0])
+            raise ValueError(f"detect: colour changes must be in [0, 1] (NaN only where the score is under "
+                             f"cut_min {settings.cut_min:g}); colours[{bad}] = {c[bad]!r}")
     v = None
     if vectors is not None:
         v = np.asarray(vectors, dtype=np.float64).reshape(-1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -35,20 +35,36 @@ __all__ = ["LumaFrame", "DecodedFrame", "iter_luma", "iter_frames", "motion_vect
 @dataclass(frozen=True, eq=False)
 class LumaFrame:
     """One frame for analysis: ``luma`` is (H, W) uint8 grey levels (0-255) at the stored size and orientation;
-    ``thumb``, when asked for, the same picture as a small (h, w, 3) uint8 RGB image (area-averaged); ``rgb`` its
-    (H, W, 3) uint8 RGB picture for the frames asked for (``iter_luma(keep_rgb=...)``), else ``None``;
+    ``rgb`` its (H, W, 3) uint8 RGB picture for the frames asked for (``iter_luma(keep_rgb=...)``), else ``None``;
     ``picture_type`` the decoder's picture type (``"I"``, ``"P"``, ``"B"``, ...); ``vectors`` the frame's
-    :func:`motion_vector_share` when asked for (``iter_luma(vectors=True)``), else ``None``."""
+    :func:`motion_vector_share` when asked for (``iter_luma(vectors=True)``), else ``None``. The decoded frame
+    stays attached while the object lives, for :meth:`thumbnail`."""
 
     index: int
     pts: int
     time: Fraction  # seconds
     duration: int | None  # the frame's duration in time_base units, when the container says
     luma: np.ndarray
-    thumb: np.ndarray | None = None
     rgb: np.ndarray | None = None
     picture_type: str = ""
     vectors: float | None = None
+    source: av.VideoFrame | None = field(default=None, repr=False)
+
+    def thumbnail(self, longer_side: int) -> np.ndarray:
+        """The picture as a small (h, w, 3) uint8 RGB image, area-averaged, its longer side ``longer_side`` pixels
+        (the other in proportion, at least 1), converted on demand: colour measures that need no detail (scene
+        cuts) ask for it only where they are consulted.
+
+        Raises:
+            ValueError: the frame was made without its decoded source.
+        """
+        if self.source is None:
+            raise ValueError(f"LumaFrame {self.index}: no decoded frame to make a thumbnail from")
+        frame = self.source
+        scale = longer_side / max(frame.width, frame.height)
+        size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+        return frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA",
+                              src_color_range=_range_or_none(frame.color_range)).to_ndarray()
 
 
 @dataclass(eq=False)
@@ -242,13 +258,11 @@ def _raise_corrupt(path: Path, index: int, errors: list) -> None:
     raise InputError(f"{path}: corrupted or truncated video near frame {index}: {text}")
 
 
-def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Container[int] = (),
-              vectors: bool = False) -> Iterator[LumaFrame]:
-    """Decode ``path`` to grey frames for analysis, one at a time.
+def iter_luma(path: str | Path, *, keep_rgb: Container[int] = (), vectors: bool = False) -> Iterator[LumaFrame]:
+    """Decode ``path`` to grey frames for analysis, one at a time (each with its decoded frame attached, for
+    :meth:`LumaFrame.thumbnail`).
 
     Args:
-        thumbnail: also give each frame a small RGB copy (``LumaFrame.thumb``) whose longer side is this many
-            pixels (the other in proportion, at least 1), for colour measures that need no detail (scene cuts).
         keep_rgb: frames whose index is in it also carry their full RGB picture (``LumaFrame.rgb``: the samples
             the model's settings are chosen on).
         vectors: also give each frame its :func:`motion_vector_share` (``LumaFrame.vectors``; ``None`` where the
@@ -262,18 +276,11 @@ def iter_luma(path: str | Path, *, thumbnail: int | None = None, keep_rgb: Conta
     for index, pts, time_base, frame in _decode(Path(path), strict=True, vectors=vectors):
         picture_type = PictureType(frame.pict_type).name
         share_vectors &= picture_type != "B"
-        source_range = _range_or_none(frame.color_range)
         luma = to_luma(frame)
-        thumb = None
-        if thumbnail:
-            scale = thumbnail / max(frame.width, frame.height)
-            size = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
-            thumb = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA",
-                                   src_color_range=source_range).to_ndarray()
         rgb = to_rgb(frame) if index in keep_rgb else None
         yield LumaFrame(index=index, pts=pts, time=pts * time_base, duration=frame.duration or None, luma=luma,
-                        thumb=thumb, rgb=rgb, picture_type=picture_type,
-                        vectors=motion_vector_share(frame) if share_vectors else None)
+                        rgb=rgb, picture_type=picture_type,
+                        vectors=motion_vector_share(frame) if share_vectors else None, source=frame)
 
 
 def iter_frames(path: str | Path) -> Iterator[DecodedFrame]:

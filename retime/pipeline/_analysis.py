@@ -3,6 +3,7 @@ cadence detected, the fix-drops plan made (:func:`analyse`, also what ``retime d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -44,7 +45,8 @@ class Analysis:
             place).
         timing: nominal rate, regularity and timestamp gaps (:func:`retime.timing.analyse_timing`).
         cadence: the repeat cadence, if the single repeats fall on one (:func:`retime.timing.find_cadence`).
-        colours: ``colours[i]`` = colour change of frames i and i + 1 (``retime.detect.colour_change``, in [0, 1]).
+        colours: ``colours[i]`` = colour change of frames i and i + 1 (``retime.detect.colour_change``, in [0, 1]),
+            measured where ``scores[i] >= cut_min`` (only cut rules read it), NaN elsewhere.
         vectors: ``vectors[i]`` = share of frame i + 1's inter-coded area its decoded motion vectors moved (NaN
             where a frame has none), as detection used them; ``None`` where the stream has B-frames or exports no vectors
             (``retime.detect.previous_frame_vectors``).
@@ -150,7 +152,7 @@ class Analysis:
                              "colour": round(c.colour, 4), "reason": c.reason} for c in det.fast_motion],
             "settings": det.settings.to_dict(),
             "scores": [round(s, 4) for s in self.scores],
-            "colours": [round(c, 4) for c in self.colours],
+            "colours": [None if math.isnan(c) else round(c, 4) for c in self.colours],
             "motion_vectors": None if self.vectors is None else [None if np.isnan(v) else round(v, 4)
                                                                  for v in self.vectors],
             "plan": self.plan.to_dict(),
@@ -163,7 +165,8 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     """Pass 1: decode ``path`` as grey frames, score consecutive frames, detect duplicates and cuts, analyse the
     timestamps (nominal rate, gaps) and the repeats (cadence), plan fix-drops.
 
-    Each pair also gets the colour change of its thumbnails' histograms, which tells a cut from fast motion; in a
+    Each pair that could be a cut (a score of at least ``cut_min``) also gets the colour change of its thumbnails'
+    histograms, which tells a cut from fast motion (the thumbnails are made for those pairs only); in a
     stream without B-frames each P-frame's decoded motion vectors tell a re-coded repeat from slow motion.
     Memory: one grey frame pair, one histogram pair, plus a few numbers per frame, and the RGB pictures of the
     frames in ``keep_rgb``.
@@ -183,14 +186,15 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     previous: np.ndarray | None = None  # the previous frame as scored (box-averaged)
     previous_shape: tuple[int, ...] = ()
     block = 1
+    previous_frame = None  # the previous LumaFrame, for its thumbnail
     previous_histogram: np.ndarray | None = None
     pictures: dict[int, np.ndarray] = {}
     picture_types: list[str] = []
     shares: list[float | None] = []
-    for frame in iter_luma(path, thumbnail=THUMBNAIL, keep_rgb=keep_rgb, vectors=True):
+    for frame in iter_luma(path, keep_rgb=keep_rgb, vectors=True):
         if frame.rgb is not None:
             pictures[frame.index] = frame.rgb
-        histogram = colour_histogram(frame.thumb)
+        histogram = None
         if previous is None:
             block = analysis_block(frame.luma.shape[1], frame.luma.shape[0])
         elif frame.luma.shape != previous_shape:
@@ -199,9 +203,16 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
                              f"{frame.luma.shape[1]}x{frame.luma.shape[0]}); retime needs one size")
         scored = block_average(frame.luma, block)  # averaging removes a fast encoder's noise, keeps the motion
         if previous is not None:
-            scores.append(frame_difference(previous, scored))
-            colours.append(colour_change(previous_histogram, histogram))
-        previous, previous_shape, previous_histogram = scored, frame.luma.shape, histogram
+            score = frame_difference(previous, scored)
+            scores.append(score)
+            if score >= settings.cut_min:  # the only pairs whose colours a detection rule reads
+                if previous_histogram is None:
+                    previous_histogram = colour_histogram(previous_frame.thumbnail(THUMBNAIL))
+                histogram = colour_histogram(frame.thumbnail(THUMBNAIL))
+                colours.append(colour_change(previous_histogram, histogram))
+            else:
+                colours.append(math.nan)
+        previous, previous_shape, previous_frame, previous_histogram = scored, frame.luma.shape, frame, histogram
         pts.append(frame.pts)
         durations.append(frame.duration)
         picture_types.append(frame.picture_type)
