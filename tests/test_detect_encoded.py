@@ -13,13 +13,12 @@ import pytest
 
 from retime.defaults import DEFAULTS
 from retime.detect import analysis_block, block_average, detect, frame_difference, previous_frame_vectors
-from retime.media.decode import iter_luma, motion_vector_share
+from retime.media.decode import iter_luma
 from retime.pipeline import analyse
 from retime.plan import Synth
 from tests.helpers import clip
 
 av = pytest.importorskip("av")
-from av.video.frame import PictureType  # noqa: E402
 
 
 def decode_yuv(name: str, first: int, count: int) -> tuple[list[np.ndarray], Fraction]:
@@ -37,12 +36,14 @@ def decode_yuv(name: str, first: int, count: int) -> tuple[list[np.ndarray], Fra
 
 
 def encode_x264(path: Path, frames: list[np.ndarray], pts: list[int], rate: Fraction, *, crf: int,
-                preset: str) -> Path:
-    """libx264 in Matroska at the given PTS (in frame intervals: a skipped value is a timestamp gap)."""
+                preset: str, **options: str) -> Path:
+    """libx264 in Matroska at the given PTS (in frame intervals: a skipped value is a timestamp gap); ``options``
+    go to the encoder too (``x264-params``: ``x264_params``)."""
     height, width = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=rate)
-        stream.options = {"crf": str(crf), "preset": preset}
+        stream.options = {"crf": str(crf), "preset": preset,
+                          **{name.replace("_", "-"): value for name, value in options.items()}}
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = 1 / rate
         for p, array in zip(pts, frames):
@@ -133,13 +134,8 @@ def test_motion_vector_share_is_zero_for_a_repeat_and_none_for_an_i_frame(tmp_pa
     frames, rate = decode_yuv("bikes.mp4", 138, 12)
     frames, pts, _, _ = damaged(frames, [6], deleted=[])
     src = encode_x264(tmp_path / "ultrafast.mkv", frames, pts, rate, crf=23, preset="ultrafast")
-    shares, types = [], []
-    with av.open(str(src)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.options = {"export_side_data": "mvs"}
-        for frame in container.decode(stream):
-            shares.append(motion_vector_share(frame))
-            types.append(PictureType(frame.pict_type).name)
+    decoded = list(iter_luma(src, vectors=True))  # motion_vector_share of each frame, as pass 1 reads it
+    shares, types = [f.vectors for f in decoded], [f.picture_type for f in decoded]
     assert types == ["I"] + ["P"] * 11 and shares[0] is None
     real = [s for i, s in enumerate(shares) if i not in (0, 6)]
     assert shares[6] < 0.05 and shares[6] < DEFAULTS.vector_dip * min(real)  # the repeat: from the same place
@@ -153,17 +149,8 @@ def test_a_mostly_intra_coded_p_frame_has_no_share(tmp_path):
     luma_rows = frames[0].shape[0] * 2 // 3
     frames[5] = frames[5].copy()
     frames[5][:luma_rows] = np.random.default_rng(0).integers(0, 256, frames[5][:luma_rows].shape, dtype=np.uint8)
-    path = tmp_path / "intra.mkv"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.options = {"crf": "23", "preset": "ultrafast", "x264-params": "scenecut=0"}
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], luma_rows, "yuv420p"
-        stream.codec_context.time_base = 1 / rate
-        for i, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(array, format="yuv420p")
-            frame.pts, frame.time_base = i, 1 / rate
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    path = encode_x264(tmp_path / "intra.mkv", frames, list(range(10)), rate, crf=23, preset="ultrafast",
+                       x264_params="scenecut=0")
     decoded = list(iter_luma(path, vectors=True))
     assert [f.picture_type for f in decoded] == ["I"] + ["P"] * 9
     assert decoded[5].vectors is None and decoded[6].vectors is None

@@ -3,6 +3,7 @@ after round, freezes, and scene cuts that must change colour."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -131,8 +132,8 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
 
     Returns:
         ``(is_duplicate, motion, moved)``: ``is_duplicate[i]`` says frame ``i + 1`` is a duplicate; ``motion[i]``
-        is the local motion level it was last compared with (grey levels; NaN where unknown); ``moved[i]`` the
-        neighbours' moved share its vectors were compared with, NaN where the vectors did not decide.
+        is the local motion level it was last compared with (grey levels; NaN where unknown); ``moved[i]``, for a
+        duplicate the vectors took, the neighbours' moved share its own was compared with (NaN elsewhere).
     """
     cut = scores > settings.scene_cut
     if colours is not None:
@@ -177,7 +178,7 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                 if not certain[i] and not by_vectors[i] and scores[i] > limit:
                     dup[i] = False
                     changed = True
-    return dup, motion_at, np.where(by_vectors | ~dup, moved_at, np.nan)
+    return dup, motion_at, np.where(by_vectors, moved_at, np.nan)
 
 
 def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *,
@@ -235,12 +236,8 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
             raise ValueError(f"detect: motion-vector shares must be in [0, 1] or NaN; vectors[{bad}] = {v[bad]!r}")
     n_frames = s.size + 1
     is_dup, motion, moved = find_duplicates(s, settings, c, v)
-    reasons = [_reason(float(x), float(m), settings) if d else "" for x, m, d in zip(s, motion, is_dup)]
-    for i in np.flatnonzero(is_dup & np.isfinite(moved)):
-        if s[i] > settings.floor:
-            reasons[i] = (f"score {s[i]:.3f} <= {max(settings.threshold, settings.deep_ratio * motion[i]):.3f} and "
-                          f"its decoded motion vectors moved {v[i]:.3f} of its inter-coded area <= vector_dip "
-                          f"{settings.vector_dip:g} x the neighbours' {moved[i]:.3f}")
+    reasons = [_reason(float(s[i]), float(motion[i]), settings, None if v is None else float(v[i]),
+                       float(moved[i])) if is_dup[i] else "" for i in range(s.size)]
 
     runs: list[DuplicateRun] = []
     i = 0
@@ -308,9 +305,15 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
     )
 
 
-def _reason(score: float, motion: float, settings: DetectionSettings) -> str:
+def _reason(score: float, motion: float, settings: DetectionSettings, share: float | None = None,
+            moved: float = math.nan) -> str:
+    """Which rule made a duplicate of this score; ``moved`` is the neighbours' level where the vectors took it."""
     if score <= settings.floor:
         return f"score {score:.3f} <= floor {settings.floor:g} (identical up to coding noise)"
+    if not math.isnan(moved):
+        return (f"score {score:.3f} <= {max(settings.threshold, settings.deep_ratio * motion):.3f} and its decoded "
+                f"motion vectors moved {share:.3f} of its inter-coded area <= vector_dip {settings.vector_dip:g} x "
+                f"the neighbours' {moved:.3f}")
     ceiling = (f"<= threshold {settings.threshold:g}" if score <= settings.threshold
                else f"<= deep_ratio {settings.deep_ratio:g} x local motion (a deep dip)")
     return f"score {score:.3f} <= dip_ratio {settings.dip_ratio:g} x local motion {motion:.3f}, {ceiling}"

@@ -48,8 +48,8 @@ class Analysis:
         colours: ``colours[i]`` = colour change of frames i and i + 1 (``retime.detect.colour_change``, in [0, 1]),
             measured where ``scores[i] >= cut_min`` (only cut rules read it), NaN elsewhere.
         vectors: ``vectors[i]`` = share of frame i + 1's inter-coded area its decoded motion vectors moved (NaN
-            where a frame has none), as detection used them; ``None`` where the stream has B-frames or exports no vectors
-            (``retime.detect.previous_frame_vectors``).
+            where a frame has none), as detection used them; ``None`` where the stream has B-frames or exports no
+            vectors (``retime.detect.previous_frame_vectors``).
         pictures: the RGB frames kept for choosing the model's settings (:func:`tuning_samples`).
     """
 
@@ -153,7 +153,7 @@ class Analysis:
             "settings": det.settings.to_dict(),
             "scores": [round(s, 4) for s in self.scores],
             "colours": [None if math.isnan(c) else round(c, 4) for c in self.colours],
-            "motion_vectors": None if self.vectors is None else [None if np.isnan(v) else round(v, 4)
+            "motion_vectors": None if self.vectors is None else [None if math.isnan(v) else round(v, 4)
                                                                  for v in self.vectors],
             "plan": self.plan.to_dict(),
         }
@@ -184,9 +184,8 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     scores: list[float] = []
     colours: list[float] = []
     previous: np.ndarray | None = None  # the previous frame as scored (box-averaged)
-    previous_shape: tuple[int, ...] = ()
     block = 1
-    previous_frame = None  # the previous LumaFrame, for its thumbnail
+    previous_frame = None  # the previous LumaFrame: its size, and its thumbnail when a pair needs colours
     previous_histogram: np.ndarray | None = None
     pictures: dict[int, np.ndarray] = {}
     picture_types: list[str] = []
@@ -197,9 +196,9 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
         histogram = None
         if previous is None:
             block = analysis_block(frame.luma.shape[1], frame.luma.shape[0])
-        elif frame.luma.shape != previous_shape:
+        elif frame.luma.shape != previous_frame.luma.shape:
             raise InputError(f"{path}: the frame size changes at frame {frame.index} "
-                             f"({previous_shape[1]}x{previous_shape[0]} to "
+                             f"({previous_frame.luma.shape[1]}x{previous_frame.luma.shape[0]} to "
                              f"{frame.luma.shape[1]}x{frame.luma.shape[0]}); retime needs one size")
         scored = block_average(frame.luma, block)  # averaging removes a fast encoder's noise, keeps the motion
         if previous is not None:
@@ -212,7 +211,7 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
                 colours.append(colour_change(previous_histogram, histogram))
             else:
                 colours.append(math.nan)
-        previous, previous_shape, previous_frame, previous_histogram = scored, frame.luma.shape, frame, histogram
+        previous, previous_frame, previous_histogram = scored, frame, histogram
         pts.append(frame.pts)
         durations.append(frame.duration)
         picture_types.append(frame.picture_type)
