@@ -391,14 +391,19 @@ def test_a_jump_across_a_timestamp_gap_is_expected_motion_not_a_cut():
 # --- block_average, analysis_block ------------------------------------------------------------------------------
 
 
-def test_block_average_is_the_rounded_mean_of_each_block():
-    a = textured(10, 13, 5)
-    got = block_average(a, 4)
+@pytest.mark.parametrize("block", [2, 3, 4, 16, 17])  # 17: the sums no longer fit uint16
+def test_block_average_is_the_rounded_mean_of_each_block(block):
+    a = textured(3 * block - 1, 3 * block + 1, 5)  # rows and columns past the last whole block are left out
+    got = block_average(a, block)
     assert got.shape == (2, 3) and got.dtype == np.uint8
-    expected = np.floor(a[:8, :12].reshape(2, 4, 3, 4).astype(np.float64).mean(axis=(1, 3)) + 0.5)
-    assert np.array_equal(got, expected)
+    blocks = a[:2 * block, :3 * block].reshape(2, block, 3, block).astype(np.float64)
+    assert np.array_equal(got, np.floor(blocks.mean(axis=(1, 3)) + 0.5))
+    assert block_average(np.full((block, block), 255, np.uint8), block)[0, 0] == 255  # no overflow in the sums
+
+
+def test_block_average_of_one_is_the_frame():
+    a = textured(10, 13, 5)
     assert block_average(a, 1) is a
-    assert block_average(np.full((4, 4), 255, np.uint8), 4)[0, 0] == 255  # no overflow in the sums
 
 
 def test_block_average_removes_zero_mean_noise_and_keeps_a_shift():

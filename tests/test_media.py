@@ -88,17 +88,18 @@ def test_iter_luma_refuses_truncated_files(clips, name):
                                      "yuv410p", "yuv420p10le", "rgb24", "yuyv422"])
 @pytest.mark.parametrize("colour_range", [0, 1, 2])
 @pytest.mark.parametrize("colorspace", [2, 5, 1, 9])  # unspecified, BT.601, BT.709, BT.2020
-def test_to_luma_equals_libswscales_grey_conversion(pix_fmt, colour_range, colorspace):
+@pytest.mark.parametrize("width", [90, 91])  # an even row is looked up two samples at a time, an odd one by one
+def test_to_luma_equals_libswscales_grey_conversion(pix_fmt, colour_range, colorspace, width):
     # the table look-up of the luma plane must give exactly what libswscale's gray conversion gives, in every
     # range and under every matrix, with the plane's line padding (a width that is not a multiple of the alignment)
     rng = np.random.default_rng(colour_range)
-    picture = rng.integers(0, 256, (38, 90, 3), dtype=np.uint8)
+    picture = rng.integers(0, 256, (38, width, 3), dtype=np.uint8)
     frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
     frame.color_range = colour_range
     frame.colorspace = colorspace  # under BT.709/BT.2020 libswscale's grey depends on the chroma as well
     expected = frame.to_ndarray(format="gray", src_color_range=colour_range or None)
     luma = to_luma(frame)
-    assert luma.shape == (38, 90) and luma.dtype == np.uint8
+    assert luma.shape == (38, width) and luma.dtype == np.uint8
     assert np.array_equal(luma, expected)
 
 

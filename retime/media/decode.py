@@ -162,21 +162,33 @@ def _luma_table(format_name: str, source_range: int | None) -> np.ndarray:
     return ramp.to_ndarray(format="gray", src_color_range=source_range)[0].copy()
 
 
+@functools.lru_cache(maxsize=32)
+def _luma_pair_table(format_name: str, source_range: int | None) -> np.ndarray:
+    """:func:`_luma_table` for two neighbouring samples at once: a (65536,) uint16 table indexed by the pair read
+    as one native-endian uint16, so a look-up maps two samples (half the look-ups, twice as fast)."""
+    single = _luma_table(format_name, source_range)
+    pair = np.arange(1 << 16, dtype=np.uint16).view(np.uint8).reshape(-1, 2)  # each index's two bytes, in order
+    return np.ascontiguousarray(single[pair]).view(np.uint16).reshape(-1)
+
+
 def to_luma(frame: av.VideoFrame) -> np.ndarray:
     """The frame's grey picture, (H, W) uint8 grey levels 0-255 (limited-range luma stretched to full range),
     equal to libswscale's ``gray`` conversion.
 
     For planar and semi-planar 8-bit YUV tagged BT.601 or untagged the luma plane is read through
     :func:`_luma_table` (a table look-up instead of a libswscale pass: pass 1 decodes every frame, and the
-    conversion cost more than the decode). Other formats (10-bit, RGB, packed) and other matrices go through
-    libswscale.
+    conversion cost more than the decode), two samples per look-up where the row allows. Other formats (10-bit,
+    RGB, packed) and other matrices go through libswscale.
     """
     source_range = _range_or_none(frame.color_range)
     if frame.format.name not in _LUMA_PLANE_FORMATS or int(frame.colorspace or 2) not in _LUMA_ONLY_MATRICES:
         return frame.to_ndarray(format="gray", src_color_range=source_range)
     plane = frame.planes[0]
-    samples = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
-    return _luma_table(frame.format.name, source_range)[samples]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    if plane.width % 2 == 0 and plane.line_size % 2 == 0:
+        pairs = rows[:, :plane.width].view(np.uint16)
+        return np.take(_luma_pair_table(frame.format.name, source_range), pairs).view(np.uint8)
+    return np.take(_luma_table(frame.format.name, source_range), rows[:, :plane.width])
 
 
 @contextlib.contextmanager
