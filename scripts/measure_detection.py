@@ -100,6 +100,9 @@ class Case:
     #: motion_vector_share of frames 1..n-1 (NaN where a frame has none), as pass 1 gives detect: None for a
     #: stream with B-frames (the vectors of one are not against the frame before)
     vectors: list[float] | None = None
+    #: (n, GRAM_REACH + 1) int64: <B_t, B_t+k> of the frames box-averaged as pass 1 does (0 past the end), for
+    #: position cues measured after the encodes (docs/detection.md, "Where a candidate sits")
+    gram: np.ndarray | None = None
 
     @property
     def gaps(self) -> list[Gap]:
@@ -170,11 +173,27 @@ def scores_by_block(grey: list[np.ndarray]) -> dict[int, list[float]]:
             if min(grey[0].shape) >= 16 * b}
 
 
+#: Frames apart whose products ``Case.gram`` keeps (a run of ``max_run`` repeats and the frames around it).
+GRAM_REACH = 5
+
+
+def neighbour_gram(grey: list[np.ndarray]) -> np.ndarray:
+    """``(n, GRAM_REACH + 1)`` int64 products <B_t, B_t+k> (exact) of the grey frames box-averaged by pass 1's
+    block for their size."""
+    block = analysis_block(grey[0].shape[1], grey[0].shape[0])
+    flat = [block_average(g, block).astype(np.int64).ravel() for g in grey]
+    gram = np.zeros((len(flat), GRAM_REACH + 1), np.int64)
+    for t in range(len(flat)):
+        for k in range(min(GRAM_REACH, len(flat) - 1 - t) + 1):
+            gram[t, k] = flat[t] @ flat[t + k]
+    return gram
+
+
 def roundtrip_scores(frames: list[np.ndarray], rate: Fraction, encoding: str, tmp: Path,
                      pts: list[int] | None = None
-                     ) -> tuple[dict[int, list[float]], list[float], list[int], list[float] | None]:
-    """(grey scores by block size, colour changes, decoded PTS, the vectors pass 1 gives detect) of the frames
-    after encoding them with ``encoding`` and decoding."""
+                     ) -> tuple[dict[int, list[float]], list[float], list[int], list[float] | None, np.ndarray]:
+    """(grey scores by block size, colour changes, decoded PTS, the vectors pass 1 gives detect,
+    :func:`neighbour_gram`) of the frames after encoding them with ``encoding`` and decoding."""
     path = tmp / "v.mkv"  # Matroska keeps the PTS as given; MP4 moved some after a gap (B-frame DTS)
     encode(frames, rate, path, encoding, pts)
     colours: list[float] = []
@@ -183,7 +202,8 @@ def roundtrip_scores(frames: list[np.ndarray], rate: Fraction, encoding: str, tm
     _, grey, _ = decode(path, colours, decoded_pts, vectors)
     if len(grey) != len(frames):
         raise RuntimeError(f"{encoding}: {len(frames)} frames in, {len(grey)} decoded")
-    return scores_by_block(grey), colours, decoded_pts, previous_frame_vectors(*zip(*vectors))
+    return (scores_by_block(grey), colours, decoded_pts, previous_frame_vectors(*zip(*vectors)),
+            neighbour_gram(grey))
 
 
 # --- damage ---------------------------------------------------------------------------------------------------
@@ -388,12 +408,13 @@ def build_cases(seeds: range, held_out: bool = False) -> list[Case]:
             height, width = yuv[0].shape[0] * 2 // 3, yuv[0].shape[1]
             size = (width, height)
             if held_out:  # the clip as made, losslessly: nothing to replace, its cuts to find
-                original, colours, _, _ = roundtrip_scores(yuv, rate, "ffv1", tmp)
+                original, colours, _, _, gram = roundtrip_scores(yuv, rate, "ffv1", tmp)
             else:
                 colours = []
                 _, grey, _ = decode(CLIPS / clip, colours)
-                original = scores_by_block(grey)
-            cases.append(Case(clip, "original", None, "original", original, set(known), colours=colours, size=size))
+                original, gram = scores_by_block(grey), neighbour_gram(grey)
+            cases.append(Case(clip, "original", None, "original", original, set(known), colours=colours, size=size,
+                              gram=gram))
             cuts = detect(original[1], colours=colours).cuts  # cuts of the original, to place drops at them
             for seed in seeds:
                 rng = np.random.default_rng([seed, len(yuv)])
@@ -403,18 +424,18 @@ def build_cases(seeds: range, held_out: bool = False) -> list[Case]:
                 index = {old: new for new, old in enumerate(kept)}  # frame numbers after the deletions
                 adjacent = [p for d in deleted for p in (d - 1, d + 2) if p in drops]
                 for encoding in ENCODINGS:
-                    scored, changes, pts, vectors = roundtrip_scores([damaged[i] for i in kept], rate, encoding, tmp,
-                                                                     kept)
+                    scored, changes, pts, vectors, gram = roundtrip_scores([damaged[i] for i in kept], rate,
+                                                                           encoding, tmp, kept)
                     cases.append(Case(clip, encoding, seed, "damaged", scored,
                                       {index[p] for p in set(drops) | set(known)},
                                       range(index[freeze.start], index[freeze.stop - 1] + 1) if freeze else None,
                                       tuple(index[p] for p in at_cut), changes, size, pts,
-                                      tuple(index[p] for p in adjacent), vectors=vectors))
+                                      tuple(index[p] for p in adjacent), vectors=vectors, gram=gram))
             pan = slow_pan(yuv[len(yuv) // 2])
             for encoding in ENCODINGS:
-                scored, changes, _, vectors = roundtrip_scores(pan, rate, encoding, tmp)
+                scored, changes, _, vectors, gram = roundtrip_scores(pan, rate, encoding, tmp)
                 cases.append(Case(clip, encoding, None, "pan", scored, set(), colours=changes, size=size,
-                                  vectors=vectors))
+                                  vectors=vectors, gram=gram))
             print(f"# {clip}: {len(yuv)} frames {width}x{height} @ {rate} fps, "
                   f"encoded and scored in {time.time() - t0:.1f} s", file=sys.stderr)
     return cases
