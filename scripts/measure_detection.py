@@ -101,7 +101,7 @@ class Case:
     #: stream with B-frames (the vectors of one are not against the frame before)
     vectors: list[float] | None = None
     #: (n, GRAM_REACH + 1) int64: <B_t, B_t+k> of the frames box-averaged as pass 1 does (0 past the end), for
-    #: position cues measured after the encodes (docs/detection.md, "Where a candidate sits")
+    #: position cues measured after the encodes (docs/detection.md, "Four more cues": the position τ)
     gram: np.ndarray | None = None
 
     @property

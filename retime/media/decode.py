@@ -165,7 +165,7 @@ def _luma_table(format_name: str, source_range: int | None) -> np.ndarray:
 @functools.lru_cache(maxsize=32)
 def _luma_pair_table(format_name: str, source_range: int | None) -> np.ndarray:
     """:func:`_luma_table` for two neighbouring samples at once: a (65536,) uint16 table indexed by the pair read
-    as one native-endian uint16, so a look-up maps two samples (half the look-ups, twice as fast)."""
+    as one native-endian uint16, so one look-up maps two samples."""
     single = _luma_table(format_name, source_range)
     pair = np.arange(1 << 16, dtype=np.uint16).view(np.uint8).reshape(-1, 2)  # each index's two bytes, in order
     return np.ascontiguousarray(single[pair]).view(np.uint16).reshape(-1)
