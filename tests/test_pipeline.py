@@ -366,3 +366,34 @@ def test_a_missing_model_stops_pass_1_early_and_leaves_nothing(clips, tmp_path, 
                  progress=lambda stage, done, total: ticks.append((stage, done)))
     assert list(tmp_path.iterdir()) == []
     assert not any(stage != "analyse" for stage, _ in ticks)  # it never reached pass 2
+
+
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_a_run_never_ends_while_the_engine_is_still_building(clips, tmp_path, monkeypatch, interrupt):
+    """A process that exits while the build thread is inside torch aborts (exit -6, "terminate called without an
+    active exception") instead of exiting with its code: seen with SIGHUP under load. Every run, finished or
+    interrupted, waits for the build first."""
+    import threading
+    import time
+
+    import retime.pipeline as pipeline
+
+    finished = threading.Event()
+
+    def slow() -> object:  # a clean clip never needs the engine, so this build outlives the run unless waited for
+        time.sleep(1.5)
+        finished.set()
+        return object()
+
+    monkeypatch.setattr(pipeline._model, "_default_interpolator", lambda device, model=None: slow)
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        if interrupt and stage == "analyse" and done == 2:
+            raise KeyboardInterrupt
+
+    if interrupt:
+        with pytest.raises(KeyboardInterrupt):
+            fix_drops(clips["clean"].path, tmp_path / "o.mkv", encode=FFV1, progress=progress)
+    else:
+        assert fix_drops(clips["clean"].path, tmp_path / "o.mkv", encode=FFV1, progress=progress).synthesized == 0
+    assert finished.is_set()

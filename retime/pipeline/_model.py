@@ -253,6 +253,12 @@ class _Warm:
         self.check()
         return self.made[0]
 
+    def settle(self) -> None:
+        """Wait until the build has ended, however it ended (its error is :meth:`check`'s). Every run calls this
+        before it returns or raises: a process that exits while the build is inside torch aborts
+        ("terminate called without an active exception", exit -6) instead of exiting with its own code."""
+        self._thread.join()
+
 
 def _settle_engine(get_engine: Callable[[], FrameInterpolator], injected: bool, analysis: Analysis, plan,
                    model: ModelSettings | None, device: str, *, prefer_finer: bool
