@@ -53,8 +53,8 @@ from scipy import ndimage  # installed with scikit-image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retime.detect import (DetectionSettings, analysis_block, block_average, colour_change,  # noqa: E402
-                           colour_histogram, detect, difference_scores, previous_frame_vectors)
+from retime.detect import (DetectionSettings, NeighbourGram, analysis_block, block_average,  # noqa: E402
+                           colour_change, colour_histogram, detect, difference_scores, previous_frame_vectors)
 from retime.media.decode import motion_vector_share  # noqa: E402
 from retime.pipeline._analysis import THUMBNAIL  # noqa: E402
 from retime.plan import KEEP_CUT, KEEP_FREEZE, Synth, plan_fix_drops  # noqa: E402
@@ -78,6 +78,7 @@ BLOCKS = (1, 2, 3, 4, 6, 8)
 GAP_EVERY = 3
 #: Give detect the decoder's motion vectors where pass 1 would (streams without B-frames); --no-vectors: "before"
 USE_VECTORS = True
+POSITIONS = "all"  # see gram_for
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Case:
     #: motion_vector_share of frames 1..n-1 (NaN where a frame has none), as pass 1 gives detect: None for a
     #: stream with B-frames (the vectors of one are not against the frame before)
     vectors: list[float] | None = None
-    #: (n, GRAM_REACH + 1) int64: <B_t, B_t+k> of the frames box-averaged as pass 1 does (0 past the end), for
+    #: (n, R + 1) int64: <B_t, B_t+k> of the frames box-averaged as pass 1 does (0 past the end), for
     #: position cues measured after the encodes (docs/detection.md, "Four more cues": the position τ)
     gram: np.ndarray | None = None
 
@@ -173,20 +174,14 @@ def scores_by_block(grey: list[np.ndarray]) -> dict[int, list[float]]:
             if min(grey[0].shape) >= 16 * b}
 
 
-#: Frames apart whose products ``Case.gram`` keeps (a run of ``max_run`` repeats and the frames around it).
-GRAM_REACH = 5
-
-
 def neighbour_gram(grey: list[np.ndarray]) -> np.ndarray:
     """``(n, GRAM_REACH + 1)`` int64 products <B_t, B_t+k> (exact) of the grey frames box-averaged by pass 1's
-    block for their size."""
+    block for their size, as pass 1 computes them."""
     block = analysis_block(grey[0].shape[1], grey[0].shape[0])
-    flat = [block_average(g, block).astype(np.int64).ravel() for g in grey]
-    gram = np.zeros((len(flat), GRAM_REACH + 1), np.int64)
-    for t in range(len(flat)):
-        for k in range(min(GRAM_REACH, len(flat) - 1 - t) + 1):
-            gram[t, k] = flat[t] @ flat[t + k]
-    return gram
+    gram = NeighbourGram()
+    for g in grey:
+        gram.add(block_average(g, block))
+    return gram.array()
 
 
 def roundtrip_scores(frames: list[np.ndarray], rate: Fraction, encoding: str, tmp: Path,
@@ -310,6 +305,17 @@ class Tally:
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
 
 
+def gram_for(case: Case) -> np.ndarray | None:
+    """The inner products detect gets for this case (``POSITIONS``): ``"all"`` always, as pass 1 gives them;
+    ``"auto"`` only where the stream has no motion vectors detect may use; ``"off"`` never; none off pass 1's
+    block."""
+    if POSITIONS == "off" or case.gram is None or case.scores is not case.by_block.get(analysis_block(*case.size)):
+        return None
+    if POSITIONS == "auto" and USE_VECTORS and case.vectors is not None:
+        return None
+    return case.gram
+
+
 def evaluate(case: Case, settings: DetectionSettings) -> Tally:
     """Detect and plan as pass 1 does (spans across timestamp gaps, the gaps in the plan), then count."""
     gaps = case.gaps
@@ -317,7 +323,7 @@ def evaluate(case: Case, settings: DetectionSettings) -> Tally:
     for gap in gaps:
         spans[gap.index - 1] = gap.missing + 1
     detection = detect(case.scores, settings, colours=case.colours, spans=spans,
-                       vectors=case.vectors if USE_VECTORS else None)
+                       vectors=case.vectors if USE_VECTORS else None, gram=gram_for(case))
     plan = plan_fix_drops(len(case.scores) + 1, detection, gaps)
     positions = plan.positions or range(len(plan.frames))
     replaced = {int(p) for p, op in zip(positions, plan.frames) if isinstance(op, Synth) and p == int(p)}
@@ -457,7 +463,7 @@ def report_originals(cases: list[Case], settings: DetectionSettings) -> None:
     print("## Original files\n")
     for case in (c for c in cases if c.kind == "original"):
         s = np.asarray(case.scores)
-        detection = detect(case.scores, settings, colours=case.colours)
+        detection = detect(case.scores, settings, colours=case.colours, gram=gram_for(case))
         exact = "exact" if detection.duplicates == sorted(case.truth) else "NOT EXACT"
         print(f"{case.clip}: {len(s) + 1} frames; detected duplicates {detection.duplicates} "
               f"(known {sorted(case.truth)}: {exact}); cuts {detection.cuts}")
@@ -596,7 +602,7 @@ def sweep(cases: list[Case], top: int = 25) -> None:
     print()
 
 
-TUNABLE = ("threshold", "floor", "dip_ratio", "deep_ratio", "window", "min_motion", "vector_dip")
+TUNABLE = ("threshold", "floor", "dip_ratio", "deep_ratio", "window", "min_motion", "vector_dip", "position_cut")
 
 
 def main() -> None:
@@ -613,13 +619,17 @@ def main() -> None:
                             help=f"override the default {name}")
     parser.add_argument("--no-vectors", action="store_true", help="detect on the scores alone, as before the "
                         "motion-vector rule (the decoder's vectors are still read and cached)")
+    parser.add_argument("--positions", choices=("all", "auto", "off"), default="all", help="give detect the "
+                        "frames' inner products (the position test): always, as pass 1 does (all, the default), "
+                        "only where the stream has no usable vectors (auto), or never (off)")
     parser.add_argument("--cache", type=Path, help="pickle of the scored cases: reused when present, else written")
     args = parser.parse_args()
     overrides = {k: getattr(args, k) for k in TUNABLE
                  if getattr(args, k) is not None}
     settings = DetectionSettings(**overrides)
-    global USE_VECTORS
+    global USE_VECTORS, POSITIONS
     USE_VECTORS = not args.no_vectors
+    POSITIONS = args.positions
     t0 = time.time()
     if args.cache and args.cache.exists():
         cases = pickle.loads(args.cache.read_bytes())

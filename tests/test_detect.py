@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 import numpy as np
 import pytest
 
 from retime.defaults import DEFAULTS
 from retime.detect import (
+    GRAM_REACH,
     HISTOGRAM_LEVELS,
     DetectionSettings,
+    NeighbourGram,
     analysis_block,
     block_average,
     colour_change,
@@ -19,6 +23,7 @@ from retime.detect import (
     frame_difference,
     local_motion,
     previous_frame_vectors,
+    run_positions,
 )
 from retime.errors import UsageError
 
@@ -512,3 +517,108 @@ def test_previous_frame_vectors_only_for_streams_without_b_frames():
     assert previous_frame_vectors(["I", "I"], [None, None]) is None
     with pytest.raises(ValueError, match="2 picture types for 1 shares"):
         previous_frame_vectors(["I", "P"], [None])
+
+
+# --- the position test: NeighbourGram, run_positions and the rule ----------------------------------------------
+
+
+def gram_of(frames: list[np.ndarray]) -> np.ndarray:
+    g = NeighbourGram()
+    for f in frames:
+        g.add(f)
+    return g.array()
+
+
+def test_neighbour_gram_is_the_exact_integer_inner_products():
+    frames = [textured(18, 32, seed) for seed in range(GRAM_REACH + 5)]
+    a = gram_of(frames)
+    assert a.shape == (len(frames), GRAM_REACH + 1) and a.dtype == np.int64
+    for t in range(len(frames)):
+        for k in range(GRAM_REACH + 1):
+            want = int((frames[t].astype(np.int64) * frames[t + k].astype(np.int64)).sum()) if t + k < len(frames) else 0
+            assert a[t, k] == want, (t, k)
+    with pytest.raises(ValueError, match="frame 1 has 12 samples, the first had 576"):
+        g = NeighbourGram()
+        g.add(frames[0])
+        g.add(frames[1][:3, :4])
+
+
+def test_run_positions_of_even_motion_a_repeat_and_no_motion():
+    rng = np.random.default_rng(3)
+    start, step = rng.integers(0, 100, (8, 8)), rng.integers(0, 30, (8, 8))
+    line = [(start + t * step).astype(np.uint8) for t in range(5)]  # frames 0..4 on a straight line, evenly spaced
+    assert run_positions(gram_of(line), 1, 3) == pytest.approx([0.25, 0.5, 0.75], abs=1e-12)
+    repeat = [line[0], line[0], line[2]]
+    assert run_positions(gram_of(repeat), 1, 1) == pytest.approx([0.0], abs=1e-12)
+    still = [line[0], line[1], line[0]]  # the frames before and after are one picture: no direction
+    assert np.isnan(run_positions(gram_of(still), 1, 1)).all()
+    with pytest.raises(ValueError, match="outside a gram"):
+        run_positions(gram_of(line), 0, 1)
+    with pytest.raises(ValueError, match="outside a gram"):
+        run_positions(gram_of(line), 2, 4)
+
+
+def pan(positions: list[float], repeats: Sequence[int] = (), h: int = 48, w: int = 96) -> list[np.ndarray]:
+    """A horizontal pan over a smooth texture, frame t at sub-pixel offset ``positions[t]`` (pixels); each frame in
+    ``repeats`` is the frame before it with +-1 grey level of coding noise on about a third of its pixels."""
+    rng = np.random.default_rng(0)
+    x, phase = np.arange(w)[None, :], rng.random(h)[:, None] * 2 * np.pi
+    frames = [np.clip(np.rint(128 + 60 * np.sin(2 * np.pi * (x - p) / 64 + phase)
+                              + 30 * np.sin(2 * np.pi * (x - p) / 23 + 2 * phase)), 0, 255).astype(np.uint8)
+              for p in positions]
+    for i in repeats:
+        noise = rng.integers(-1, 2, (h, w)) * (rng.random((h, w)) < 0.3)
+        frames[i] = np.clip(frames[i - 1].astype(int) + noise, 0, 255).astype(np.uint8)
+    return frames
+
+
+def scores_and_gram(frames: list[np.ndarray]) -> tuple[list[float], np.ndarray]:
+    return difference_scores(frames), gram_of(frames)
+
+
+def test_a_real_frame_that_barely_moves_is_not_a_repeat_but_a_recoded_repeat_is():
+    positions = [2.0 * t for t in range(100)]
+    positions[71] = positions[70] + 0.3  # the camera stalls for a frame: a sharp dip in score, but it moved
+    s, g = scores_and_gram(pan(positions, repeats=[41]))
+    assert detect(s).duplicates == [41, 71]  # the dip tests alone take both
+    d = detect(s, gram=g)
+    assert d.duplicates == [41]
+    assert "at position -0.000 <= position_cut 0.045" in d.runs[0].reasons[0]
+    assert detect(s, DetectionSettings(position_cut=0), gram=g).duplicates == [41, 71]  # 0 turns it off
+
+
+def test_in_a_run_of_a_barely_moving_frame_and_its_repeat_the_repeat_stays():
+    positions = [2.0 * t for t in range(100)]
+    positions[61] = positions[62] = positions[60] + 0.36  # the stall is 3 intervals long from 60 to 63
+    s, g = scores_and_gram(pan(positions, repeats=[62]))
+    assert detect(s).duplicates == [61, 62]
+    assert detect(s, gram=g).duplicates == [62]
+
+
+def test_certain_and_vector_taken_repeats_are_exempt_from_the_position_test():
+    positions = [2.0 * t for t in range(100)]
+    positions[71] = positions[70] + 0.3
+    s, g = scores_and_gram(pan(positions))
+    certain = list(s)
+    certain[70] = DEFAULTS.duplicate_floor  # at the floor: a repeat whatever else is measured
+    assert detect(certain, gram=g).duplicates == [71]
+    # slow motion with a repeat the decoder's vectors find (no dip in score), on the gram of the stall above
+    slow = motion(99, level=0.6, jitter=0.1)
+    slow[70] = 0.3
+    v = moved_areas(99)
+    v[70] = 0.01
+    assert detect(slow, vectors=v, gram=g).duplicates == [71]
+    slow[70] = 0.1  # a dip in score: now the scores take it, and the position test judges it
+    assert detect(slow, gram=g).duplicates == []
+
+
+def test_the_gram_must_match_the_scores():
+    s, g = scores_and_gram(pan([2.0 * t for t in range(10)]))
+    with pytest.raises(ValueError, match=r"the gram must be \(10, R \+ 1\) int64"):
+        detect(s, gram=g[:-1])
+    with pytest.raises(ValueError, match="float64"):
+        detect(s, gram=g.astype(np.float64))
+    with pytest.raises(UsageError, match="position_cut"):
+        DetectionSettings(position_cut=1.0)
+    with pytest.raises(UsageError, match="position_cut"):
+        DetectionSettings(position_cut=-0.1)

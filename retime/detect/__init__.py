@@ -49,12 +49,12 @@ The package's modules: :mod:`._scores` (the measurements), :mod:`._settings` (se
 """
 
 from retime.detect._rules import MAX_ROUNDS, MIN_MOTION_SUPPORT, MOTION_REACH, detect, find_duplicates, local_motion
-from retime.detect._scores import (ANALYSIS_BLOCK, HISTOGRAM_LEVELS, MIN_SCORED_SIDE, analysis_block, block_average,
-                                   colour_change, colour_histogram, difference_scores, frame_difference,
-                                   previous_frame_vectors)
+from retime.detect._scores import (ANALYSIS_BLOCK, GRAM_REACH, HISTOGRAM_LEVELS, MIN_SCORED_SIDE, NeighbourGram,
+                                   analysis_block, block_average, colour_change, colour_histogram, difference_scores,
+                                   frame_difference, previous_frame_vectors, run_positions)
 from retime.detect._settings import Detection, DetectionSettings, DuplicateRun, SceneCut
 
-__all__ = ["ANALYSIS_BLOCK", "Detection", "DetectionSettings", "DuplicateRun", "HISTOGRAM_LEVELS", "MAX_ROUNDS",
-           "MIN_MOTION_SUPPORT", "MIN_SCORED_SIDE", "MOTION_REACH", "SceneCut", "analysis_block", "block_average",
-           "colour_change", "colour_histogram", "detect", "difference_scores", "find_duplicates", "frame_difference",
-           "local_motion", "previous_frame_vectors"]
+__all__ = ["ANALYSIS_BLOCK", "Detection", "DetectionSettings", "DuplicateRun", "GRAM_REACH", "HISTOGRAM_LEVELS",
+           "MAX_ROUNDS", "MIN_MOTION_SUPPORT", "MIN_SCORED_SIDE", "MOTION_REACH", "NeighbourGram", "SceneCut",
+           "analysis_block", "block_average", "colour_change", "colour_histogram", "detect", "difference_scores",
+           "find_duplicates", "frame_difference", "local_motion", "previous_frame_vectors", "run_positions"]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from retime.detect._scores import run_positions
 from retime.detect._settings import Detection, DetectionSettings, DuplicateRun, SceneCut
 
 #: A side's motion level is only trusted with at least this many neighbour scores (neither duplicates nor cuts);
@@ -98,8 +99,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
-                    colours: np.ndarray | None = None, vectors: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    colours: np.ndarray | None = None, vectors: np.ndarray | None = None,
+                    gram: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The duplicate rule of the module docstring, with the local motion estimated robustly.
 
     1. Grow: start from the scores at or below ``floor``; then, round after round, estimate the local motion
@@ -122,6 +123,12 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
        motion moves blocks like the frames around it. Such a duplicate is exempt from the sharpness test of step
        2. The vectors only add duplicates: a frame the scores take stays taken (several references, or a
        motion search that chases coding noise, can give a repeat vectors).
+    4. Position: where the frames' inner products are given (``gram``), a duplicate the dip tests took (above
+       ``floor``, not by the vectors) in a run of at most ``max_run`` is dropped when it moves more than
+       ``position_cut`` of the way from the frame before its run to the frame after it, beyond where the frame
+       before it in the run sits (:func:`run_positions`; the largest such step of a run, one frame at a time): a
+       repeat stays where its original was, a real frame that barely moves still moves *along* the motion.
+       Steps 2 and 4 repeat until nothing changes.
 
     Args:
         scores: 1-D float array (grey levels).
@@ -129,6 +136,8 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
             counts as a cut (left out of the motion) only when its colours changed by ``cut_colour`` or more.
         vectors: ``vectors[i]`` = moved share of frame ``i + 1``'s inter-coded area in [0, 1]
             (:func:`previous_frame_vectors`; NaN where unknown), or ``None``.
+        gram: ``(len(scores) + 1, R + 1)`` int64 inner products of the scored frames (:class:`NeighbourGram`), or
+            ``None`` (no position test).
 
     Returns:
         ``(is_duplicate, motion, moved)``: ``is_duplicate[i]`` says frame ``i + 1`` is a duplicate; ``motion[i]``
@@ -166,6 +175,7 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
             break
         dup |= new
         by_vectors |= new & still
+    judged_by_scores = ~certain & ~by_vectors
     changed = True
     while changed:
         changed = False
@@ -175,15 +185,31 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                 continue
             limit = settings.dip_ratio * min(sides)
             for i in range(first, last + 1):
-                if not certain[i] and not by_vectors[i] and scores[i] > limit:
+                if judged_by_scores[i] and scores[i] > limit:
                     dup[i] = False
                     changed = True
+        for first, last in _runs(dup) if gram is not None and settings.position_cut > 0 else ():
+            if last - first + 1 > settings.max_run or not _positions_known(gram, first, last):
+                continue  # a freeze is kept whole anyway; beyond the gram's reach there is nothing to test
+            # the frame that moved is the one whose position steps away from its predecessor's (P's is 0): in a
+            # run of a barely moving real frame and its repeat both sit at its position
+            steps = np.diff(run_positions(gram, first + 1, last + 1), prepend=0.0)
+            steps[~judged_by_scores[first:last + 1] | np.isnan(steps)] = -np.inf  # NaN: no direction, no test
+            m = int(np.argmax(steps))
+            if steps[m] > settings.position_cut:
+                dup[first + m] = False  # one frame at a time: the rest of the run is judged again without it
+                changed = True
     return dup, motion_at, np.where(by_vectors, moved_at, np.nan)
+
+
+def _positions_known(gram: np.ndarray, first: int, last: int) -> bool:
+    """Whether the gram reaches from the frame before the run of scores ``first .. last`` to the frame after it."""
+    return first >= 1 and last + 2 < gram.shape[0] and last - first + 2 < gram.shape[1]
 
 
 def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *,
            colours: Sequence[float] | None = None, spans: Sequence[int] | None = None,
-           vectors: Sequence[float] | None = None) -> Detection:
+           vectors: Sequence[float] | None = None, gram: np.ndarray | None = None) -> Detection:
     """Find duplicate frames, their runs, freezes and scene cuts from consecutive-frame scores.
 
     Args:
@@ -201,6 +227,9 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         vectors: ``vectors[i]`` = the share of frame ``i + 1``'s inter-coded area its decoded motion vectors moved
             (:func:`previous_frame_vectors`: streams without B-frames only; NaN where a frame has none), or
             ``None``. Where known they decide between a repeat and slow motion (:func:`find_duplicates`).
+        gram: ``(n, R + 1)`` int64, ``gram[t, k]`` = <B_t, B_t+k> of the scored (box-averaged) frames
+            (:class:`NeighbourGram`), or ``None``. Given, a frame the dip tests took is a duplicate only if it
+            sits at most ``position_cut`` of the way from the frame before its run to the one after it.
 
     Returns:
         A :class:`Detection`. Frame ``i + 1`` is a duplicate when ``scores[i]`` passes the rule in the module
@@ -235,7 +264,13 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
             bad = int(np.flatnonzero((v < 0) | (v > 1))[0])
             raise ValueError(f"detect: motion-vector shares must be in [0, 1] or NaN; vectors[{bad}] = {v[bad]!r}")
     n_frames = s.size + 1
-    is_dup, motion, moved = find_duplicates(s, settings, c, v)
+    g = None
+    if gram is not None:
+        g = np.asarray(gram)
+        if g.ndim != 2 or g.shape[0] != n_frames or g.shape[1] < 2 or g.dtype != np.int64:
+            raise ValueError(f"detect: the gram must be ({n_frames}, R + 1) int64 with R >= 1 for {s.size} scores; "
+                             f"got {g.shape} {g.dtype}")
+    is_dup, motion, moved = find_duplicates(s, settings, c, v, g)
     reasons = [_reason(float(s[i]), float(motion[i]), settings, None if v is None else float(v[i]),
                        float(moved[i])) if is_dup[i] else "" for i in range(s.size)]
 
@@ -249,6 +284,10 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         while j + 1 < s.size and is_dup[j + 1]:
             j += 1
         k = j - i + 1
+        if g is not None and settings.position_cut > 0 and k <= settings.max_run and _positions_known(g, i, j):
+            for m, tau in enumerate(run_positions(g, i + 1, j + 1)):
+                if s[i + m] > settings.floor and np.isnan(moved[i + m]) and not np.isnan(tau):
+                    reasons[i + m] += f", at position {tau:.3f} <= position_cut {settings.position_cut:g}"
         runs.append(DuplicateRun(
             start=i + 1,
             length=k,

@@ -136,6 +136,88 @@ def colour_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).sum()) / 2
 
 
+#: Frames apart whose products :class:`NeighbourGram` keeps: the position test (:func:`run_positions`) needs the
+#: frames from the one before a run to the one after it, so runs of up to ``GRAM_REACH - 1`` frames are tested.
+GRAM_REACH = 8
+
+
+class NeighbourGram:
+    """Exact inner products <B_t, B_t+k> (k = 0 .. :data:`GRAM_REACH`) of the box-averaged grey frames, streamed.
+
+    The position of a frame between two others (:func:`run_positions`) needs only these products, so pass 1 keeps
+    a few numbers per frame instead of the frames. Products are taken in float64, exact for integer samples while
+    a frame's sum of squares stays under 2**53 (a uint8 picture of up to 1.3e11 samples).
+
+    Use: :meth:`add` each frame in order, then :meth:`array`.
+    """
+
+    def __init__(self, reach: int = GRAM_REACH) -> None:
+        self.reach = reach
+        self._ring: np.ndarray | None = None  # (reach + 1, h*w) float64: the latest frames, frame n in row n % size
+        self._rows: list[np.ndarray] = []
+
+    def add(self, frame: np.ndarray) -> None:
+        """Append a ``(h, w)`` uint8 frame (every frame the same size).
+
+        Raises:
+            ValueError: the frame's size differs from the first frame's.
+        """
+        n = len(self._rows)  # this frame's index
+        if self._ring is None:
+            self._ring = np.empty((self.reach + 1, frame.size), np.float64)
+        elif frame.size != self._ring.shape[1]:
+            raise ValueError(f"NeighbourGram.add: frame {n} has {frame.size} samples, the first had "
+                             f"{self._ring.shape[1]}")
+        size = self.reach + 1
+        slot = self._ring[n % size]
+        slot[:] = frame.ravel()
+        # one matrix-vector product with every frame kept: BLAS, and exact (integer products, sums below 2**53)
+        dots = np.rint(self._ring[:min(n + 1, size)] @ slot).astype(np.int64)
+        row = np.zeros(size, np.int64)
+        row[0] = dots[n % size]
+        self._rows.append(row)
+        for k in range(1, min(n, self.reach) + 1):  # <B_n-k, B_n>: row n - k, column k
+            self._rows[n - k][k] = dots[(n - k) % size]
+
+    def array(self) -> np.ndarray:
+        """``(n, reach + 1)`` int64: entry ``[t, k]`` is <B_t, B_t+k> (0 where t + k is past the last frame)."""
+        return np.array(self._rows, np.int64).reshape(-1, self.reach + 1)
+
+
+def run_positions(gram: np.ndarray, first: int, last: int) -> np.ndarray:
+    """Where each frame of ``first .. last`` sits on the way from frame ``first - 1`` (P) to ``last + 1`` (S).
+
+    tau_t = <B_t - B_P, B_S - B_P> / |B_S - B_P|^2 (docs/detection.md, "The position test"): the projection of a
+    frame's change from P onto the change from P to S, as a fraction of it. A repeat of P sits at 0 (its coding
+    noise lies mostly across the motion); even motion puts the frames of a run at 1/(k+1), 2/(k+1), ...
+
+    Args:
+        gram: ``(n, R + 1)`` int64 from :class:`NeighbourGram`.
+        first, last: frame indices, ``1 <= first <= last <= n - 2``, with ``last - first + 2 <= R``.
+
+    Returns:
+        ``(last - first + 1,)`` float64; NaN where P and S are identical (no direction to sit on).
+
+    Raises:
+        ValueError: the frames are out of range or further apart than the gram reaches.
+    """
+    p, s = first - 1, last + 1
+    if p < 0 or s >= gram.shape[0] or s - p >= gram.shape[1]:
+        raise ValueError(f"run_positions: frames {p}..{s} are outside a gram of {gram.shape[0]} frames "
+                         f"reaching {gram.shape[1] - 1}")
+
+    def dot(i: int, j: int) -> int:
+        i, j = min(i, j), max(i, j)
+        return int(gram[i, j - i])
+
+    span = dot(s, s) - 2 * dot(p, s) + dot(p, p)  # |B_S - B_P|^2, exact in integers
+    out = np.full(last - first + 1, np.nan)
+    if span > 0:
+        for m, t in enumerate(range(first, last + 1)):
+            out[m] = (dot(t, s) - dot(t, p) - dot(p, s) + dot(p, p)) / span
+    return out
+
+
 def difference_scores(frames: Sequence[np.ndarray]) -> list[float]:
     """Scores of consecutive frames: ``scores[i] = frame_difference(frames[i], frames[i + 1])``.
 

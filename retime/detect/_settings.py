@@ -42,6 +42,9 @@ class DetectionSettings:
         vector_dip: where the decoder's motion vectors are known (streams without B-frames), a candidate score is
             also a duplicate when its frame's moved area is at most this fraction of its neighbours'
             (dimensionless, in [0, 1); 0 turns the rule off).
+        position_cut: where the caller gives the frames' inner products (``detect(gram=...)``), a frame the dip
+            tests took is not a duplicate when it sits more than this fraction of the way from the frame before its
+            run to the frame after it (dimensionless, in [0, 1); 0 turns the test off).
 
     Raises:
         UsageError: a value is out of range (the message names the setting and the value).
@@ -60,6 +63,7 @@ class DetectionSettings:
     cut_colour: float = DEFAULTS.cut_colour
     colour_cut: float = DEFAULTS.colour_cut
     vector_dip: float = DEFAULTS.vector_dip
+    position_cut: float = DEFAULTS.position_cut
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,6 +84,7 @@ class DetectionSettings:
             ("colour_cut", self.colour_cut, self.cut_colour <= self.colour_cut <= 1,
              "a colour change in [cut_colour, 1]"),
             ("vector_dip", self.vector_dip, 0 <= self.vector_dip < 1, "a ratio in [0, 1)"),
+            ("position_cut", self.position_cut, 0 <= self.position_cut < 1, "a fraction in [0, 1)"),
         ]
         for name, value, ok, expected in checks:
             if not ok:

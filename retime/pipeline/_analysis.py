@@ -12,8 +12,8 @@ from typing import Any, Container, Sequence
 import numpy as np
 
 from retime import __version__
-from retime.detect import (Detection, DetectionSettings, analysis_block, block_average, colour_change, colour_histogram,
-                           detect, frame_difference, previous_frame_vectors)
+from retime.detect import (Detection, DetectionSettings, NeighbourGram, analysis_block, block_average, colour_change,
+                           colour_histogram, detect, frame_difference, previous_frame_vectors)
 from retime.errors import InputError, UsageError
 from retime.media.decode import iter_luma
 from retime.media.probe import VideoInfo, probe
@@ -167,9 +167,10 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
 
     Each pair that could be a cut (a score of at least ``cut_min``) also gets the colour change of its thumbnails'
     histograms, which tells a cut from fast motion (the thumbnails are made for those pairs only); in a
-    stream without B-frames each P-frame's decoded motion vectors tell a re-coded repeat from slow motion.
-    Memory: one grey frame pair, one histogram pair, plus a few numbers per frame, and the RGB pictures of the
-    frames in ``keep_rgb``.
+    stream without B-frames each P-frame's decoded motion vectors tell a re-coded repeat from slow motion; the
+    scored frames' inner products with their neighbours (``retime.detect.NeighbourGram``) tell a repeat from a
+    real frame that barely moves. Memory: the last ``GRAM_REACH`` scored frames, one histogram pair, a few
+    numbers per frame, and the RGB pictures of the frames in ``keep_rgb``.
 
     Raises:
         InputError: the file is missing, not a video, has no video stream, is corrupted or truncated, or has fewer
@@ -190,6 +191,7 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     pictures: dict[int, np.ndarray] = {}
     picture_types: list[str] = []
     shares: list[float | None] = []
+    gram = NeighbourGram()
     for frame in iter_luma(path, keep_rgb=keep_rgb, vectors=True):
         if frame.rgb is not None:
             pictures[frame.index] = frame.rgb
@@ -201,6 +203,7 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
                              f"({previous_frame.luma.shape[1]}x{previous_frame.luma.shape[0]} to "
                              f"{frame.luma.shape[1]}x{frame.luma.shape[0]}); retime needs one size")
         scored = block_average(frame.luma, block)  # averaging removes a fast encoder's noise, keeps the motion
+        gram.add(scored)
         if previous is not None:
             score = frame_difference(previous, scored)
             scores.append(score)
@@ -225,7 +228,7 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     for gap in found.gaps:  # across a timestamp gap the picture moved for missing + 1 intervals
         spans[gap.index - 1] = gap.missing + 1
     vectors = previous_frame_vectors(picture_types, shares)
-    detection = detect(scores, settings, colours=colours, spans=spans, vectors=vectors)
+    detection = detect(scores, settings, colours=colours, spans=spans, vectors=vectors, gram=gram.array())
     cadence = find_cadence([run.start for run in detection.runs if run.length == 1], len(pts), timing_settings)
     return Analysis(info=info, pts=tuple(pts), durations=_fill_durations(pts, durations, found.interval, info),
                     scores=tuple(scores), detection=detection,
