@@ -96,10 +96,10 @@ class Defaults:
     #: not, dip in score or not (dimensionless; 0 turns the rule off; docs/detection.md, "The decoder's motion
     #: vectors").
     vector_dip: float = 0.4
-    #: A frame the dip tests take for a repeat is one only if it sits at most this fraction of the way from the
-    #: frame before its run to the frame after it: a repeat stays where its original was, while a real frame that
-    #: barely moves still moves along the motion (dimensionless; 0 turns the test off; docs/detection.md, "The
-    #: position test").
+    #: A frame the dip tests take for a repeat is one only if, on the way from the frame before its run to the
+    #: frame after it, it steps at most this fraction of the way beyond the frame before it: a repeat stays where
+    #: its original was, while a real frame that barely moves still moves along the motion (dimensionless; 0 turns
+    #: the test off; docs/detection.md, "The position test").
     position_cut: float = 0.045
     #: Pass 1 scores grey frames averaged over blocks of this many pixels a side (every score and threshold above
     #: is per pixel of that picture): averaging removes most of the noise a fast encoder re-codes a repeated frame

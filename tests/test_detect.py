@@ -537,10 +537,12 @@ def test_neighbour_gram_is_the_exact_integer_inner_products():
         for k in range(GRAM_REACH + 1):
             want = int((frames[t].astype(np.int64) * frames[t + k].astype(np.int64)).sum()) if t + k < len(frames) else 0
             assert a[t, k] == want, (t, k)
-    with pytest.raises(ValueError, match="frame 1 has 12 samples, the first had 576"):
-        g = NeighbourGram()
-        g.add(frames[0])
-        g.add(frames[1][:3, :4])
+    g = NeighbourGram()
+    g.add(frames[0])
+    with pytest.raises(ValueError, match=r"frame 1 is \(32, 18\), the first was \(18, 32\)"):
+        g.add(frames[1].T.copy())  # as many samples, another picture
+    with pytest.raises(ValueError, match="frame 1 is float64, not uint8"):
+        g.add(frames[1].astype(np.float64))
 
 
 def test_run_positions_of_even_motion_a_repeat_and_no_motion():
@@ -556,6 +558,12 @@ def test_run_positions_of_even_motion_a_repeat_and_no_motion():
         run_positions(gram_of(line), 0, 1)
     with pytest.raises(ValueError, match="outside a gram"):
         run_positions(gram_of(line), 2, 4)
+    with pytest.raises(ValueError, match="an empty run"):
+        run_positions(gram_of(line), 3, 2)
+    long_line = [(start + t * step // 4).astype(np.uint8) for t in range(GRAM_REACH + 2)]
+    assert run_positions(gram_of(long_line), 1, GRAM_REACH - 1).size == GRAM_REACH - 1  # P and S 8 apart: reached
+    with pytest.raises(ValueError, match=f"reaching {GRAM_REACH}"):
+        run_positions(gram_of(long_line), 1, GRAM_REACH)  # 9 apart: beyond the products kept
 
 
 def pan(positions: list[float], repeats: Sequence[int] = (), h: int = 48, w: int = 96) -> list[np.ndarray]:
@@ -583,8 +591,24 @@ def test_a_real_frame_that_barely_moves_is_not_a_repeat_but_a_recoded_repeat_is(
     assert detect(s).duplicates == [41, 71]  # the dip tests alone take both
     d = detect(s, gram=g)
     assert d.duplicates == [41]
-    assert "at position -0.000 <= position_cut 0.045" in d.runs[0].reasons[0]
+    assert "its position steps 0.000 along the motion <= position_cut 0.045" in d.runs[0].reasons[0]
     assert detect(s, DetectionSettings(position_cut=0), gram=g).duplicates == [41, 71]  # 0 turns it off
+
+
+def test_the_first_frame_is_judged_too_and_each_reason_gives_the_step_it_was_judged_by():
+    positions = [2.0 * t for t in range(100)]
+    positions[1] = positions[0] + 0.3
+    s, g = scores_and_gram(pan(positions))
+    assert detect(s).duplicates == [1] and detect(s, gram=g).duplicates == []
+    # a camera creeping for two frames: each steps less than the cut, so both stay taken (a limit of the test)
+    positions = [2.0 * t for t in range(100)]
+    positions[61], positions[62] = positions[60] + 0.25, positions[60] + 0.5
+    s, g = scores_and_gram(pan(positions))
+    d = detect(s, gram=g)
+    assert d.duplicates == [61, 62]
+    for reason in d.runs[0].reasons:
+        step = float(reason.split("its position steps ")[1].split()[0])
+        assert 0 < step <= DEFAULTS.position_cut
 
 
 def test_in_a_run_of_a_barely_moving_frame_and_its_repeat_the_repeat_stays():

@@ -191,9 +191,7 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
         for first, last in _runs(dup) if gram is not None and settings.position_cut > 0 else ():
             if last - first + 1 > settings.max_run or not _positions_known(gram, first, last):
                 continue  # a freeze is kept whole anyway; beyond the gram's reach there is nothing to test
-            # the frame that moved is the one whose position steps away from its predecessor's (P's is 0): in a
-            # run of a barely moving real frame and its repeat both sit at its position
-            steps = np.diff(run_positions(gram, first + 1, last + 1), prepend=0.0)
+            steps = _position_steps(gram, first, last)
             steps[~judged_by_scores[first:last + 1] | np.isnan(steps)] = -np.inf  # NaN: no direction, no test
             m = int(np.argmax(steps))
             if steps[m] > settings.position_cut:
@@ -203,8 +201,16 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
 
 
 def _positions_known(gram: np.ndarray, first: int, last: int) -> bool:
-    """Whether the gram reaches from the frame before the run of scores ``first .. last`` to the frame after it."""
-    return first >= 1 and last + 2 < gram.shape[0] and last - first + 2 < gram.shape[1]
+    """Whether the gram reaches from the frame before the run of scores ``first .. last`` (frame ``first``) to the
+    frame after it (frame ``last + 2``)."""
+    return last + 2 < gram.shape[0] and last - first + 2 < gram.shape[1]
+
+
+def _position_steps(gram: np.ndarray, first: int, last: int) -> np.ndarray:
+    """How far each frame of the run of scores ``first .. last`` sits beyond the frame before it on the way across
+    the run (:func:`run_positions`; the frame before the run sits at 0). The frame that moved is the one that steps
+    away: in a run of a barely moving real frame and its repeat, both sit at that frame's position."""
+    return np.diff(run_positions(gram, first + 1, last + 1), prepend=0.0)
 
 
 def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *,
@@ -228,8 +234,9 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
             (:func:`previous_frame_vectors`: streams without B-frames only; NaN where a frame has none), or
             ``None``. Where known they decide between a repeat and slow motion (:func:`find_duplicates`).
         gram: ``(n, R + 1)`` int64, ``gram[t, k]`` = <B_t, B_t+k> of the scored (box-averaged) frames
-            (:class:`NeighbourGram`), or ``None``. Given, a frame the dip tests took is a duplicate only if it
-            sits at most ``position_cut`` of the way from the frame before its run to the one after it.
+            (:class:`NeighbourGram`), or ``None``. Given, a frame the dip tests took is a duplicate only if its
+            position on the way from the frame before its run to the one after it steps at most ``position_cut``
+            beyond the frame before it (:func:`find_duplicates`, step 4).
 
     Returns:
         A :class:`Detection`. Frame ``i + 1`` is a duplicate when ``scores[i]`` passes the rule in the module
@@ -285,9 +292,10 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
             j += 1
         k = j - i + 1
         if g is not None and settings.position_cut > 0 and k <= settings.max_run and _positions_known(g, i, j):
-            for m, tau in enumerate(run_positions(g, i + 1, j + 1)):
-                if s[i + m] > settings.floor and np.isnan(moved[i + m]) and not np.isnan(tau):
-                    reasons[i + m] += f", at position {tau:.3f} <= position_cut {settings.position_cut:g}"
+            for m, step in enumerate(_position_steps(g, i, j)):
+                if s[i + m] > settings.floor and np.isnan(moved[i + m]) and not np.isnan(step):
+                    reasons[i + m] += (f", its position steps {round(float(step), 3) + 0.0:.3f} along the motion "
+                                       f"<= position_cut {settings.position_cut:g}")
         runs.append(DuplicateRun(
             start=i + 1,
             length=k,

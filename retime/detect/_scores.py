@@ -153,21 +153,24 @@ class NeighbourGram:
 
     def __init__(self, reach: int = GRAM_REACH) -> None:
         self.reach = reach
+        self._shape: tuple[int, ...] = ()
         self._ring: np.ndarray | None = None  # (reach + 1, h*w) float64: the latest frames, frame n in row n % size
         self._rows: list[np.ndarray] = []
 
     def add(self, frame: np.ndarray) -> None:
-        """Append a ``(h, w)`` uint8 frame (every frame the same size).
+        """Append a ``(h, w)`` uint8 frame (every frame the same shape).
 
         Raises:
-            ValueError: the frame's size differs from the first frame's.
+            ValueError: the frame is not uint8, or its shape differs from the first frame's.
         """
         n = len(self._rows)  # this frame's index
+        if frame.dtype != np.uint8:  # the products are exact for integer samples only
+            raise ValueError(f"NeighbourGram.add: frame {n} is {frame.dtype}, not uint8")
         if self._ring is None:
+            self._shape = frame.shape
             self._ring = np.empty((self.reach + 1, frame.size), np.float64)
-        elif frame.size != self._ring.shape[1]:
-            raise ValueError(f"NeighbourGram.add: frame {n} has {frame.size} samples, the first had "
-                             f"{self._ring.shape[1]}")
+        elif frame.shape != self._shape:
+            raise ValueError(f"NeighbourGram.add: frame {n} is {frame.shape}, the first was {self._shape}")
         size = self.reach + 1
         slot = self._ring[n % size]
         slot[:] = frame.ravel()
@@ -199,9 +202,11 @@ def run_positions(gram: np.ndarray, first: int, last: int) -> np.ndarray:
         ``(last - first + 1,)`` float64; NaN where P and S are identical (no direction to sit on).
 
     Raises:
-        ValueError: the frames are out of range or further apart than the gram reaches.
+        ValueError: ``first > last``, or the frames are out of range or further apart than the gram reaches.
     """
     p, s = first - 1, last + 1
+    if first > last:
+        raise ValueError(f"run_positions: an empty run, frames {first}..{last}")
     if p < 0 or s >= gram.shape[0] or s - p >= gram.shape[1]:
         raise ValueError(f"run_positions: frames {p}..{s} are outside a gram of {gram.shape[0]} frames "
                          f"reaching {gram.shape[1] - 1}")

@@ -43,8 +43,9 @@ class DetectionSettings:
             also a duplicate when its frame's moved area is at most this fraction of its neighbours'
             (dimensionless, in [0, 1); 0 turns the rule off).
         position_cut: where the caller gives the frames' inner products (``detect(gram=...)``), a frame the dip
-            tests took is not a duplicate when it sits more than this fraction of the way from the frame before its
-            run to the frame after it (dimensionless, in [0, 1); 0 turns the test off).
+            tests took is not a duplicate when, on the way from the frame before its run to the frame after it, it
+            steps more than this fraction of the way beyond the frame before it (dimensionless, in [0, 1); 0 turns
+            the test off).
 
     Raises:
         UsageError: a value is out of range (the message names the setting and the value).

@@ -169,8 +169,8 @@ def analyse(path: str | Path, detection: DetectionSettings | None = None, *, inf
     histograms, which tells a cut from fast motion (the thumbnails are made for those pairs only); in a
     stream without B-frames each P-frame's decoded motion vectors tell a re-coded repeat from slow motion; the
     scored frames' inner products with their neighbours (``retime.detect.NeighbourGram``) tell a repeat from a
-    real frame that barely moves. Memory: the last ``GRAM_REACH`` scored frames, one histogram pair, a few
-    numbers per frame, and the RGB pictures of the frames in ``keep_rgb``.
+    real frame that barely moves. Memory: the last ``GRAM_REACH + 1`` scored frames (as float64), one histogram
+    pair, a few numbers per frame, and the RGB pictures of the frames in ``keep_rgb``.
 
     Raises:
         InputError: the file is missing, not a video, has no video stream, is corrupted or truncated, or has fewer
