@@ -397,3 +397,37 @@ def test_a_run_never_ends_while_the_engine_is_still_building(clips, tmp_path, mo
     else:
         assert fix_drops(clips["clean"].path, tmp_path / "o.mkv", encode=FFV1, progress=progress).synthesized == 0
     assert finished.is_set()
+
+
+def test_waiting_for_the_engine_build_outlasts_an_interrupt():
+    """In CPython 3.11 a signal that interrupts ``Thread.join`` marks the thread stopped while it still runs; the
+    wait must hold until the build really ended, and then pass the interrupt on."""
+    import signal
+    import threading
+    import time
+
+    from retime.pipeline._model import _Warm
+    from retime.pipeline._threads import wait_through_interrupts
+
+    finished = threading.Event()
+
+    def slow() -> object:
+        time.sleep(0.6)
+        finished.set()
+        return object()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        warm = _Warm(slow)
+        signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)  # interrupt the wait again and again
+        with pytest.raises(KeyboardInterrupt):
+            warm.settle()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        assert finished.is_set()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert wait_through_interrupts(threading.Event(), timeout=0.05) is False

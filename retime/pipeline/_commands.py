@@ -108,7 +108,7 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
     section) and ``writer`` once the plan and the model's settings are made, before pass 2; :mod:`retime.chunks`
     saves them there and raises to stop the run (then nothing is written).
     """
-    # the engine building in the background: never exit while the build is inside torch (_Warm.settle)
+    # the engine building in the background: never return or raise while the build is inside torch (_Warm.settle)
     settle = getattr(get_engine, "settle", None)
     try:
         with atomic_output(output, input=input, overwrite=overwrite) as staged:
@@ -138,6 +138,8 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
                 writer.abort()
                 raise
             writer.close()
+            if settle is not None:
+                settle()  # before the output is committed: an interrupt while waiting leaves nothing behind
             result = RunResult(command=command, input=Path(input), output=Path(output), analysis=analysis,
                                plan=out.plan, frames_written=writer.frames_written, synthesized=out.plan.synthesized,
                                seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
@@ -204,7 +206,6 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
         raise UsageError(f"--cadence must be one of {', '.join(CADENCE_MODES)}, got {cadence!r}")
     info = probe(input)
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
-    get_engine = _engine_factory(interpolator, device, model)
     if interpolator is None and device != "auto":
         _check_device(device)  # an explicit --device cuda without CUDA fails now, not after pass 1
 
@@ -217,8 +218,10 @@ def fix_drops(input: str | Path, output: str | Path, *, detection: DetectionSett
             return _Output(plan, info.time_base, analysis.timing.rate, _gap_stamps(plan, analysis))
         return _Output(plan, info.time_base, info.frame_rate, lambda j: (analysis.pts[j], analysis.durations[j]))
 
+    # the engine starts loading beside pass 1 (a failure stops it early); _run waits for it whatever happens
     return _run("fix-drops", input, output, info, started=started, time_base=info.time_base, rate=info.frame_rate,
-                decide=decide, get_engine=get_engine, injected=interpolator is not None, detection=detection,
+                decide=decide, get_engine=_engine_factory(interpolator, device, model),
+                injected=interpolator is not None, detection=detection,
                 encode=encode or EncodeSettings(), device=device, model=model, overwrite=overwrite,
                 progress=progress or _no_progress, report=report, timing=timing, prefer_finer=False,
                 cadence_mode=cadence, planned=planned)
@@ -248,7 +251,6 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
     info = probe(input)
     out_rate = upsample_rate(info, factor=factor, fps=fps)
     check_output_path(Path(output), input=Path(input), overwrite=overwrite)
-    get_engine = _engine_factory(interpolator, device, model)  # loads beside pass 1; a failure stops it early
     start = (info.start_pts or 0) * info.time_base
 
     def decide(analysis: Analysis) -> _Output:
@@ -266,7 +268,8 @@ def upsample(input: str | Path, output: str | Path, *, factor: int | None = None
 
     # neighbours one interval apart move half as far as those around a rebuilt frame: ties go finer
     return _run("upsample", input, output, info, started=started, time_base=_output_timeline(out_rate, start)[0],
-                rate=out_rate, decide=decide, get_engine=get_engine, injected=interpolator is not None,
+                rate=out_rate, decide=decide, get_engine=_engine_factory(interpolator, device, model),
+                injected=interpolator is not None,
                 detection=detection, encode=encode or EncodeSettings(), device=device, model=model,
                 overwrite=overwrite, progress=progress or _no_progress, report=report, timing=timing,
                 prefer_finer=True, planned=planned)

@@ -17,6 +17,7 @@ from retime.defaults import DEFAULTS
 from retime.media.probe import VideoInfo
 from retime.pipeline._analysis import Analysis, _expected_frames
 from retime.pipeline._protocols import FrameInterpolator
+from retime.pipeline._threads import wait_through_interrupts
 
 __all__ = ["SAMPLE_BYTES", "WEIGHTS_ENV", "ModelSettings", "tuning_positions", "tuning_samples"]
 
@@ -235,6 +236,7 @@ class _Warm:
     def __init__(self, factory: Callable[[], FrameInterpolator]) -> None:
         self.made: list[FrameInterpolator] = []
         self._error: BaseException | None = None
+        self._done = threading.Event()  # set when the build has ended, however
         self._thread = threading.Thread(target=self._build, args=(factory,), name="retime-engine-load", daemon=True)
         self._thread.start()
 
@@ -243,21 +245,24 @@ class _Warm:
             self.made.append(factory())
         except BaseException as exc:  # handed to the main thread, which raises it
             self._error = exc
+        finally:
+            self._done.set()
 
     def check(self) -> None:
         if self._error is not None:
             raise self._error
 
     def __call__(self) -> FrameInterpolator:
-        self._thread.join()
+        self._done.wait()  # an interrupt here reaches the run's settle(), which waits on
         self.check()
         return self.made[0]
 
     def settle(self) -> None:
-        """Wait until the build has ended, however it ended (its error is :meth:`check`'s). Every run calls this
-        before it returns or raises: a process that exits while the build is inside torch aborts
-        ("terminate called without an active exception", exit -6) instead of exiting with its own code."""
-        self._thread.join()
+        """Wait until the build has ended, however it ended (its error is :meth:`check`'s), through interrupts
+        (raised again after). Every run calls this before it returns or raises: a process that exits while the
+        build is inside torch aborts ("terminate called without an active exception", exit -6) instead of exiting
+        with its own code."""
+        wait_through_interrupts(self._done)
 
 
 def _settle_engine(get_engine: Callable[[], FrameInterpolator], injected: bool, analysis: Analysis, plan,
