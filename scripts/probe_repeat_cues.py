@@ -76,7 +76,7 @@ def main() -> None:
                     md.encode(damaged, rate, path, encoding)
                     blocks, moving = decode(path)
                     scores = np.array(difference_scores([b.astype(np.uint8) for b in blocks]))
-                    taken, motion, _ = _rules.find_duplicates(scores, settings)
+                    taken, motion, _, _ = _rules.find_duplicates(scores, settings)
                     dips = (scores <= np.fmax(settings.threshold, settings.deep_ratio * motion)) & (
                         scores <= settings.dip_ratio * motion) & (motion >= settings.min_motion)
                     for t in range(2, len(blocks) - 1):

@@ -100,7 +100,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                     colours: np.ndarray | None = None, vectors: np.ndarray | None = None,
-                    gram: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    gram: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The duplicate rule of the module docstring, with the local motion estimated robustly.
 
     1. Grow: start from the scores at or below ``floor``; then, round after round, estimate the local motion
@@ -140,9 +140,11 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
             ``None`` (no position test).
 
     Returns:
-        ``(is_duplicate, motion, moved)``: ``is_duplicate[i]`` says frame ``i + 1`` is a duplicate; ``motion[i]``
-        is the local motion level it was last compared with (grey levels; NaN where unknown); ``moved[i]``, for a
-        duplicate the vectors took, the neighbours' moved share its own was compared with (NaN elsewhere).
+        ``(is_duplicate, motion, moved, step)``: ``is_duplicate[i]`` says frame ``i + 1`` is a duplicate;
+        ``motion[i]`` is the local motion level it was last compared with (grey levels; NaN where unknown);
+        ``moved[i]``, for a duplicate the vectors took, the neighbours' moved share its own was compared with (NaN
+        elsewhere); ``step[i]``, for a duplicate the position test judged, the step it was judged by (NaN
+        elsewhere).
     """
     cut = scores > settings.scene_cut
     if colours is not None:
@@ -176,6 +178,7 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
         dup |= new
         by_vectors |= new & still
     judged_by_scores = ~certain & ~by_vectors
+    step_at = np.full(scores.shape[0], np.nan)
     changed = True
     while changed:
         changed = False
@@ -188,16 +191,18 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                 if judged_by_scores[i] and scores[i] > limit:
                     dup[i] = False
                     changed = True
+        step_at[:] = np.nan  # the last pass leaves the steps of the runs as they end
         for first, last in _runs(dup) if gram is not None and settings.position_cut > 0 else ():
             if last - first + 1 > settings.max_run or not _positions_known(gram, first, last):
                 continue  # a freeze is kept whole anyway; beyond the gram's reach there is nothing to test
             steps = _position_steps(gram, first, last)
-            steps[~judged_by_scores[first:last + 1] | np.isnan(steps)] = -np.inf  # NaN: no direction, no test
-            m = int(np.argmax(steps))
+            steps[~judged_by_scores[first:last + 1]] = np.nan  # NaN: not judged, or no direction to judge by
+            step_at[first:last + 1] = steps
+            m = int(np.argmax(np.nan_to_num(steps, nan=-np.inf)))
             if steps[m] > settings.position_cut:
                 dup[first + m] = False  # one frame at a time: the rest of the run is judged again without it
                 changed = True
-    return dup, motion_at, np.where(by_vectors, moved_at, np.nan)
+    return dup, motion_at, np.where(by_vectors, moved_at, np.nan), step_at
 
 
 def _positions_known(gram: np.ndarray, first: int, last: int) -> bool:
@@ -277,9 +282,9 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         if g.ndim != 2 or g.shape[0] != n_frames or g.shape[1] < 2 or g.dtype != np.int64:
             raise ValueError(f"detect: the gram must be ({n_frames}, R + 1) int64 with R >= 1 for {s.size} scores; "
                              f"got {g.shape} {g.dtype}")
-    is_dup, motion, moved = find_duplicates(s, settings, c, v, g)
+    is_dup, motion, moved, step = find_duplicates(s, settings, c, v, g)
     reasons = [_reason(float(s[i]), float(motion[i]), settings, None if v is None else float(v[i]),
-                       float(moved[i])) if is_dup[i] else "" for i in range(s.size)]
+                       float(moved[i]), float(step[i])) if is_dup[i] else "" for i in range(s.size)]
 
     runs: list[DuplicateRun] = []
     i = 0
@@ -291,11 +296,6 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
         while j + 1 < s.size and is_dup[j + 1]:
             j += 1
         k = j - i + 1
-        if g is not None and settings.position_cut > 0 and k <= settings.max_run and _positions_known(g, i, j):
-            for m, step in enumerate(_position_steps(g, i, j)):
-                if s[i + m] > settings.floor and np.isnan(moved[i + m]) and not np.isnan(step):
-                    reasons[i + m] += (f", its position steps {round(float(step), 3) + 0.0:.3f} along the motion "
-                                       f"<= position_cut {settings.position_cut:g}")
         runs.append(DuplicateRun(
             start=i + 1,
             length=k,
@@ -353,8 +353,9 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
 
 
 def _reason(score: float, motion: float, settings: DetectionSettings, share: float | None = None,
-            moved: float = math.nan) -> str:
-    """Which rule made a duplicate of this score; ``moved`` is the neighbours' level where the vectors took it."""
+            moved: float = math.nan, step: float = math.nan) -> str:
+    """Which rule made a duplicate of this score; ``moved`` is the neighbours' level where the vectors took it,
+    ``step`` the position step where the position test judged it."""
     if score <= settings.floor:
         return f"score {score:.3f} <= floor {settings.floor:g} (identical up to coding noise)"
     if not math.isnan(moved):
@@ -363,4 +364,6 @@ def _reason(score: float, motion: float, settings: DetectionSettings, share: flo
                 f"the neighbours' {moved:.3f}")
     ceiling = (f"<= threshold {settings.threshold:g}" if score <= settings.threshold
                else f"<= deep_ratio {settings.deep_ratio:g} x local motion (a deep dip)")
-    return f"score {score:.3f} <= dip_ratio {settings.dip_ratio:g} x local motion {motion:.3f}, {ceiling}"
+    position = "" if math.isnan(step) else \
+        f", its position steps {round(step, 3) + 0.0:.3f} along the motion <= position_cut {settings.position_cut:g}"
+    return f"score {score:.3f} <= dip_ratio {settings.dip_ratio:g} x local motion {motion:.3f}, {ceiling}{position}"

@@ -4,12 +4,13 @@ staged output, the writer opened before any work), pass 1, the command's own pla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from retime import __version__
 from retime.defaults import DEFAULTS
@@ -108,50 +109,55 @@ def _run(command: str, input: str | Path, output: str | Path, info: VideoInfo, *
     section) and ``writer`` once the plan and the model's settings are made, before pass 2; :mod:`retime.chunks`
     saves them there and raises to stop the run (then nothing is written).
     """
-    # the engine building in the background: never return or raise while the build is inside torch (_Warm.settle)
-    settle = getattr(get_engine, "settle", None)
-    try:
-        with atomic_output(output, input=input, overwrite=overwrite) as staged:
-            writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=rate, label=output)
-            try:
-                keep = tuning_positions(info, model) if not injected else []
-                check = getattr(get_engine, "check", None)
+    # the engine building in the background: never return or raise while the build is inside torch
+    with _settled(get_engine) as settle, atomic_output(output, input=input, overwrite=overwrite) as staged:
+        writer = VideoWriter(staged.path, info, settings=encode, time_base=time_base, rate=rate, label=output)
+        try:
+            keep = tuning_positions(info, model) if not injected else []
+            check = getattr(get_engine, "check", None)
 
-                def watched(stage: str, done: int, total: int | None) -> None:
-                    if check is not None:
-                        check()  # the engine loading beside pass 1 failed: stop now, not after the whole decode
-                    progress(stage, done, total)
+            def watched(stage: str, done: int, total: int | None) -> None:
+                if check is not None:
+                    check()  # the engine loading beside pass 1 failed: stop now, not after the whole decode
+                progress(stage, done, total)
 
-                analysis = _analysis.analyse(input, detection, info=info, progress=watched, keep_rgb=keep,
-                                              timing=timing)
-                out = decide(analysis)
-                if (out.time_base, out.rate) != (time_base, rate):
-                    writer.abort()
-                    writer = VideoWriter(staged.path, info, settings=encode, time_base=out.time_base, rate=out.rate,
-                                         label=output)
-                get_engine, tuning = _settle_engine(get_engine, injected, analysis, out.plan, model, device,
-                                                    prefer_finer=prefer_finer)
-                if planned is not None:
-                    planned(analysis=analysis, output=out, tuning=tuning, writer=writer)
-                peak = _write_through(writer, out.stamps, out.plan, lambda: iter_frames(input), get_engine, progress)
-            except BaseException:
+            analysis = _analysis.analyse(input, detection, info=info, progress=watched, keep_rgb=keep,
+                                          timing=timing)
+            out = decide(analysis)
+            if (out.time_base, out.rate) != (time_base, rate):
                 writer.abort()
-                raise
-            writer.close()
-            if settle is not None:
-                settle()  # before the output is committed: an interrupt while waiting leaves nothing behind
-            result = RunResult(command=command, input=Path(input), output=Path(output), analysis=analysis,
-                               plan=out.plan, frames_written=writer.frames_written, synthesized=out.plan.synthesized,
-                               seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
-                               out_rate=out.rate, device=_device_name(get_engine) if out.plan.synthesized else None,
-                               peak_window=peak, model=tuning,
-                               notes=writer.notes, cadence_mode=cadence_mode)
-            if report is not None:
-                staged.attach(report, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
-        return result
+                writer = VideoWriter(staged.path, info, settings=encode, time_base=out.time_base, rate=out.rate,
+                                     label=output)
+            get_engine, tuning = _settle_engine(get_engine, injected, analysis, out.plan, model, device,
+                                                prefer_finer=prefer_finer)
+            if planned is not None:
+                planned(analysis=analysis, output=out, tuning=tuning, writer=writer)
+            peak = _write_through(writer, out.stamps, out.plan, lambda: iter_frames(input), get_engine, progress)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        settle()  # before the output is committed: an interrupt while waiting leaves nothing behind
+        result = RunResult(command=command, input=Path(input), output=Path(output), analysis=analysis,
+                           plan=out.plan, frames_written=writer.frames_written, synthesized=out.plan.synthesized,
+                           seconds=time.monotonic() - started, encoder=writer.encoder, pix_fmt=writer.pix_fmt,
+                           out_rate=out.rate, device=_device_name(get_engine) if out.plan.synthesized else None,
+                           peak_window=peak, model=tuning,
+                           notes=writer.notes, cadence_mode=cadence_mode)
+        if report is not None:
+            staged.attach(report, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
+    return result
+
+
+@contextlib.contextmanager
+def _settled(get_engine: Callable[[], FrameInterpolator]) -> Iterator[Callable[[], None]]:
+    """Wait for the engine's background build (:meth:`_Warm.settle`) when the block ends, however it ends; the
+    block gets the wait itself, to call earlier (a no-op for an engine built in place)."""
+    settle = getattr(get_engine, "settle", lambda: None)
+    try:
+        yield settle
     finally:
-        if settle is not None:
-            settle()
+        settle()
 
 
 def _engine_factory(interpolator: FrameInterpolator | None, device: str,
