@@ -195,6 +195,27 @@ def test_a_repeat_next_to_a_gap_is_repaired_with_it_evenly():
     assert plan.positions[4:8] == (4, 5, Fraction(11, 2), 6)
 
 
+def test_a_gap_right_after_a_freeze_is_filled_and_the_freeze_kept():
+    # 3 .. 8 hold frame 2's picture (a freeze), then a frame is missing where the motion resumes, then 9
+    plan = with_gaps(14, [Gap(9, 1)], duplicates=range(3, 9))
+    assert plan.frames[2:9] == tuple(Copy(i) for i in range(2, 9))  # the freeze stays as decoded, a pause
+    assert plan.frames[9:11] == (Synth(8, 9, 1 / 2), Copy(9))  # from the freeze's last frame: a window of two
+    assert plan.runs[0].action == KEEP_FREEZE and plan.max_lookahead == 2
+    assert [(g.index, g.action) for g in plan.gaps] == [(9, INTERPOLATE)] and "after a freeze" in plan.gaps[0].detail
+    assert plan.positions[9] == Fraction(17, 2)
+    # a gap inside the freeze (between two of its copies) is held; one too long to fill after it is held as well
+    frozen = list(range(3, 11))
+    scores = scores_with(16, frozen)
+    scores[10] = MOTION * 2  # frame 11 has moved for two intervals; frame 6 still holds the freeze's picture
+    detection = detect(scores)
+    assert detection.duplicates == frozen
+    inside = plan_fix_drops(16, detection, [Gap(6, 1), Gap(11, 1)])
+    assert [(g.index, g.action) for g in inside.gaps] == [(6, KEEP_HOLD), (11, INTERPOLATE)]
+    assert inside.synthesized == 1
+    long = with_gaps(16, [Gap(9, 4)], duplicates=range(3, 9))
+    assert [g.action for g in long.gaps] == [KEEP_HOLD] and long.synthesized == 0
+
+
 def test_gap_plan_json_round_trip_and_checks():
     plan = with_gaps(20, [Gap(3, 1), Gap(9, 4)], duplicates=[14])
     again = FixDropsPlan.from_dict(json.loads(json.dumps(plan.to_dict())))

@@ -149,6 +149,17 @@ class FixDropsPlan(_Streaming):
                    None if rate is None else Fraction(rate), str(data.get("mode", "fill")))
 
 
+def _trailing_gap(entries: list[tuple[Fraction, int | None]], inner: range) -> list[int]:
+    """The output slots of ``inner`` that belong to the timestamp gap right before the stretch's end (source frame
+    ``None`` in ``entries``), in order; empty when the stretch ends with a source frame."""
+    tail = []
+    for j in reversed(inner):
+        if entries[j][1] is not None:
+            break
+        tail.append(j)
+    return tail[::-1]
+
+
 def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()) -> FixDropsPlan:
     """Plan the repair of duplicated (dropped) frames (docs/detection.md) and of timestamp gaps (docs/timing.md).
 
@@ -160,6 +171,9 @@ def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()
     a gives a, x, c, d with x between a and c at t = 1/2). They are kept instead, checked in this order, when
     K > ``detection.settings.max_run`` (a freeze; a gap is held: each added frame copies the source frame before
     it), when nothing distinct follows (the run reaches the last frame) or when a scene cut lies between A and B.
+    One exception to the hold: a gap of at most ``max_run`` frames right after a freeze (the freeze's duplicates
+    alone longer than ``max_run``, the gap just before B) is where the motion resumed; the freeze is kept and the
+    gap's frames are synthesized between the freeze's last frame and B.
 
     Args:
         n_frames: number of source frames (>= 1).
@@ -207,6 +221,22 @@ def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()
         # the first cut after frame A, if any: a cut at c separates frames c - 1 and c
         c = bisect.bisect_right(cuts, a)
         cut = cuts[c] if c < len(cuts) and cuts[c] <= b else None
+        tail = _trailing_gap(entries, inner)
+        if count > max_run and run is not None and 0 < len(tail) <= max_run < count - len(tail) and b < n_frames \
+                and cut is None:
+            # a gap right after a freeze: the pause is kept, and the frames missing where the motion resumed are
+            # made from its last frame (frame A's picture, and the nearest: no window back to A) and B
+            k, last = len(tail), entries[tail[0] - 1][1]
+            run_action = (KEEP_FREEZE, f"{run.length} duplicates > max_run {max_run}: an intentional freeze, kept")
+            for m, j in enumerate(tail, start=1):
+                frames[j] = Synth(last, b, m / (k + 1))
+            run_actions.append(RunAction(run.start, run.length, a, b, *run_action))
+            gap_actions += [GapAction(i, g, KEEP_HOLD, f"inside a freeze of {run.length} duplicates: frame {a} held")
+                            for i, g in stretch_gaps if i < b]
+            gap_actions.append(GapAction(b, missing_before[b], INTERPOLATE,
+                                         f"{k} frame(s) synthesized between frames {last} and {b}, after a freeze "
+                                         f"of {run.length} duplicates of frame {a} (kept)"))
+            continue
         if count > max_run:
             run_action = (KEEP_FREEZE, f"{run.length if run else 0} duplicates{with_gaps} > max_run {max_run}: an "
                                        f"intentional freeze, kept")
