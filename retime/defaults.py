@@ -101,6 +101,10 @@ class Defaults:
     #: its original was, while a real frame that barely moves still moves along the motion (dimensionless; 0 turns
     #: the test off; docs/detection.md, "The position test").
     position_cut: float = 0.045
+    #: The same test's cut for a frame its decoded motion vectors call a repeat (vector_dip): a fast encoder moves
+    #: such repeats up to 0.10 of the way along the motion, while real frames in motion sit at 0.3 and beyond
+    #: (dimensionless; docs/detection.md, "The vectors judged at the fixed point").
+    vector_position_cut: float = 0.2
     #: Pass 1 scores grey frames averaged over blocks of this many pixels a side (every score and threshold above
     #: is per pixel of that picture): averaging removes most of the noise a fast encoder re-codes a repeated frame
     #: with, and little of the motion; one block size did best from 176x144 to 1280x720 (pixels).

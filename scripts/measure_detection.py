@@ -602,7 +602,8 @@ def sweep(cases: list[Case], top: int = 25) -> None:
     print()
 
 
-TUNABLE = ("threshold", "floor", "dip_ratio", "deep_ratio", "window", "min_motion", "vector_dip", "position_cut")
+TUNABLE = ("threshold", "floor", "dip_ratio", "deep_ratio", "window", "min_motion", "vector_dip", "position_cut",
+           "vector_position_cut")
 
 
 def main() -> None:
@@ -622,7 +623,9 @@ def main() -> None:
     parser.add_argument("--positions", choices=("all", "auto", "off"), default="all", help="give detect the "
                         "frames' inner products (the position test): always, as pass 1 does (all, the default), "
                         "only where the stream has no usable vectors (auto), or never (off)")
-    parser.add_argument("--cache", type=Path, help="pickle of the scored cases: reused when present, else written")
+    parser.add_argument("--cache", type=Path, nargs="+", help="pickle of the scored cases: reused when present, "
+                        "else written; several (all present) are pooled into one table, which is how case sets of "
+                        "different seeds are read together")
     args = parser.parse_args()
     overrides = {k: getattr(args, k) for k in TUNABLE
                  if getattr(args, k) is not None}
@@ -631,17 +634,29 @@ def main() -> None:
     USE_VECTORS = not args.no_vectors
     POSITIONS = args.positions
     t0 = time.time()
-    if args.cache and args.cache.exists():
-        cases = pickle.loads(args.cache.read_bytes())
+    caches = args.cache or []
+    if len(caches) > 1 and not all(c.exists() for c in caches):
+        parser.error("several --cache files are pooled, so each must exist: "
+                     + ", ".join(str(c) for c in caches if not c.exists()))
+    if caches and caches[0].exists():
+        cases, seen = [], set()
+        for case in (case for cache in caches for case in pickle.loads(cache.read_bytes())):
+            key = (case.clip, case.encoding, case.kind, case.seed)
+            if case.seed is None and key in seen:  # the originals and the pan are in every cache: count them once
+                continue
+            seen.add(key)
+            cases.append(case)
         if not any(getattr(c, "vectors", None) is not None for c in cases) and not args.no_vectors:
-            print(f"# warning: {args.cache} holds no motion vectors (written before they were read, or no "
-                  f"stream without B-frames): this measures the scores alone", file=sys.stderr)
+            print(f"# warning: {' '.join(map(str, caches))} hold no motion vectors (written before they were read, "
+                  f"or no stream without B-frames): this measures the scores alone", file=sys.stderr)
+        seeds = ", ".join(map(str, sorted({c.seed for c in cases if getattr(c, "seed", None) is not None})))
+        where = f"{len(caches)} cache(s) pooled, seeds {seeds or 'as cached'}"
     else:
         cases = build_cases(range(args.first_seed, args.first_seed + args.seeds), args.held_out)
-        if args.cache:
-            args.cache.write_bytes(pickle.dumps(cases))
-    print(f"# measure_detection: seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
-          f"block {args.block}{', held-out clips' if args.held_out else ''}\n")
+        if caches:
+            caches[0].write_bytes(pickle.dumps(cases))
+        where = f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
+    print(f"# measure_detection: {where}, block {args.block}{', held-out clips' if args.held_out else ''}\n")
     if args.blocks:
         report_blocks(cases, settings)
     select(cases, args.block)

@@ -619,9 +619,9 @@ def test_in_a_run_of_a_barely_moving_frame_and_its_repeat_the_repeat_stays():
     assert detect(s, gram=g).duplicates == [62]
 
 
-def test_certain_and_vector_taken_repeats_are_exempt_from_the_position_test():
+def test_certain_repeats_are_exempt_from_the_position_test_and_vector_taken_ones_get_the_wider_cut():
     positions = [2.0 * t for t in range(100)]
-    positions[71] = positions[70] + 0.3
+    positions[71] = positions[70] + 0.3  # 0.3 of the 4 pixels to frame 72: over position_cut, under the wider
     s, g = scores_and_gram(pan(positions))
     certain = list(s)
     certain[70] = DEFAULTS.duplicate_floor  # at the floor: a repeat whatever else is measured
@@ -631,9 +631,38 @@ def test_certain_and_vector_taken_repeats_are_exempt_from_the_position_test():
     slow[70] = 0.3
     v = moved_areas(99)
     v[70] = 0.01
-    assert detect(slow, vectors=v, gram=g).duplicates == [71]
+    d = detect(slow, vectors=v, gram=g)
+    assert d.duplicates == [71]
+    reason = d.runs[0].reasons[0]
+    assert "decoded motion vectors moved 0.010" in reason and "along the motion <= vector_position_cut 0.2" in reason
+    assert DEFAULTS.position_cut < float(reason.split("its position steps ")[1].split()[0]) <= 0.2
     slow[70] = 0.1  # a dip in score: now the scores take it, and the position test judges it
     assert detect(slow, gram=g).duplicates == []
+    positions[71] = positions[70] + 1.2  # 0.3 of the way: real motion, whatever the vectors say
+    _, g = scores_and_gram(pan(positions))
+    assert detect(slow, vectors=v, gram=g).duplicates == []
+
+
+def test_vectors_judge_again_at_the_fixed_point_a_repeat_taken_beside_a_freeze():
+    """A fast encoder's repeat right after a freeze: the dip takes it in the first round, when the frozen frames
+    beside it are not yet duplicates and their zero vectors drag its neighbours' moved level to nothing, so the
+    vectors cannot vouch for it then; against the final levels they do, and it gets the vectors' position cut."""
+    positions = [2.0 * t for t in range(100)]
+    for t in range(61, 71):
+        positions[t] = positions[60]  # a freeze: frames 61-70 hold frame 60's picture
+    positions[72] = positions[71] + 0.4  # the repeat after it steps 0.1 of the way to frame 73
+    _, g = scores_and_gram(pan(positions))
+    s = motion(99, level=1.1, jitter=0.1)
+    s[60:70] = np.linspace(0.1, 0.4, 10)  # the frozen frames, re-coded: above the floor
+    s[70] = 2.5  # the motion resumes
+    s[71] = 0.35  # the repeat: a dip
+    v = moved_areas(99, level=0.3)
+    v[60:70] = 0.0
+    v[71] = 0.01
+    d = detect(s, vectors=v, gram=g)
+    assert d.duplicates == list(range(61, 71)) + [72]
+    assert d.runs[0].freeze and "vector_position_cut" in d.runs[1].reasons[0]
+    assert detect(s, gram=g).duplicates == list(range(61, 71))  # by the scores alone: the position test drops 72
 
 
 def test_the_gram_must_match_the_scores():
@@ -646,3 +675,5 @@ def test_the_gram_must_match_the_scores():
         DetectionSettings(position_cut=1.0)
     with pytest.raises(UsageError, match="position_cut"):
         DetectionSettings(position_cut=-0.1)
+    with pytest.raises(UsageError, match=r"vector_position_cut=0.05 .*\[position_cut, 1\)"):
+        DetectionSettings(position_cut=0.1, vector_position_cut=0.05)

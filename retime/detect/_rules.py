@@ -120,14 +120,17 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
        ``motion >= min_motion``) is one when its frame's moved area is at most ``vector_dip`` times the local
        level of the neighbours' (:func:`local_motion` of the shares, duplicates and cuts left out, the smaller
        side), if that level is at least :data:`MIN_MOVED_LEVEL`: a repeat is predicted from the same place, real
-       motion moves blocks like the frames around it. Such a duplicate is exempt from the sharpness test of step
-       2. The vectors only add duplicates: a frame the scores take stays taken (several references, or a
+       motion moves blocks like the frames around it. At the fixed point the duplicates the dip took are judged
+       by the vectors again, against the final levels (a frame taken in an early round, beside frozen frames not
+       yet left out, saw a level dragged to nothing). The vectors' duplicates are exempt from the sharpness test
+       of step 2. The vectors only add duplicates: a frame the scores take stays taken (several references, or a
        motion search that chases coding noise, can give a repeat vectors).
-    4. Position: where the frames' inner products are given (``gram``), a duplicate the dip tests took (above
-       ``floor``, not by the vectors) in a run of at most ``max_run`` is dropped when it moves more than
-       ``position_cut`` of the way from the frame before its run to the frame after it, beyond where the frame
-       before it in the run sits (:func:`run_positions`; the largest such step of a run, one frame at a time): a
-       repeat stays where its original was, a real frame that barely moves still moves *along* the motion.
+    4. Position: where the frames' inner products are given (``gram``), a duplicate above ``floor`` in a run of
+       at most ``max_run`` is dropped when it moves more than ``position_cut`` (``vector_position_cut`` for the
+       vectors' duplicates: a fast encoder moves repeats further) of the way from the frame before its run to the
+       frame after it, beyond where the frame before it in the run sits (:func:`run_positions`; the largest such
+       step of a run, one frame at a time): a repeat stays where its original was, a real frame that barely moves
+       still moves *along* the motion.
        Steps 2 and 4 repeat until nothing changes.
 
     Args:
@@ -177,7 +180,15 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
             break
         dup |= new
         by_vectors |= new & still
-    judged_by_scores = ~certain & ~by_vectors
+    if known.any() and settings.vector_dip > 0:
+        # judged again against the final levels, as the scores are: a frame the dip took in an early round, beside
+        # frozen frames not yet left out of its neighbours' level, can be the vectors' repeat as well
+        late = _vectors_at_fixed_point(scores, shares, known, dup & ~certain & ~by_vectors, dup | cut, settings)
+        vouched = np.isfinite(late)
+        moved_at[vouched] = late[vouched]
+        by_vectors |= vouched
+    judged_by_scores = ~certain & ~by_vectors  # the sharpness test is for the scores' dips
+    cut_of = np.where(by_vectors, settings.vector_position_cut, settings.position_cut)
     step_at = np.full(scores.shape[0], np.nan)
     changed = True
     while changed:
@@ -196,13 +207,28 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
             if last - first + 1 > settings.max_run or not _positions_known(gram, first, last):
                 continue  # a freeze is kept whole anyway; beyond the gram's reach there is nothing to test
             steps = _position_steps(gram, first, last)
-            steps[~judged_by_scores[first:last + 1]] = np.nan  # NaN: not judged, or no direction to judge by
+            steps[certain[first:last + 1]] = np.nan  # NaN: not judged, or no direction to judge by
             step_at[first:last + 1] = steps
-            m = int(np.argmax(np.nan_to_num(steps, nan=-np.inf)))
-            if steps[m] > settings.position_cut:
+            with np.errstate(invalid="ignore"):
+                over = np.where(steps > cut_of[first:last + 1], steps, -np.inf)
+            m = int(np.argmax(over))
+            if np.isfinite(over[m]):
                 dup[first + m] = False  # one frame at a time: the rest of the run is judged again without it
                 changed = True
     return dup, motion_at, np.where(by_vectors, moved_at, np.nan), step_at
+
+
+def _vectors_at_fixed_point(scores: np.ndarray, shares: np.ndarray, known: np.ndarray, taken: np.ndarray,
+                            excluded: np.ndarray, settings: DetectionSettings) -> np.ndarray:
+    """For each ``taken`` frame the vectors would take against the final neighbour levels (``excluded``: the
+    duplicates and cuts of the fixed point), the neighbours' moved share it is compared with; NaN elsewhere."""
+    motion = local_motion(scores, excluded, settings.window)
+    moved = local_motion(shares, excluded | ~known, settings.window, larger=False)
+    with np.errstate(invalid="ignore"):
+        ceiling = np.fmax(settings.threshold, settings.deep_ratio * motion)
+        still = (taken & known & (moved >= MIN_MOVED_LEVEL) & (shares <= settings.vector_dip * moved)
+                 & (scores <= ceiling) & (motion >= settings.min_motion))
+    return np.where(still, moved, np.nan)
 
 
 def _positions_known(gram: np.ndarray, first: int, last: int) -> bool:
@@ -358,12 +384,16 @@ def _reason(score: float, motion: float, settings: DetectionSettings, share: flo
     ``step`` the position step where the position test judged it."""
     if score <= settings.floor:
         return f"score {score:.3f} <= floor {settings.floor:g} (identical up to coding noise)"
+
+    def position(cut_name: str, cut: float) -> str:
+        return "" if math.isnan(step) else \
+            f", its position steps {round(step, 3) + 0.0:.3f} along the motion <= {cut_name} {cut:g}"
+
     if not math.isnan(moved):
         return (f"score {score:.3f} <= {max(settings.threshold, settings.deep_ratio * motion):.3f} and its decoded "
                 f"motion vectors moved {share:.3f} of its inter-coded area <= vector_dip {settings.vector_dip:g} x "
-                f"the neighbours' {moved:.3f}")
+                f"the neighbours' {moved:.3f}{position('vector_position_cut', settings.vector_position_cut)}")
     ceiling = (f"<= threshold {settings.threshold:g}" if score <= settings.threshold
                else f"<= deep_ratio {settings.deep_ratio:g} x local motion (a deep dip)")
-    position = "" if math.isnan(step) else \
-        f", its position steps {round(step, 3) + 0.0:.3f} along the motion <= position_cut {settings.position_cut:g}"
-    return f"score {score:.3f} <= dip_ratio {settings.dip_ratio:g} x local motion {motion:.3f}, {ceiling}{position}"
+    return (f"score {score:.3f} <= dip_ratio {settings.dip_ratio:g} x local motion {motion:.3f}, {ceiling}"
+            f"{position('position_cut', settings.position_cut)}")
