@@ -675,5 +675,6 @@ def test_the_gram_must_match_the_scores():
         DetectionSettings(position_cut=1.0)
     with pytest.raises(UsageError, match="position_cut"):
         DetectionSettings(position_cut=-0.1)
-    with pytest.raises(UsageError, match=r"vector_position_cut=0.05 .*\[position_cut, 1\)"):
-        DetectionSettings(position_cut=0.1, vector_position_cut=0.05)
+    with pytest.raises(UsageError, match=r"vector_position_cut=1.5 .*\[0, 1\)"):
+        DetectionSettings(vector_position_cut=1.5)
+    DetectionSettings(position_cut=0.3)  # above vector_position_cut: the vectors' repeats are judged at 0.3 too

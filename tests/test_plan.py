@@ -214,6 +214,12 @@ def test_a_gap_right_after_a_freeze_is_filled_and_the_freeze_kept():
     assert inside.synthesized == 1
     long = with_gaps(16, [Gap(9, 4)], duplicates=range(3, 9))
     assert [g.action for g in long.gaps] == [KEEP_HOLD] and long.synthesized == 0
+    # max_run repeats with gaps inside and after them: not a freeze, so more than max_run frames to make are held
+    scores = scores_with(12, [3, 4, 5])
+    scores[5] = MOTION * 2  # frame 6 has moved for two intervals
+    short = plan_fix_drops(12, detect(scores), [Gap(4, 1), Gap(6, 1)])
+    assert [g.action for g in short.gaps] == [KEEP_HOLD, KEEP_HOLD] and short.synthesized == 0
+    assert short.runs[0].detail.startswith("3 duplicates (with 2 frame(s) of timestamp gaps) > max_run 3")
 
 
 def test_gap_plan_json_round_trip_and_checks():

@@ -129,8 +129,8 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
        at most ``max_run`` is dropped when it moves more than ``position_cut`` (``vector_position_cut`` for the
        vectors' duplicates: a fast encoder moves repeats further) of the way from the frame before its run to the
        frame after it, beyond where the frame before it in the run sits (:func:`run_positions`; the largest such
-       step of a run, one frame at a time): a repeat stays where its original was, a real frame that barely moves
-       still moves *along* the motion.
+       step of a run, one frame at a time, dropped when it is over its own cut): a repeat stays where its
+       original was, a real frame that barely moves still moves *along* the motion.
        Steps 2 and 4 repeat until nothing changes.
 
     Args:
@@ -188,7 +188,7 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
         moved_at[vouched] = late[vouched]
         by_vectors |= vouched
     judged_by_scores = ~certain & ~by_vectors  # the sharpness test is for the scores' dips
-    cut_of = np.where(by_vectors, settings.vector_position_cut, settings.position_cut)
+    cut_of = np.where(by_vectors, max(settings.position_cut, settings.vector_position_cut), settings.position_cut)
     step_at = np.full(scores.shape[0], np.nan)
     changed = True
     while changed:
@@ -209,10 +209,8 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
             steps = _position_steps(gram, first, last)
             steps[certain[first:last + 1]] = np.nan  # NaN: not judged, or no direction to judge by
             step_at[first:last + 1] = steps
-            with np.errstate(invalid="ignore"):
-                over = np.where(steps > cut_of[first:last + 1], steps, -np.inf)
-            m = int(np.argmax(over))
-            if np.isfinite(over[m]):
+            m = int(np.argmax(np.nan_to_num(steps, nan=-np.inf)))
+            if steps[m] > cut_of[first + m]:  # the frame that moved is the one that steps furthest
                 dup[first + m] = False  # one frame at a time: the rest of the run is judged again without it
                 changed = True
     return dup, motion_at, np.where(by_vectors, moved_at, np.nan), step_at
@@ -265,9 +263,10 @@ def detect(scores: Sequence[float], settings: DetectionSettings | None = None, *
             (:func:`previous_frame_vectors`: streams without B-frames only; NaN where a frame has none), or
             ``None``. Where known they decide between a repeat and slow motion (:func:`find_duplicates`).
         gram: ``(n, R + 1)`` int64, ``gram[t, k]`` = <B_t, B_t+k> of the scored (box-averaged) frames
-            (:class:`NeighbourGram`), or ``None``. Given, a frame the dip tests took is a duplicate only if its
+            (:class:`NeighbourGram`), or ``None``. Given, a duplicate above ``floor`` stays one only if its
             position on the way from the frame before its run to the one after it steps at most ``position_cut``
-            beyond the frame before it (:func:`find_duplicates`, step 4).
+            (``vector_position_cut`` for a repeat the vectors find) beyond the frame before it
+            (:func:`find_duplicates`, step 4).
 
     Returns:
         A :class:`Detection`. Frame ``i + 1`` is a duplicate when ``scores[i]`` passes the rule in the module

@@ -47,7 +47,7 @@ class DetectionSettings:
             steps more than this fraction of the way beyond the frame before it (dimensionless, in [0, 1); 0 turns
             the test off).
         vector_position_cut: the same test's cut for a frame whose motion vectors call it a repeat (``vector_dip``;
-            dimensionless, in [position_cut, 1)).
+            dimensionless, in [0, 1)); such a frame is judged at the larger of the two cuts.
 
     Raises:
         UsageError: a value is out of range (the message names the setting and the value).
@@ -89,8 +89,8 @@ class DetectionSettings:
              "a colour change in [cut_colour, 1]"),
             ("vector_dip", self.vector_dip, 0 <= self.vector_dip < 1, "a ratio in [0, 1)"),
             ("position_cut", self.position_cut, 0 <= self.position_cut < 1, "a fraction in [0, 1)"),
-            ("vector_position_cut", self.vector_position_cut, self.position_cut <= self.vector_position_cut < 1,
-             "a fraction in [position_cut, 1)"),
+            ("vector_position_cut", self.vector_position_cut, 0 <= self.vector_position_cut < 1,
+             "a fraction in [0, 1)"),
         ]
         for name, value, ok, expected in checks:
             if not ok:

@@ -60,7 +60,8 @@ class GapAction:
     Attributes:
         index: the source frame after the gap (B); A is ``index - 1``.
         missing: k, the frames missing (the output gets k frames there).
-        action: ``"interpolate"`` (k frames synthesized between the distinct frames around the gap),
+        action: ``"interpolate"`` (k frames synthesized between the distinct frames around the gap, or, right
+            after a freeze, between the freeze's last frame and B),
             ``"keep-hold"`` (more than ``max_run`` frames to make: A is held, k copies), ``"keep-cut"`` (a scene
             cut lies across it: A is held, nothing blended across the cut).
         detail: one line saying why.
@@ -171,9 +172,9 @@ def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()
     a gives a, x, c, d with x between a and c at t = 1/2). They are kept instead, checked in this order, when
     K > ``detection.settings.max_run`` (a freeze; a gap is held: each added frame copies the source frame before
     it), when nothing distinct follows (the run reaches the last frame) or when a scene cut lies between A and B.
-    One exception to the hold: a gap of at most ``max_run`` frames right after a freeze (the freeze's duplicates
-    alone longer than ``max_run``, the gap just before B) is where the motion resumed; the freeze is kept and the
-    gap's frames are synthesized between the freeze's last frame and B.
+    One exception to the hold: a gap of at most ``max_run`` frames right after a freeze (a run of more than
+    ``max_run`` duplicates, the gap just before B) is where the motion resumed; the freeze is kept and the gap's
+    frames are synthesized between the freeze's last frame and B.
 
     Args:
         n_frames: number of source frames (>= 1).
@@ -222,12 +223,14 @@ def plan_fix_drops(n_frames: int, detection: Detection, gaps: Sequence[Gap] = ()
         c = bisect.bisect_right(cuts, a)
         cut = cuts[c] if c < len(cuts) and cuts[c] <= b else None
         tail = _trailing_gap(entries, inner)
-        if count > max_run and run is not None and 0 < len(tail) <= max_run < count - len(tail) and b < n_frames \
-                and cut is None:
+        if run is not None and run.length > max_run and 0 < len(tail) <= max_run and b < n_frames and cut is None:
             # a gap right after a freeze: the pause is kept, and the frames missing where the motion resumed are
             # made from its last frame (frame A's picture, and the nearest: no window back to A) and B
             k, last = len(tail), entries[tail[0] - 1][1]
-            run_action = (KEEP_FREEZE, f"{run.length} duplicates > max_run {max_run}: an intentional freeze, kept")
+            inner_gaps = sum(g for i, g in stretch_gaps if i < b)
+            inside = f" (with {inner_gaps} frame(s) of timestamp gaps inside it, held)" if inner_gaps else ""
+            run_action = (KEEP_FREEZE, f"{run.length} duplicates{inside} > max_run {max_run}: an intentional "
+                                       f"freeze, kept; the {k} frame(s) missing after it are synthesized")
             for m, j in enumerate(tail, start=1):
                 frames[j] = Synth(last, b, m / (k + 1))
             run_actions.append(RunAction(run.start, run.length, a, b, *run_action))
