@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RETIME := $(VENV)/bin/retime
 
-.PHONY: setup weights clips demo test test-fast bench clean
+.PHONY: setup weights clips reference peers demo test test-fast bench clean
 
 # torch==2.13.0 first: it is the CPU build on this machine's disk; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -26,6 +26,11 @@ clips: $(STAMP)
 reference: $(STAMP)
 	$(PY) scripts/fetch_assets.py reference
 
+# The bench's one runnable peer, ffmpeg's minterpolate: an ffmpeg on PATH, else the static build imageio-ffmpeg's
+# wheel ships (68 MB; not needed by retime or its tests).
+peers: $(STAMP)
+	$(PY) -m pip install --quiet 'imageio-ffmpeg==0.8.1'
+
 # The main job on real footage: bigbuckbunny.mp4 has real duplicated frames from a 24->25 fps conversion.
 demo: setup
 	@mkdir -p out
@@ -39,7 +44,7 @@ test: setup reference
 test-fast: setup reference
 	$(PY) -m pytest -m "not slow"
 
-bench: setup reference
+bench: setup reference peers
 	$(PY) scripts/bench_suite.py --out docs/benchmarks.md
 
 clean:

@@ -1,11 +1,13 @@
-"""FFmpeg's ``minterpolate`` filter as a peer, when an ``ffmpeg`` executable is on ``PATH`` (never required).
+"""FFmpeg's ``minterpolate`` filter as a peer, when an ``ffmpeg`` executable is on ``PATH`` or comes with the
+``imageio-ffmpeg`` package (``make peers``, which ``make bench`` runs; never required).
 
 Settings as the measurement protocol asks: ``mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1`` (motion-compensated
 interpolation, adaptive overlapped block motion compensation, bidirectional motion estimation, variable-size block
 motion compensation), doubling the frame rate. Frames travel through pipes as raw RGB; no temporary files and no
 shell: the argument list is passed as a list.
 
-When no ``ffmpeg`` is found, :func:`unavailable_reason` says so and the bench prints that text in the column.
+When no ``ffmpeg`` is found, :func:`unavailable_reason` says so and the bench prints that text in the column;
+:func:`ffmpeg_version` names the one used.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 
 from retime_bench.metrics import psnr
 
-__all__ = ["MINTERPOLATE", "ffmpeg_path", "unavailable_reason", "minterpolate_middle", "minterpolate_video"]
+__all__ = ["MINTERPOLATE", "ffmpeg_path", "ffmpeg_version", "unavailable_reason", "minterpolate_middle",
+           "minterpolate_video"]
 
 #: The filter options of the protocol (docs/benchmarks.md); ``fps`` is added per call.
 MINTERPOLATE = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1"
@@ -29,15 +32,40 @@ MINTERPOLATE = "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1"
 #: none out; measured with FFmpeg 9.0), so the last frame is cloned once (``tpad``) before it: the in-between frames
 #: up to the real last frame then come out, and the bench reads no further.
 FLUSH = "tpad=stop_mode=clone:stop=1"
-NOT_ON_PATH = "not available (no ffmpeg on PATH)"
+NOT_ON_PATH = "not available (no ffmpeg on PATH, no imageio-ffmpeg: make peers)"
 #: An output frame at t = 0 must reproduce the first input frame to at least this PSNR (dB); otherwise the frames
 #: are not where the bench expects them and it reports the peer as failed rather than mis-aligned numbers.
 ALIGNMENT_PSNR = 30.0
 
 
 def ffmpeg_path() -> str | None:
-    """The ``ffmpeg`` executable on ``PATH``, or ``None``."""
-    return shutil.which("ffmpeg")
+    """The ``ffmpeg`` executable on ``PATH``, else the one the ``imageio-ffmpeg`` wheel ships, else ``None``."""
+    return shutil.which("ffmpeg") or _bundled_ffmpeg()
+
+
+def _bundled_ffmpeg() -> str | None:
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the package without a binary for this platform
+        return None
+
+
+def ffmpeg_version() -> str | None:
+    """The first line of ``ffmpeg -version`` of :func:`ffmpeg_path` (e.g. ``ffmpeg version n9.0.2-…``), or
+    ``None`` when there is none or it does not run."""
+    exe = ffmpeg_path()
+    if exe is None:
+        return None
+    try:
+        run = subprocess.run([exe, "-version"], capture_output=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    first = run.stdout.decode(errors="replace").splitlines()[:1]
+    return first[0].split(" Copyright")[0] if run.returncode == 0 and first else None
 
 
 def unavailable_reason() -> str | None:

@@ -58,7 +58,7 @@ def peak_rss_mib() -> float:
 
 
 def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]  # the checkout: retime_bench/ sits at its top
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=5, check=False)
@@ -76,6 +76,7 @@ def machine_info() -> dict[str, Any]:
     from retime import __version__
 
     from retime.interpolate import choose_device
+    from retime_bench.ffmpeg import ffmpeg_version
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     conv_dtype = choose_device("cpu")[1]
@@ -94,6 +95,7 @@ def machine_info() -> dict[str, Any]:
         "numpy": numpy.__version__,
         "pyav": av.__version__,
         "libavcodec": ".".join(str(x) for x in av.library_versions.get("libavcodec", ())) or None,
+        "ffmpeg": ffmpeg_version(),  # the executable the minterpolate peer runs, if any
         "os": f"{platform.system()} {platform.release()}",
         "retime": __version__,
         "commit": _git_commit(),

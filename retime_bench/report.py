@@ -192,6 +192,7 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
     return [f"- CPU: {machine['cpu']}{isa}, {machine['cores']} cores usable; GPU: {gpu}",
             f"- torch {machine['torch']} with {machine['torch_threads']} threads; Python {machine['python']}, "
             f"PyAV {machine['pyav']} (libavcodec {machine.get('libavcodec')}), numpy {machine['numpy']}",
+            f"- ffmpeg for the minterpolate peer: {machine.get('ffmpeg') or 'none'}",
             f"- retime {machine['retime']} (commit {machine.get('commit') or 'unknown'}), {machine['os']}",
             f"- date: {machine['date']}; 1-minute load average at the start: {machine.get('load_average_1min')}"
             f" (a load above the core count means other work shared the CPU and slowed the timings)"]

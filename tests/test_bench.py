@@ -154,11 +154,12 @@ def test_triplet_of_mixed_sizes_is_refused(tmp_path):
 
 def test_minterpolate_column_says_why_when_ffmpeg_is_absent(tmp_path, monkeypatch):
     monkeypatch.setattr(ffmpeg.shutil, "which", lambda name: None)
-    assert ffmpeg.unavailable_reason() == "not available (no ffmpeg on PATH)"
+    monkeypatch.setattr(ffmpeg, "_bundled_ffmpeg", lambda: None)
+    assert ffmpeg.unavailable_reason() == ffmpeg.NOT_ON_PATH and ffmpeg.ffmpeg_version() is None
     folder = _triplet(tmp_path / "t", TRIPLET_LAYOUTS[2], moving_frames(3, speed=2))
     result = quality_triplets(folder, interpolator=BlendInterpolator(), reference=None,
                               reference_reason="not available (test)")
-    assert result["methods"]["minterpolate"] == {"available": False, "reason": "not available (no ffmpeg on PATH)"}
+    assert result["methods"]["minterpolate"] == {"available": False, "reason": ffmpeg.NOT_ON_PATH}
     assert result["methods"]["reference"] == {"available": False, "reason": "not available (test)"}
     assert "psnr" not in result["methods"]["minterpolate"]
     assert result["retime_vs_reference"] == {"frames": 0}
@@ -393,8 +394,7 @@ def test_suite_writes_markdown_and_records_failures(moving_clip, tmp_path):
     text = out.read_text()
     assert "## Machine" in text and "torch" in text and "cores usable" in text
     assert "| moving.mkv (96x64, 4 frames rebuilt of 9) |" in text
-    assert "not run (--no-reference)" in text and "not available (no ffmpeg on PATH)" in text or \
-        ffmpeg.ffmpeg_path() is not None
+    assert "not run (--no-reference)" in text and ffmpeg.NOT_ON_PATH in text or ffmpeg.ffmpeg_path() is not None
     assert "missing" in text and "absent.mp4" in text
     assert json.loads(js.read_text())["items"][-1]["error"].startswith("missing")
 
