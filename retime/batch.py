@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retime.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, RetimeError, UsageError
+from retime.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, OutputError, RetimeError, UsageError
 from retime.executor import ExecutorSettings, TaskFailure, run_tasks
 
 __all__ = ["MANIFEST", "VIDEO_GLOBS", "BatchResult", "FileOutcome", "find_inputs", "run_folder"]
@@ -160,6 +160,7 @@ def run_folder(command: str, input_dir: str | os.PathLike, output_dir: str | os.
 
     Raises:
         UsageError: bad ``jobs``, OUT is IN, OUT is a file, or no input matched.
+        OutputError: OUT cannot be created.
         KeyboardInterrupt: the batch was interrupted (the manifest keeps what finished; workers remove their
             partial outputs).
     """
@@ -179,7 +180,10 @@ def run_folder(command: str, input_dir: str | os.PathLike, output_dir: str | os.
     if not inputs:
         raise UsageError(f"{source_dir}: no file matches {', '.join(globs)}" + ("" if recursive else
                                                                                  " (--recursive for sub-folders)"))
-    target_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{target_dir}: cannot create the output folder ({exc.strerror or exc})") from None
     manifest_path = target_dir / MANIFEST
     manifest = _read_manifest(manifest_path)
     entries: dict[str, Any] = manifest.get("files", {})

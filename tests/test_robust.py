@@ -60,8 +60,8 @@ def _default_sigint() -> None:
 
 def launch(*args, flags=("--blend",), **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.Popen([sys.executable, str(LAUNCHER), *flags, "--", *map(str, args)], env=env,
-                            preexec_fn=_default_sigint, **kwargs)
+    kwargs.setdefault("preexec_fn", _default_sigint)
+    return subprocess.Popen([sys.executable, str(LAUNCHER), *flags, "--", *map(str, args)], env=env, **kwargs)
 
 
 def frame_count(path: Path) -> int:
@@ -611,3 +611,94 @@ def test_empty_stdin_and_terminals_are_one_line_errors(tmp_path):
     _, err = run.communicate(b"", timeout=60)
     assert run.returncode == EXIT_INPUT and err.decode().strip().count("\n") == 0 and "stdin" in err.decode()
     only(tmp_path)
+
+
+# --- 9. session 15's adversarial pass: stdout closed or full, stream names, folders, reports, named pipes --------
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["detect", "{small}"], EXIT_OUTPUT, "cannot write to stdout: it is closed"),
+    (["fix-drops", "{small}", "-"], EXIT_OUTPUT, "OUT is -, but stdout is closed"),
+    (["fix-drops", "{small}", "{tmp}/o.mkv", "--codec", "ffv1"], 0, None),  # the summary is on stderr
+])
+def test_a_stdout_closed_from_the_start_fails_only_a_command_that_writes_to_it(small, tmp_path, args, code, message):
+    argv = [a.format(small=small, tmp=tmp_path) for a in args]
+    run = launch(*argv, stderr=subprocess.PIPE, preexec_fn=lambda: (_default_sigint(), os.close(1)))
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == code, stderr
+    lines = stderr.decode().splitlines()
+    if message is None:
+        assert (tmp_path / "o.mkv").exists() and not any("error" in line for line in lines)
+    else:
+        assert lines == [f"retime: error: {message}"] and not (tmp_path / "o.mkv").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_full_stdout_is_an_output_error(small, json_flag):
+    with open("/dev/full", "wb") as full:
+        run = launch("detect", small, *json_flag, stdout=full, stderr=subprocess.PIPE)
+        _, stderr = run.communicate(timeout=120)
+    assert run.returncode == EXIT_OUTPUT
+    assert stderr.decode().splitlines() == ["retime: error: disk full: stdout: No space left on device"]
+
+
+def test_errors_of_a_piped_run_name_stdin_and_stdout_not_the_spools(tmp_path, clips):
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video\n")
+    with open(text, "rb") as stdin:
+        run = launch("fix-drops", "-", tmp_path / "o.mkv", stdin=stdin, stderr=subprocess.PIPE)
+        _, stderr = run.communicate(timeout=120)
+    assert run.returncode == EXIT_INPUT and stderr.decode().startswith("retime: error: stdin: ")
+    # a subtitle stream NUT (stdout's container) cannot hold: the advice is a file, not another extension
+    subs = clips["subtitled"].path
+    with open(tmp_path / "p.nut", "wb") as stdout:
+        run = launch("fix-drops", subs, "-", stdout=stdout, stderr=subprocess.PIPE)
+        _, stderr = run.communicate(timeout=120)
+    line = stderr.decode().strip()
+    assert run.returncode == EXIT_OUTPUT and line.startswith("retime: error: stdout: the NUT container")
+    assert "write OUT to a file such as out.mkv instead of -" in line and "retime-pipe-" not in line
+
+
+def test_a_named_pipe_as_in_is_read_once_and_spooled(small, tmp_path):
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    run = launch("fix-drops", fifo, tmp_path / "o.mkv", "--codec", "ffv1", stderr=subprocess.PIPE)
+    with open(fifo, "wb") as writer:  # blocks until retime opens it: one read, as a pipe allows
+        writer.write(small.read_bytes())
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    assert frame_count(tmp_path / "o.mkv") == 12
+
+
+def test_folder_runs_refuse_stdout_and_an_uncreatable_out(tmp_path, small):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(small.read_bytes())
+    line = one_error_line(invoke("fix-drops", folder, "-"), EXIT_USAGE)
+    assert "OUT must be a folder too, not -" in line
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = one_error_line(invoke("fix-drops", folder, blocker / "sub"), EXIT_OUTPUT)
+    assert "cannot create the output folder" in line
+
+
+def test_a_report_never_replaces_a_file_that_is_not_a_report(small, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    out = tmp_path / "o.mkv"
+    line = one_error_line(invoke("fix-drops", small, out, "--codec", "ffv1", "--report", notes), EXIT_OUTPUT)
+    assert "not a retime report" in line and "-y" in line
+    assert notes.read_text() == "my notes\n" and not out.exists()
+    line = one_error_line(invoke("detect", small, "--report", notes), EXIT_OUTPUT)
+    assert "not a retime report" in line and "-y" not in line  # detect has no -y
+    report = tmp_path / "r.json"
+    assert invoke("detect", small, "--report", report).exit_code == 0
+    assert invoke("detect", small, "--report", report).exit_code == 0  # its own earlier report: replaced
+    assert invoke("fix-drops", small, out, "--codec", "ffv1", "--report", notes, "-y").exit_code == 0
+    assert json.loads(notes.read_text())["retime"]
+
+
+def test_detection_options_out_of_range_are_named_as_options(small):
+    assert "--threshold must be" in one_error_line(invoke("detect", small, "--threshold", "100"), EXIT_USAGE)
+    assert "--scene-cut must be" in one_error_line(invoke("detect", small, "--scene-cut", "5"), EXIT_USAGE)

@@ -27,6 +27,12 @@ from retime.errors import EXIT_SOME_FAILED, UsageError
 def _settings(threshold: float, max_run: int, scene_cut: float):
     from retime.detect import DetectionSettings
 
+    # the options' own ranges, in their own names (the settings' check names the rule a value breaks)
+    if not DEFAULTS.duplicate_floor <= threshold < DEFAULTS.cut_min:
+        raise UsageError(f"--threshold must be at least {DEFAULTS.duplicate_floor:g} and below {DEFAULTS.cut_min:g} "
+                         f"grey levels (the least score a scene cut can have), got {threshold:g}")
+    if not DEFAULTS.cut_min <= scene_cut <= 255:
+        raise UsageError(f"--scene-cut must be in [{DEFAULTS.cut_min:g}, 255] grey levels, got {scene_cut:g}")
     return DetectionSettings(threshold=threshold, max_run=max_run, scene_cut=scene_cut)
 
 
@@ -72,13 +78,17 @@ def _folder(command: str, input: Path, output: Path, jobs: int, glob: list[str] 
             report: Path | None, quiet: bool, options: dict, executor=None) -> None:
     """IN is a folder: every video in it through the same command (:func:`retime.batch.run_folder`); one line per
     file as it finishes, one summary, exit 6 if any file failed."""
-    from retime.batch import VIDEO_GLOBS, run_folder
+    from retime.batch import MANIFEST, VIDEO_GLOBS, run_folder
 
     if report is not None:
         raise UsageError("--report is for one file; a folder run writes each report under OUT/.retime-reports and "
                          "lists them in OUT/retime-manifest.json")
-    result = run_folder(command, input, output, jobs=jobs or 1, globs=tuple(glob) if glob else VIDEO_GLOBS,
-                        recursive=recursive, on_file=None if quiet else _file_line, executor=executor, **options)
+    try:
+        result = run_folder(command, input, output, jobs=jobs or 1, globs=tuple(glob) if glob else VIDEO_GLOBS,
+                            recursive=recursive, on_file=None if quiet else _file_line, executor=executor, **options)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted; the files reported done are kept in {output} (listed in "
+                                f"{output}/{MANIFEST}), the rest were not written") from None
     _batch_summary(result, quiet=quiet)
     if result.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
@@ -91,14 +101,16 @@ def _run(command: str, run, input: Path, output: Path, jobs: int | None, glob: l
     plan_to = PLAN_TO.get()
     if plan_to is not None:
         return _plan(command, input, output, plan_to, chunk_seconds, quiet, options)
-    if input.is_dir():
+    if not is_stdio(input) and input.is_dir():  # - is stdin, even beside a folder named -
+        if is_stdio(output):
+            raise UsageError("IN is a folder, so OUT must be a folder too, not - (stdout carries one video)")
         if chunk_seconds is not None:
             raise UsageError("--chunk-seconds is for one file; a folder already runs its files in parallel (--jobs)")
         return _folder(command, input, output, jobs, glob, recursive, report, quiet, options, executor)
     if chunk_seconds is None and executor.kind != "local":
         raise UsageError("--executor ray runs a folder's files or a file's chunks: give a folder, or --chunk-seconds S")
     configure_process()
-    _check_report(report, avoid=(input, output))
+    _check_report(report, avoid=(input, output), overwrite=bool(options.get("overwrite")))
     with piped(input, output, options) as (source, target, options):
         with _Bar(not quiet) as bar:
             if chunk_seconds is None:
@@ -249,11 +261,11 @@ def detect_cmd(
     from retime.pipeline import analyse
 
     settings = _settings(threshold, max_run, scene_cut)
-    _check_report(report, avoid=(input,))
+    _check_report(report, avoid=(input,), overwrite=None)  # detect has no -y
     with _Bar(not quiet and not as_json) as bar:
         analysis = analyse(input, settings, progress=bar)
     data = analysis.to_dict()
-    _write_report(report, data, avoid=(input,))
+    _write_report(report, data, avoid=(input,), overwrite=None)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     elif not quiet:

@@ -1,10 +1,13 @@
 """The one exit point of every command: a RetimeError becomes one line and its exit code, Ctrl-C/SIGTERM/SIGHUP
-130, a closed stdout 141, anything else 1 (the traceback with ``--debug``)."""
+130, a closed stdout 141 (its reader gone) or 4 (closed before the run, or full), anything else 1 (the traceback
+with ``--debug``)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import io
 import os
 import signal
 import sys
@@ -14,7 +17,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-from retime.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, RetimeError
+from retime.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, OutputError, RetimeError
 
 class _Console(Console):
     """A Rich console whose closed pipe ends the run like Unix filters (exit 141, silent), not Rich's exit 1."""
@@ -45,10 +48,19 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
         # does) instead of failing on it.
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(errors="surrogateescape")
+        if sys.stdout is None:  # started with stdout closed (`>&-`): only a write to it is an error
+            sys.stdout = _ClosedStdout()
         previous = _signals_as_interrupt()
         try:
-            command(*args, **kwargs)
-            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            try:
+                command(*args, **kwargs)
+                sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise OutputError(f"disk full: {exc.filename or 'stdout'}: {exc.strerror}") from None
+                if isinstance(sys.stdout, _ClosedStdout) and exc.errno == errno.EBADF:
+                    raise OutputError("cannot write to stdout: it is closed") from None
+                raise
         except typer.Exit:
             raise
         except BrokenPipeError:
@@ -59,10 +71,10 @@ def exit_point(command: Callable[..., None]) -> Callable[..., None]:
                 traceback.print_exc()
             _fail(str(exc))
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if debug:
                 traceback.print_exc()
-            _fail("interrupted; no output was written")
+            _fail(str(exc) or "interrupted; no output was written")  # a folder run says what it kept
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:  # a bug: one line, the traceback on request
             if debug:
@@ -102,3 +114,23 @@ def _silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+class _ClosedStdout(io.TextIOBase):
+    """What ``sys.stdout`` is when the process started without one: writing raises ``OSError(EBADF)`` (an output
+    error), flushing and asking whether it is a terminal do not."""
+
+    closed_at_start = True  # what retime.cli._pipes checks before OUT - does any work
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    @property
+    def buffer(self):
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass

@@ -57,9 +57,10 @@ class _Bar:
             self.progress.update(task, completed=done, total=max(total or 0, done) or None)
 
 
-def _check_report(path: Path | None, *, avoid: tuple[Path, ...] = ()) -> None:
+def _check_report(path: Path | None, *, avoid: tuple[Path, ...] = (), overwrite: bool | None = False) -> None:
     """Reject a --report path that cannot work before any video is written (so a failing report never leaves a
-    finished OUT behind an error exit)."""
+    finished OUT behind an error exit). An existing file is replaced only when it is an earlier retime report or
+    with ``overwrite`` (``-y``; ``None``: the command has no ``-y``)."""
     if path is None:
         return
     for other in avoid:
@@ -67,16 +68,30 @@ def _check_report(path: Path | None, *, avoid: tuple[Path, ...] = ()) -> None:
             raise OutputError(f"{path}: the report would overwrite a video; choose another --report path")
     if path.is_dir():
         raise OutputError(f"{path}: is a directory; give a report file name")
+    if path.exists() and not overwrite and not _is_report(path):
+        raise OutputError(f"{path}: exists and is not a retime report; choose another --report path"
+                          f"{'' if overwrite is None else ' (or -y to replace it)'}")
     if not path.resolve().parent.is_dir():
         raise OutputError(f"{path}: cannot write the report: the folder {path.resolve().parent} does not exist")
 
 
-def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = ()) -> None:
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` starts like the JSON reports retime writes (``{"retime": "<version>", ...``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head.replace(b" ", b"").replace(b"\n", b"").startswith(b'{"retime":"')
+
+
+def _write_report(path: Path | None, data: dict, *, avoid: tuple[Path, ...] = (),
+                  overwrite: bool | None = False) -> None:
     """Write ``data`` as JSON to ``path`` atomically (locked temp file + rename; ``detect``'s report: the video
     commands commit theirs with the video)."""
     if path is None:
         return
-    _check_report(path, avoid=avoid)
+    _check_report(path, avoid=avoid, overwrite=overwrite)
     from retime.media.encode import write_atomically
 
     write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())

@@ -144,9 +144,9 @@ def fitting_codecs(muxer: str) -> list[str]:
 
 def _refused(label: Path, container: str, encoder: str, muxer: str) -> OutputError:
     fits = fitting_codecs(muxer)
-    hint = f"use --codec {' or '.join(fits)}" if fits else "no codec of this FFmpeg build fits it"
-    return OutputError(f"{label}: the {container} container cannot hold {encoder} video; {hint}, or another "
-                       f"extension such as .mkv")
+    hint = (f"use --codec {' or '.join(fits)}, or another extension such as .mkv" if fits else
+            "no video codec of this FFmpeg build fits it: use another extension such as .mkv")
+    return OutputError(f"{label}: the {container} container cannot hold {encoder} video; {hint}")
 
 
 def _max_bits(encoder: str) -> int:
