@@ -73,14 +73,18 @@ def find_inputs(folder: Path, *, globs: Sequence[str] = VIDEO_GLOBS, recursive: 
                 exclude: Path | None = None) -> list[Path]:
     """The files under ``folder`` matching any of ``globs`` (case-insensitive), sorted, relative to ``folder``.
 
-    ``exclude``: a folder to leave out (OUT_DIR inside IN_DIR), so that outputs are never taken as inputs.
+    ``exclude``: a folder to leave out (OUT_DIR inside IN_DIR), so that outputs are never taken as inputs. With
+    ``recursive``, a sub-folder holding a retime manifest (the OUT of an earlier folder run) is left out too.
     """
     folder = folder.resolve()
     patterns = [g.lower() for g in globs]
     found = []
     candidates = folder.rglob("*") if recursive else folder.iterdir()
+    skipped = [exclude.resolve()] if exclude is not None else []
+    if recursive:
+        skipped += [m.parent for m in folder.rglob(MANIFEST) if m.parent != folder]
     for path in candidates:
-        if not path.is_file() or (exclude is not None and path.resolve().is_relative_to(exclude.resolve())):
+        if not path.is_file() or any(path.resolve().is_relative_to(s) for s in skipped):
             continue
         name = path.name.lower()
         if any(Path(name).match(p) for p in patterns):

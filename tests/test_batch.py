@@ -52,6 +52,10 @@ def test_find_inputs_matches_video_extensions_case_insensitively(folder):
     assert find_inputs(folder, recursive=True) == [Path("a.mkv"), Path("b.MKV"), Path("sub/c.mkv")]
     assert find_inputs(folder, globs=("a.*",)) == [Path("a.mkv")]
     assert find_inputs(folder, recursive=True, exclude=folder / "sub") == [Path("a.mkv"), Path("b.MKV")]
+    # a sub-folder holding a manifest is an earlier folder run's OUT: its videos are outputs, not inputs
+    (folder / "sub" / MANIFEST).write_text("{}")
+    assert find_inputs(folder, recursive=True) == [Path("a.mkv"), Path("b.MKV")]
+    assert find_inputs(folder / "sub") == [Path("c.mkv")]  # given as IN itself, it is read
 
 
 def test_each_output_equals_its_single_file_run(folder, tmp_path):

@@ -215,7 +215,8 @@ def load_state_dict(path: Path, expected_sha256: str | None = None) -> dict[str,
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated/garbage files
-        raise ModelError(f"cannot read model weights {path} ({type(exc).__name__}): {FETCH_HINT}") from None
+        raise ModelError(f"cannot read model weights {path}: not a PyTorch checkpoint, or a truncated one "
+                         f"({type(exc).__name__} while unpickling): {FETCH_HINT}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
