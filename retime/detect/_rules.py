@@ -164,7 +164,6 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
         motion_at[~dup] = motion[~dup]
         with np.errstate(invalid="ignore"):  # NaN motion: no dip
             ceiling = np.fmax(settings.threshold, settings.deep_ratio * motion)
-            candidate = ~dup & (scores <= ceiling) & (motion >= settings.min_motion)
             dip = scores <= settings.dip_ratio * motion
             still = np.zeros(scores.shape, bool)
             if known.any() and settings.vector_dip > 0:
@@ -175,17 +174,17 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                 judged = known & (moved >= MIN_MOVED_LEVEL)
                 still = judged & (shares <= settings.vector_dip * moved)
                 moved_at[~dup] = np.where(judged, moved, np.nan)[~dup]
-            new = candidate & (dip | still)
+            fits = (scores <= ceiling) & (motion >= settings.min_motion)
+            new = ~dup & fits & (dip | still)
         if not new.any():
             break
         dup |= new
         by_vectors |= new & still
-    if known.any() and settings.vector_dip > 0:
-        # judged again against the final levels, as the scores are: a frame the dip took in an early round, beside
-        # frozen frames not yet left out of its neighbours' level, can be the vectors' repeat as well
-        late = _vectors_at_fixed_point(scores, shares, known, dup & ~certain & ~by_vectors, dup | cut, settings)
-        vouched = np.isfinite(late)
-        moved_at[vouched] = late[vouched]
+    # the last round's levels are the final ones: judged against them, as the scores are, a frame the dip took in an
+    # early round (beside frozen frames not yet left out of its neighbours' level) can be the vectors' repeat too
+    vouched = dup & ~certain & ~by_vectors & fits & still
+    if vouched.any():
+        moved_at[vouched] = moved[vouched]
         by_vectors |= vouched
     judged_by_scores = ~certain & ~by_vectors  # the sharpness test is for the scores' dips
     cut_of = np.where(by_vectors, max(settings.position_cut, settings.vector_position_cut), settings.position_cut)
@@ -214,19 +213,6 @@ def find_duplicates(scores: np.ndarray, settings: DetectionSettings,
                 dup[first + m] = False  # one frame at a time: the rest of the run is judged again without it
                 changed = True
     return dup, motion_at, np.where(by_vectors, moved_at, np.nan), step_at
-
-
-def _vectors_at_fixed_point(scores: np.ndarray, shares: np.ndarray, known: np.ndarray, taken: np.ndarray,
-                            excluded: np.ndarray, settings: DetectionSettings) -> np.ndarray:
-    """For each ``taken`` frame the vectors would take against the final neighbour levels (``excluded``: the
-    duplicates and cuts of the fixed point), the neighbours' moved share it is compared with; NaN elsewhere."""
-    motion = local_motion(scores, excluded, settings.window)
-    moved = local_motion(shares, excluded | ~known, settings.window, larger=False)
-    with np.errstate(invalid="ignore"):
-        ceiling = np.fmax(settings.threshold, settings.deep_ratio * motion)
-        still = (taken & known & (moved >= MIN_MOVED_LEVEL) & (shares <= settings.vector_dip * moved)
-                 & (scores <= ceiling) & (motion >= settings.min_motion))
-    return np.where(still, moved, np.nan)
 
 
 def _positions_known(gram: np.ndarray, first: int, last: int) -> bool:
